@@ -250,6 +250,9 @@ func (c *Cluster) start(ctx context.Context, owner *owner, ephemeral bool) error
 	// If this process dies without stopping the server (a crash, SIGKILL in
 	// a test), the server shuts down instead of lingering as an orphan.
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGINT
+	// Its own process group: a Ctrl-C in the terminal goes to the bot, which
+	// stops its jobs before it stops the database they use.
+	cmd.SysProcAttr.Setpgid = true
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("pgcluster: start postgres: %w", err)
 	}

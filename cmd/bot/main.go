@@ -1,0 +1,67 @@
+// Command bot is deploybot: a GitHub App that turns pull requests into
+// preview environments and merges into production deploys.
+//
+//	bot serve   [--config config.yml]   receive webhooks and run pipelines
+//	bot migrate [--config config.yml] up|down|status
+//
+// This file and its neighbours only wire packages together; the behaviour
+// lives in handlers/, pipeline/ and internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `deploybot — preview environments and production deploys for GitHub pull requests
+
+Usage:
+  bot serve   [--config FILE]            receive GitHub webhooks and run pipelines
+  bot migrate [--config FILE] up|down|status
+                                         manage the database schema (serve migrates up by itself)
+
+The config file defaults to config.yml; config.example.yml documents every key.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "bot:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is main without process globals, so tests can call it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serveCmd(ctx, args, stderr, getenv)
+	case "migrate":
+		return migrateCmd(ctx, args, stdout, stderr, getenv)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// configFlag registers --config on fs.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "config.yml", "path of the YAML config file")
+}

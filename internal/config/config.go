@@ -1,0 +1,238 @@
+// Package config reads the bot's YAML configuration.
+//
+// Reading is strict: an unknown key or a value of the wrong type is an error
+// that names the file, line and key, because a deploy bot that silently
+// ignores a misspelt setting deploys the wrong thing. Secrets may live in the
+// file, but are better given as environment variables or files (see Secret).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Server     Server     `yaml:"server"`
+	Database   Database   `yaml:"database"`
+	DataDir    string     `yaml:"data_dir"`
+	GitHub     GitHub     `yaml:"github"`
+	Neon       Neon       `yaml:"neon"`
+	Cloudflare Cloudflare `yaml:"cloudflare"`
+	Jobs       Jobs       `yaml:"jobs"`
+	Log        Log        `yaml:"log"`
+
+	file  string
+	lines map[string]int
+}
+
+// Server is the HTTP listener that receives webhooks.
+type Server struct {
+	Address         string   `yaml:"address"`
+	PublicURL       string   `yaml:"public_url"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Database says where the bot keeps its state.
+type Database struct {
+	// URL of a PostgreSQL database. Empty: the bot runs a private cluster
+	// under DataDir.
+	URL Secret `yaml:"url"`
+}
+
+// GitHub is the GitHub App the bot acts as.
+type GitHub struct {
+	V3APIURL string    `yaml:"v3_api_url"`
+	V4APIURL string    `yaml:"v4_api_url"`
+	App      GitHubApp `yaml:"app"`
+}
+
+// GitHubApp holds the App's identity and secrets.
+type GitHubApp struct {
+	IntegrationID int64  `yaml:"integration_id"`
+	WebhookSecret Secret `yaml:"webhook_secret"`
+	PrivateKey    Secret `yaml:"private_key"`
+}
+
+// Neon is the Neon API account used for database branches.
+type Neon struct {
+	APIURL string `yaml:"api_url"`
+	APIKey Secret `yaml:"api_key"`
+}
+
+// Cloudflare is the Cloudflare account used for Workers and hostnames.
+type Cloudflare struct {
+	APIURL   string `yaml:"api_url"`
+	APIToken Secret `yaml:"api_token"`
+}
+
+// Jobs tunes the durable job queue.
+type Jobs struct {
+	Workers int `yaml:"workers"`
+}
+
+// Log selects log verbosity and format.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Defaults is the configuration before any file is applied.
+func Defaults() Config {
+	return Config{
+		Server:  Server{Address: ":8080", ShutdownTimeout: Duration(30 * time.Second)},
+		DataDir: ".deploybot",
+		GitHub: GitHub{
+			V3APIURL: "https://api.github.com/",
+			V4APIURL: "https://api.github.com/graphql",
+		},
+		Neon:       Neon{APIURL: "https://console.neon.tech/api/v2"},
+		Cloudflare: Cloudflare{APIURL: "https://api.cloudflare.com/client/v4"},
+		Jobs:       Jobs{Workers: 10},
+		Log:        Log{Level: "info", Format: "json"},
+	}
+}
+
+// Environment variables that supply a secret when the file does not.
+const (
+	EnvDatabaseURL     = "DEPLOYBOT_DATABASE_URL"
+	EnvWebhookSecret   = "DEPLOYBOT_WEBHOOK_SECRET"
+	EnvPrivateKey      = "DEPLOYBOT_GITHUB_PRIVATE_KEY"
+	EnvNeonAPIKey      = "DEPLOYBOT_NEON_API_KEY"
+	EnvCloudflareToken = "DEPLOYBOT_CLOUDFLARE_API_TOKEN"
+)
+
+// Load reads and validates the file at path. Secrets are resolved from the
+// file, the environment (getenv) and secret files.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("config: %s does not exist (start from config.example.yml, or pass --config)", path)
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data, getenv)
+}
+
+// Parse is Load for a file already read; name is used in errors.
+func Parse(name string, data []byte, getenv func(string) string) (*Config, error) {
+	cfg := Defaults()
+	cfg.file = name
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	d := &decoder{file: name, lines: map[string]int{}}
+	d.decode(&root, "", reflect.ValueOf(&cfg).Elem())
+	if len(d.errs) > 0 {
+		return nil, errors.Join(d.errs...)
+	}
+	cfg.lines = d.lines
+	cfg.resolveSecrets(getenv, d)
+	if len(d.errs) > 0 {
+		return nil, errors.Join(d.errs...)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// File is the path the configuration was read from.
+func (c *Config) File() string { return c.file }
+
+func (c *Config) resolveSecrets(getenv func(string) string, d *decoder) {
+	for _, s := range []struct {
+		key string
+		sec *Secret
+		env string
+	}{
+		{"database.url", &c.Database.URL, EnvDatabaseURL},
+		{"github.app.webhook_secret", &c.GitHub.App.WebhookSecret, EnvWebhookSecret},
+		{"github.app.private_key", &c.GitHub.App.PrivateKey, EnvPrivateKey},
+		{"neon.api_key", &c.Neon.APIKey, EnvNeonAPIKey},
+		{"cloudflare.api_token", &c.Cloudflare.APIToken, EnvCloudflareToken},
+	} {
+		if err := s.sec.resolve(getenv, s.env); err != nil {
+			d.fail(c.lines[s.key], s.key, "%v", err)
+		}
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	fail := func(key, format string, args ...any) {
+		errs = append(errs, &Error{File: c.file, Line: c.lines[key], Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.GitHub.App.WebhookSecret.Value() == "" {
+		fail("github.app.webhook_secret", "is empty: the bot will not accept unsigned webhooks (set it, or %s)", EnvWebhookSecret)
+	}
+	if c.GitHub.App.IntegrationID < 0 {
+		fail("github.app.integration_id", "must be the App's numeric id")
+	}
+	for key, u := range map[string]string{
+		"github.v3_api_url":  c.GitHub.V3APIURL,
+		"github.v4_api_url":  c.GitHub.V4APIURL,
+		"neon.api_url":       c.Neon.APIURL,
+		"cloudflare.api_url": c.Cloudflare.APIURL,
+	} {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			fail(key, "%q is not an http(s) URL", u)
+		}
+	}
+	if c.Server.PublicURL != "" {
+		if p, err := url.Parse(c.Server.PublicURL); err != nil || p.Host == "" {
+			fail("server.public_url", "%q is not a URL", c.Server.PublicURL)
+		}
+	}
+	if c.Server.Address == "" {
+		fail("server.address", "is empty (e.g. \":8080\")")
+	}
+	if c.Server.ShutdownTimeout <= 0 {
+		fail("server.shutdown_timeout", "must be positive")
+	}
+	if c.DataDir == "" {
+		fail("data_dir", "is empty")
+	}
+	if c.Jobs.Workers < 1 || c.Jobs.Workers > 1000 {
+		fail("jobs.workers", "must be between 1 and 1000, not %d", c.Jobs.Workers)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		fail("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		fail("log.format", "%q is not one of json, console", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// Duration is a time.Duration written like "30s" or "5m".
+type Duration time.Duration
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("%q is not a duration (e.g. 30s, 5m)", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Std is d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }

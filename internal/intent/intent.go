@@ -1,0 +1,184 @@
+// Package intent names what a webhook asks the bot to do.
+//
+// Handlers turn GitHub events into intents; each intent is also the argument
+// of a durable River job (it implements river.JobArgs through Kind), so what
+// a delivery asked for survives restarts and is retried until done. Intents
+// carry only what the pipelines need to act, never a credential.
+package intent
+
+// Intent is one kind of work requested by a delivery.
+type Intent interface {
+	// Kind is the River job kind, stable across releases: queued jobs are
+	// matched to workers by it.
+	Kind() string
+	// Delivery is the metadata of the webhook that asked for it.
+	Delivery() Meta
+}
+
+// Meta identifies the delivery and where it came from.
+type Meta struct {
+	DeliveryID     string `json:"delivery_id"`
+	Event          string `json:"event"`
+	Action         string `json:"action,omitempty"`
+	InstallationID int64  `json:"installation_id"`
+	Repo           Repo   `json:"repo"`
+	// Sender is the login of the user or bot that triggered the event.
+	Sender string `json:"sender,omitempty"`
+}
+
+// Delivery returns m; embedding Meta gives every intent its Delivery method.
+func (m Meta) Delivery() Meta { return m }
+
+// Repo is a repository by id and name (the name can change, the id cannot).
+type Repo struct {
+	ID            int64  `json:"id"`
+	Owner         string `json:"owner"`
+	Name          string `json:"name"`
+	DefaultBranch string `json:"default_branch,omitempty"`
+}
+
+// FullName is "owner/name".
+func (r Repo) FullName() string {
+	if r.Owner == "" && r.Name == "" {
+		return ""
+	}
+	return r.Owner + "/" + r.Name
+}
+
+// PullRequest is what the pipelines need to know about a PR.
+type PullRequest struct {
+	Number  int    `json:"number"`
+	HeadSHA string `json:"head_sha"`
+	HeadRef string `json:"head_ref"`
+	BaseRef string `json:"base_ref"`
+	// HeadRepo is the full name of the repository the head branch lives in;
+	// it differs from the base repository for a fork.
+	HeadRepo string `json:"head_repo"`
+	Fork     bool   `json:"fork"`
+	Draft    bool   `json:"draft"`
+	Author   string `json:"author"`
+}
+
+// PreviewRequested asks for the PR's preview to be built at HeadSHA
+// (opened, reopened, synchronize, ready_for_review).
+type PreviewRequested struct {
+	Meta
+	PR PullRequest `json:"pr"`
+}
+
+// PreviewDrafted reports that a PR went back to draft.
+type PreviewDrafted struct {
+	Meta
+	PR PullRequest `json:"pr"`
+}
+
+// PreviewClosed asks for the PR's preview to be torn down.
+type PreviewClosed struct {
+	Meta
+	PR     PullRequest `json:"pr"`
+	Merged bool        `json:"merged"`
+}
+
+// CommentCommand is a new PR comment that may hold slash commands; the
+// pipelines parse and authorise it.
+type CommentCommand struct {
+	Meta
+	PR                int    `json:"pr"`
+	CommentID         int64  `json:"comment_id"`
+	Author            string `json:"author"`
+	AuthorAssociation string `json:"author_association"`
+	Body              string `json:"body"`
+}
+
+// CheckRunAction is a person pressing "Re-run" (Action "rerequested") or one
+// of the bot's buttons (Action "requested_action", Identifier set) on a check
+// run.
+type CheckRunAction struct {
+	Meta
+	CheckRunID int64  `json:"check_run_id"`
+	Name       string `json:"name"`
+	HeadSHA    string `json:"head_sha"`
+	Identifier string `json:"identifier,omitempty"`
+	PRs        []int  `json:"prs,omitempty"`
+}
+
+// CheckSuiteRequested asks for the checks of a commit to run (Action
+// "requested", sent by GitHub on a push) or run again ("rerequested").
+type CheckSuiteRequested struct {
+	Meta
+	CheckSuiteID int64  `json:"check_suite_id"`
+	HeadSHA      string `json:"head_sha"`
+	HeadBranch   string `json:"head_branch"`
+	PRs          []int  `json:"prs,omitempty"`
+}
+
+// Push is the common part of a branch push.
+type Push struct {
+	Branch string `json:"branch"`
+	Before string `json:"before"`
+	After  string `json:"after"`
+	// HeadMessage is the head commit's message, for "[skip ci]".
+	HeadMessage string `json:"head_message,omitempty"`
+	Forced      bool   `json:"forced,omitempty"`
+}
+
+// ProductionPush is a push to the default branch: a production deploy.
+type ProductionPush struct {
+	Meta
+	Push
+}
+
+// TestRequested is a push to any other branch: run its test stages.
+type TestRequested struct {
+	Meta
+	Push
+}
+
+// BranchDeleted is a deleted branch, whose ephemeral resources can go.
+type BranchDeleted struct {
+	Meta
+	Branch string `json:"branch"`
+}
+
+// InstallationChanged is the App being installed, removed, suspended or
+// given other repositories.
+type InstallationChanged struct {
+	Meta
+	Account      string   `json:"account"`
+	ReposAdded   []string `json:"repos_added,omitempty"`
+	ReposRemoved []string `json:"repos_removed,omitempty"`
+}
+
+func (PreviewRequested) Kind() string    { return "preview_requested" }
+func (PreviewDrafted) Kind() string      { return "preview_drafted" }
+func (PreviewClosed) Kind() string       { return "preview_closed" }
+func (CommentCommand) Kind() string      { return "comment_command" }
+func (CheckRunAction) Kind() string      { return "check_run_action" }
+func (CheckSuiteRequested) Kind() string { return "check_suite_requested" }
+func (ProductionPush) Kind() string      { return "production_push" }
+func (TestRequested) Kind() string       { return "test_requested" }
+func (BranchDeleted) Kind() string       { return "branch_deleted" }
+func (InstallationChanged) Kind() string { return "installation_changed" }
+
+// PRNumber is the pull request an intent concerns, or 0.
+func PRNumber(in Intent) int {
+	switch in := in.(type) {
+	case PreviewRequested:
+		return in.PR.Number
+	case PreviewDrafted:
+		return in.PR.Number
+	case PreviewClosed:
+		return in.PR.Number
+	case CommentCommand:
+		return in.PR
+	case CheckRunAction:
+		if len(in.PRs) == 1 {
+			return in.PRs[0]
+		}
+	case CheckSuiteRequested:
+		if len(in.PRs) == 1 {
+			return in.PRs[0]
+		}
+	}
+	return 0
+}

@@ -1,0 +1,82 @@
+// Package logging builds the bot's zerolog logger and lets libraries that log
+// through log/slog (River, goose) write into the same JSON stream.
+package logging
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// New returns a logger at level ("debug", "info", "warn", "error") writing
+// JSON, or human-readable lines when format is "console".
+func New(w io.Writer, level, format string) zerolog.Logger {
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// Slog returns a slog.Logger that writes through l; min drops records below
+// that level (River is chatty at info).
+func Slog(l zerolog.Logger, min slog.Level) *slog.Logger {
+	return slog.New(&handler{l: l, min: min})
+}
+
+type handler struct {
+	l     zerolog.Logger
+	min   slog.Level
+	attrs []slog.Attr
+	group string
+}
+
+func (h *handler) Enabled(_ context.Context, lvl slog.Level) bool { return lvl >= h.min }
+
+func (h *handler) Handle(_ context.Context, r slog.Record) error {
+	var ev *zerolog.Event
+	switch {
+	case r.Level >= slog.LevelError:
+		ev = h.l.Error()
+	case r.Level >= slog.LevelWarn:
+		ev = h.l.Warn()
+	case r.Level >= slog.LevelInfo:
+		ev = h.l.Info()
+	default:
+		ev = h.l.Debug()
+	}
+	for _, a := range h.attrs {
+		ev = ev.Any(h.key(a.Key), a.Value.Any())
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		ev = ev.Any(h.key(a.Key), a.Value.Resolve().Any())
+		return true
+	})
+	ev.Msg(r.Message)
+	return nil
+}
+
+func (h *handler) key(k string) string {
+	if h.group == "" {
+		return k
+	}
+	return h.group + "." + k
+}
+
+func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(append([]slog.Attr(nil), h.attrs...), attrs...)
+	return &c
+}
+
+func (h *handler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.group = h.key(name)
+	return &c
+}

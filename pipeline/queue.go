@@ -1,0 +1,47 @@
+// Package pipeline runs the bot's work as durable River jobs.
+//
+// Each intent kind (package intent) is a job kind. The pipelines that build
+// previews, deploy production and run tests register their workers here as
+// they arrive; until then an intent's worker records it (see Recorder), so
+// that operators and tests can see the queue deliver every delivery's work.
+package pipeline
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/rs/zerolog"
+
+	"github.com/revelations-studio/deploybot/internal/logging"
+)
+
+// QueueOptions configures NewQueue.
+type QueueOptions struct {
+	// Workers is how many jobs run at once in this process.
+	Workers int
+	Logger  zerolog.Logger
+}
+
+// NewQueue returns the River client that inserts and works the bot's jobs.
+// It is not started: Start it to work jobs; inserting works without.
+func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], error) {
+	workers := river.NewWorkers()
+	AddRecorders(workers, pool, opts.Logger)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: max(opts.Workers, 1)}},
+		Workers: workers,
+		Logger:  logging.Slog(opts.Logger, slog.LevelWarn),
+		// A job whose process died is retried after this long; it must
+		// exceed the longest step a pipeline runs without heartbeat.
+		RescueStuckJobsAfter: 15 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: job queue: %w", err)
+	}
+	return client, nil
+}
