@@ -3,8 +3,6 @@ package handlers
 import (
 	"context"
 
-	"github.com/google/go-github/v66/github"
-
 	"github.com/revelations-studio/deploybot/internal/intent"
 )
 
@@ -16,37 +14,40 @@ func (CheckRun) Handles() []string { return []string{"check_run"} }
 
 // Handle implements githubapp.EventHandler.
 func (h CheckRun) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
-	var event github.CheckRunEvent
+	var event struct {
+		envelope
+		CheckRun struct {
+			ID           int64   `json:"id"`
+			Name         string  `json:"name"`
+			HeadSHA      string  `json:"head_sha"`
+			PullRequests []prRef `json:"pull_requests"`
+		} `json:"check_run"`
+		RequestedAction *struct {
+			Identifier string `json:"identifier"`
+		} `json:"requested_action"`
+	}
 	if err := parse(eventType, deliveryID, payload, &event); err != nil {
 		return err
 	}
-	m, ok := meta(deliveryID, eventType, event.GetAction(), event.GetInstallation(), event.GetRepo(), event.GetSender())
+	m, ok := meta(deliveryID, eventType, event.envelope)
 	if !ok {
 		return ignore(ctx, noInstallation)
 	}
 	// created and completed echo the bot's own writes.
-	if a := event.GetAction(); a != "rerequested" && a != "requested_action" {
-		return ignore(ctx, "check_run %q needs no work", a)
+	if a := event.Action; a != "rerequested" && a != "requested_action" {
+		return ignore(ctx, "check_run %s needs no work", a)
 	}
-	run := event.GetCheckRun()
+	run := event.CheckRun
 	var identifier string
-	if ra := event.GetRequestedAction(); ra != nil {
-		identifier = ra.Identifier
+	if event.RequestedAction != nil {
+		identifier = event.RequestedAction.Identifier
 	}
 	return h.accept(ctx, intent.CheckRunAction{
 		Meta:       m,
-		CheckRunID: run.GetID(),
-		Name:       run.GetName(),
-		HeadSHA:    run.GetHeadSHA(),
+		CheckRunID: run.ID,
+		Name:       run.Name,
+		HeadSHA:    run.HeadSHA,
 		Identifier: identifier,
 		PRs:        prNumbers(run.PullRequests),
 	})
-}
-
-func prNumbers(prs []*github.PullRequest) []int {
-	var out []int
-	for _, pr := range prs {
-		out = append(out, pr.GetNumber())
-	}
-	return out
 }

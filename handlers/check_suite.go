@@ -3,8 +3,6 @@ package handlers
 import (
 	"context"
 
-	"github.com/google/go-github/v66/github"
-
 	"github.com/revelations-studio/deploybot/internal/intent"
 )
 
@@ -17,23 +15,31 @@ func (CheckSuite) Handles() []string { return []string{"check_suite"} }
 
 // Handle implements githubapp.EventHandler.
 func (h CheckSuite) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
-	var event github.CheckSuiteEvent
+	var event struct {
+		envelope
+		CheckSuite struct {
+			ID           int64   `json:"id"`
+			HeadSHA      string  `json:"head_sha"`
+			HeadBranch   string  `json:"head_branch"`
+			PullRequests []prRef `json:"pull_requests"`
+		} `json:"check_suite"`
+	}
 	if err := parse(eventType, deliveryID, payload, &event); err != nil {
 		return err
 	}
-	m, ok := meta(deliveryID, eventType, event.GetAction(), event.GetInstallation(), event.GetRepo(), event.GetSender())
+	m, ok := meta(deliveryID, eventType, event.envelope)
 	if !ok {
 		return ignore(ctx, noInstallation)
 	}
-	if a := event.GetAction(); a != "requested" && a != "rerequested" {
-		return ignore(ctx, "check_suite %q needs no work", a)
+	if a := event.Action; a != "requested" && a != "rerequested" {
+		return ignore(ctx, "check_suite %s needs no work", a)
 	}
-	suite := event.GetCheckSuite()
+	suite := event.CheckSuite
 	return h.accept(ctx, intent.CheckSuiteRequested{
 		Meta:         m,
-		CheckSuiteID: suite.GetID(),
-		HeadSHA:      suite.GetHeadSHA(),
-		HeadBranch:   suite.GetHeadBranch(),
+		CheckSuiteID: suite.ID,
+		HeadSHA:      suite.HeadSHA,
+		HeadBranch:   suite.HeadBranch,
 		PRs:          prNumbers(suite.PullRequests),
 	})
 }

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/google/go-github/v66/github"
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 
@@ -62,21 +61,16 @@ func parse(event, deliveryID string, payload []byte, v any) error {
 
 // meta identifies a delivery. Deliveries without an installation did not
 // come to a GitHub App (a repository webhook, say) and cannot be acted on.
-func meta(deliveryID, event, action string, inst *github.Installation, repo *github.Repository, sender *github.User) (intent.Meta, bool) {
-	m := intent.Meta{
-		DeliveryID:     deliveryID,
-		Event:          event,
-		Action:         action,
-		InstallationID: inst.GetID(),
-		Sender:         sender.GetLogin(),
+func meta(deliveryID, event string, e envelope) (intent.Meta, bool) {
+	m := intent.Meta{DeliveryID: deliveryID, Event: event, Action: e.Action}
+	if e.Installation != nil {
+		m.InstallationID = e.Installation.ID
 	}
-	if repo != nil {
-		m.Repo = intent.Repo{
-			ID:            repo.GetID(),
-			Owner:         repo.GetOwner().GetLogin(),
-			Name:          repo.GetName(),
-			DefaultBranch: repo.GetDefaultBranch(),
-		}
+	if e.Sender != nil {
+		m.Sender = e.Sender.Login
+	}
+	if r := e.Repository; r != nil {
+		m.Repo = intent.Repo{ID: r.ID, Owner: r.Owner.Login, Name: r.Name, DefaultBranch: r.DefaultBranch}
 	}
 	return m, m.InstallationID != 0
 }

@@ -3,8 +3,6 @@ package handlers
 import (
 	"context"
 
-	"github.com/google/go-github/v66/github"
-
 	"github.com/revelations-studio/deploybot/internal/intent"
 )
 
@@ -20,48 +18,40 @@ func (Installation) Handles() []string {
 
 // Handle implements githubapp.EventHandler.
 func (h Installation) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
-	var (
-		inst           *github.Installation
-		action         string
-		sender         *github.User
-		added, removed []*github.Repository
-	)
-	if eventType == "installation" {
-		var event github.InstallationEvent
-		if err := parse(eventType, deliveryID, payload, &event); err != nil {
-			return err
-		}
-		inst, action, sender = event.GetInstallation(), event.GetAction(), event.GetSender()
-		switch action {
-		case "created":
-			added = event.Repositories
-		case "deleted":
-			removed = event.Repositories
-		}
-	} else {
-		var event github.InstallationRepositoriesEvent
-		if err := parse(eventType, deliveryID, payload, &event); err != nil {
-			return err
-		}
-		inst, action, sender = event.GetInstallation(), event.GetAction(), event.GetSender()
-		added, removed = event.RepositoriesAdded, event.RepositoriesRemoved
+	var event struct {
+		envelope
+		// installation: the repositories of a created or deleted installation.
+		Repositories []repository `json:"repositories"`
+		// installation_repositories: what changed.
+		RepositoriesAdded   []repository `json:"repositories_added"`
+		RepositoriesRemoved []repository `json:"repositories_removed"`
 	}
-	m, ok := meta(deliveryID, eventType, action, inst, nil, sender)
+	if err := parse(eventType, deliveryID, payload, &event); err != nil {
+		return err
+	}
+	m, ok := meta(deliveryID, eventType, event.envelope)
 	if !ok {
 		return ignore(ctx, noInstallation)
 	}
+	added, removed := event.RepositoriesAdded, event.RepositoriesRemoved
+	switch {
+	case eventType == "installation" && event.Action == "created":
+		added = event.Repositories
+	case eventType == "installation" && event.Action == "deleted":
+		removed = event.Repositories
+	}
 	return h.accept(ctx, intent.InstallationChanged{
 		Meta:         m,
-		Account:      inst.GetAccount().GetLogin(),
+		Account:      event.Installation.Account.Login,
 		ReposAdded:   fullNames(added),
 		ReposRemoved: fullNames(removed),
 	})
 }
 
-func fullNames(repos []*github.Repository) []string {
+func fullNames(repos []repository) []string {
 	var out []string
 	for _, r := range repos {
-		out = append(out, r.GetFullName())
+		out = append(out, r.FullName)
 	}
 	return out
 }

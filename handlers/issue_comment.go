@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 
-	"github.com/google/go-github/v66/github"
-
 	"github.com/revelations-studio/deploybot/internal/intent"
 )
 
@@ -19,37 +17,50 @@ func (IssueComment) Handles() []string { return []string{"issue_comment"} }
 
 // Handle implements githubapp.EventHandler.
 func (h IssueComment) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
-	var event github.IssueCommentEvent
+	var event struct {
+		envelope
+		Issue struct {
+			Number int `json:"number"`
+			// Present only when the issue is a pull request.
+			PullRequest *struct{} `json:"pull_request"`
+		} `json:"issue"`
+		Comment struct {
+			ID                int64   `json:"id"`
+			Body              string  `json:"body"`
+			User              account `json:"user"`
+			AuthorAssociation string  `json:"author_association"`
+		} `json:"comment"`
+	}
 	if err := parse(eventType, deliveryID, payload, &event); err != nil {
 		return err
 	}
-	m, ok := meta(deliveryID, eventType, event.GetAction(), event.GetInstallation(), event.GetRepo(), event.GetSender())
+	m, ok := meta(deliveryID, eventType, event.envelope)
 	if !ok {
 		return ignore(ctx, noInstallation)
 	}
-	comment := event.GetComment()
+	comment := event.Comment
 
 	// Edits do not count: re-running a command because someone fixed a typo
 	// in an old comment would surprise everyone.
-	if event.GetAction() != "created" {
-		return ignore(ctx, "issue_comment %q: only new comments hold commands", event.GetAction())
+	if event.Action != "created" {
+		return ignore(ctx, "issue_comment %s: only new comments hold commands", event.Action)
 	}
-	if !event.GetIssue().IsPullRequest() {
-		return ignore(ctx, "comment on issue #%d, not on a pull request", event.GetIssue().GetNumber())
+	if event.Issue.PullRequest == nil {
+		return ignore(ctx, "comment on issue #%d, not on a pull request", event.Issue.Number)
 	}
-	if comment.GetUser().GetType() == "Bot" || strings.HasSuffix(comment.GetUser().GetLogin(), "[bot]") {
-		return ignore(ctx, "comment by bot %s", comment.GetUser().GetLogin())
+	if comment.User.Type == "Bot" || strings.HasSuffix(comment.User.Login, "[bot]") {
+		return ignore(ctx, "comment by bot %s", comment.User.Login)
 	}
-	if !mayHoldCommand(comment.GetBody()) {
+	if !mayHoldCommand(comment.Body) {
 		return ignore(ctx, "comment holds no line starting with '/'")
 	}
 	return h.accept(ctx, intent.CommentCommand{
 		Meta:              m,
-		PR:                event.GetIssue().GetNumber(),
-		CommentID:         comment.GetID(),
-		Author:            comment.GetUser().GetLogin(),
-		AuthorAssociation: comment.GetAuthorAssociation(),
-		Body:              comment.GetBody(),
+		PR:                event.Issue.Number,
+		CommentID:         comment.ID,
+		Author:            comment.User.Login,
+		AuthorAssociation: comment.AuthorAssociation,
+		Body:              comment.Body,
 	})
 }
 

@@ -3,8 +3,6 @@ package handlers
 import (
 	"context"
 
-	"github.com/google/go-github/v66/github"
-
 	"github.com/revelations-studio/deploybot/internal/intent"
 )
 
@@ -16,39 +14,47 @@ func (PullRequest) Handles() []string { return []string{"pull_request"} }
 
 // Handle implements githubapp.EventHandler.
 func (h PullRequest) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
-	var event github.PullRequestEvent
+	var event struct {
+		envelope
+		PullRequest pullRequest `json:"pull_request"`
+	}
 	if err := parse(eventType, deliveryID, payload, &event); err != nil {
 		return err
 	}
-	m, ok := meta(deliveryID, eventType, event.GetAction(), event.GetInstallation(), event.GetRepo(), event.GetSender())
+	m, ok := meta(deliveryID, eventType, event.envelope)
 	if !ok {
 		return ignore(ctx, noInstallation)
 	}
-	pr := pullRequest(event.GetPullRequest())
+	pr := prIntent(event.PullRequest)
 
-	switch event.GetAction() {
+	switch event.Action {
 	case "opened", "reopened", "synchronize", "ready_for_review":
 		return h.accept(ctx, intent.PreviewRequested{Meta: m, PR: pr})
 	case "converted_to_draft":
 		return h.accept(ctx, intent.PreviewDrafted{Meta: m, PR: pr})
 	case "closed":
-		return h.accept(ctx, intent.PreviewClosed{Meta: m, PR: pr, Merged: event.GetPullRequest().GetMerged()})
+		return h.accept(ctx, intent.PreviewClosed{Meta: m, PR: pr, Merged: event.PullRequest.Merged})
 	}
-	return ignore(ctx, "pull_request %q changes nothing the bot builds", event.GetAction())
+	return ignore(ctx, "pull_request %s changes nothing the bot builds", event.Action)
 }
 
-func pullRequest(pr *github.PullRequest) intent.PullRequest {
-	head, base := pr.GetHead(), pr.GetBase()
-	headRepo := head.GetRepo().GetFullName()
+func prIntent(pr pullRequest) intent.PullRequest {
+	var headRepo, baseRepo string
+	if pr.Head.Repo != nil {
+		headRepo = pr.Head.Repo.FullName
+	}
+	if pr.Base.Repo != nil {
+		baseRepo = pr.Base.Repo.FullName
+	}
 	return intent.PullRequest{
-		Number:   pr.GetNumber(),
-		HeadSHA:  head.GetSHA(),
-		HeadRef:  head.GetRef(),
-		BaseRef:  base.GetRef(),
+		Number:   pr.Number,
+		HeadSHA:  pr.Head.SHA,
+		HeadRef:  pr.Head.Ref,
+		BaseRef:  pr.Base.Ref,
 		HeadRepo: headRepo,
 		// A deleted fork leaves head.repo null: still not our code.
-		Fork:   headRepo != base.GetRepo().GetFullName() || headRepo == "",
-		Draft:  pr.GetDraft(),
-		Author: pr.GetUser().GetLogin(),
+		Fork:   headRepo == "" || headRepo != baseRepo,
+		Draft:  pr.Draft,
+		Author: pr.User.Login,
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 
-	"github.com/google/go-github/v66/github"
-
 	"github.com/revelations-studio/deploybot/internal/intent"
 )
 
@@ -18,34 +16,34 @@ func (Push) Handles() []string { return []string{"push"} }
 
 // Handle implements githubapp.EventHandler.
 func (h Push) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
-	var event github.PushEvent
+	var event struct {
+		envelope
+		Ref        string `json:"ref"`
+		Before     string `json:"before"`
+		After      string `json:"after"`
+		Deleted    bool   `json:"deleted"`
+		Forced     bool   `json:"forced"`
+		HeadCommit *struct {
+			Message string `json:"message"`
+		} `json:"head_commit"`
+	}
 	if err := parse(eventType, deliveryID, payload, &event); err != nil {
 		return err
 	}
-	// A push payload's repository has its own type; meta wants the common one.
-	repo := &github.Repository{
-		ID:            event.GetRepo().ID,
-		Name:          event.GetRepo().Name,
-		Owner:         &github.User{Login: github.String(event.GetRepo().GetOwner().GetLogin())},
-		DefaultBranch: event.GetRepo().DefaultBranch,
-	}
-	m, ok := meta(deliveryID, eventType, "", event.GetInstallation(), repo, event.GetSender())
+	m, ok := meta(deliveryID, eventType, event.envelope)
 	if !ok {
 		return ignore(ctx, noInstallation)
 	}
-	branch, isBranch := strings.CutPrefix(event.GetRef(), "refs/heads/")
+	branch, isBranch := strings.CutPrefix(event.Ref, "refs/heads/")
 	if !isBranch {
-		return ignore(ctx, "push to %s: only branch pushes start work", event.GetRef())
+		return ignore(ctx, "push to %s: only branch pushes start work", event.Ref)
 	}
-	if event.GetDeleted() {
+	if event.Deleted {
 		return h.accept(ctx, intent.BranchDeleted{Meta: m, Branch: branch})
 	}
-	push := intent.Push{
-		Branch:      branch,
-		Before:      event.GetBefore(),
-		After:       event.GetAfter(),
-		HeadMessage: event.GetHeadCommit().GetMessage(),
-		Forced:      event.GetForced(),
+	push := intent.Push{Branch: branch, Before: event.Before, After: event.After, Forced: event.Forced}
+	if event.HeadCommit != nil {
+		push.HeadMessage = event.HeadCommit.Message
 	}
 	if branch == m.Repo.DefaultBranch {
 		return h.accept(ctx, intent.ProductionPush{Meta: m, Push: push})

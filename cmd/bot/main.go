@@ -1,6 +1,7 @@
 // Command bot is deploybot: a GitHub App that turns pull requests into
 // preview environments and merges into production deploys.
 //
+//	bot demo    [--keep]                walk a sample PR through a local bot
 //	bot serve   [--config config.yml]   receive webhooks and run pipelines
 //	bot migrate [--config config.yml] up|down|status
 //
@@ -22,6 +23,7 @@ import (
 const usage = `deploybot — preview environments and production deploys for GitHub pull requests
 
 Usage:
+  bot demo    [--keep] [-v]              run the bot on its embedded defaults and walk a sample PR through it
   bot serve   [--config FILE]            receive GitHub webhooks and run pipelines
   bot migrate [--config FILE] up|down|status
                                          manage the database schema (serve migrates up by itself)
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return serveCmd(ctx, args, stderr, getenv)
 	case "migrate":
 		return migrateCmd(ctx, args, stdout, stderr, getenv)
+	case "demo":
+		return demoCmd(ctx, args, stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/revelations-studio/deploybot/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// TestDemo runs the README's first quick-start command.
+func TestDemo(t *testing.T) {
+	_, dbURL := pgtest.NewDatabaseURL(t)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"demo"}, &out, &errOut, func(k string) string {
+		if k == "DATABASE_URL" {
+			return dbURL
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatalf("demo failed: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{"preview_requested", `"duplicate":true`, "production_push", "The demo passed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
+	_, dbURL := pgtest.NewDatabaseURL(t)
+	cfg := writeConfig(t, "github:\n  app:\n    webhook_secret: {env: HOOK_SECRET}\nlog:\n  level: warn\n")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfg, "--addr", addr}, &bytes.Buffer{}, &logs, func(k string) string {
+			return map[string]string{"HOOK_SECRET": "s", "DEPLOYBOT_DATABASE_URL": dbURL}[k]
+		})
+	}()
+
+	// The server is another goroutine's; poll its probe until it answers.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never became ready\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not shut down")
+	}
+}
+
+func TestServeRefusesAnEmptyWebhookSecret(t *testing.T) {
+	cfg := writeConfig(t, "server:\n  address: 127.0.0.1:0\n")
+	err := run(context.Background(), []string{"serve", "--config", cfg}, &bytes.Buffer{}, &bytes.Buffer{}, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "github.app.webhook_secret: is empty") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestMigrateCommands(t *testing.T) {
+	_, dbURL := pgtest.NewDatabaseURL(t)
+	cfg := writeConfig(t, "github:\n  app:\n    webhook_secret: s\n")
+	getenv := func(k string) string { return map[string]string{"DEPLOYBOT_DATABASE_URL": dbURL}[k] }
+	migrate := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(context.Background(), append([]string{"migrate", "--config", cfg}, args...), &out, &bytes.Buffer{}, getenv); err != nil {
+			t.Fatalf("migrate %v: %v", args, err)
+		}
+		return out.String()
+	}
+	if out := migrate("status"); !strings.Contains(out, "schema is current") {
+		t.Fatalf("status on a migrated database:\n%s", out)
+	}
+	if out := migrate("down"); !strings.Contains(out, "rolled back bot") {
+		t.Fatalf("down:\n%s", out)
+	}
+	if out := migrate("status"); !strings.Contains(out, "pending") {
+		t.Fatalf("status after down:\n%s", out)
+	}
+	if out := migrate("up"); !strings.Contains(out, "applied bot") {
+		t.Fatalf("up:\n%s", out)
+	}
+	err := run(context.Background(), []string{"migrate", "--config", cfg, "sideways"}, &bytes.Buffer{}, &bytes.Buffer{}, getenv)
+	if err == nil || !strings.Contains(err.Error(), `"sideways"`) {
+		t.Fatalf("bad direction: %v", err)
+	}
+}

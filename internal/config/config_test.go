@@ -1,0 +1,174 @@
+package config_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/revelations-studio/deploybot/internal/config"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+const minimal = `github:
+  app:
+    integration_id: 7
+    webhook_secret: s3cret
+`
+
+func TestParseErrorsNameFileLineAndKey(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want []string // substrings of the error
+	}{
+		{"unknown top-level key", minimal + "databse:\n  url: x\n",
+			[]string{"config.yml:5: databse: unknown key"}},
+		{"typo gets a suggestion", "server:\n  adress: :80\n" + minimal,
+			[]string{"config.yml:2: server.adress: unknown key (did you mean \"address\"?)"}},
+		{"unknown nested key lists the known ones", minimal + "jobs:\n  zzz: 1\n",
+			[]string{"config.yml:6: jobs.zzz: unknown key (known keys: workers)"}},
+		{"wrong type", minimal + "jobs:\n  workers: many\n",
+			[]string{"config.yml:6: jobs.workers: expected a whole number, found \"many\""}},
+		{"bad duration", "server:\n  shutdown_timeout: soon\n" + minimal,
+			[]string{"config.yml:2: server.shutdown_timeout: \"soon\" is not a duration"}},
+		{"mapping where a value belongs", "data_dir:\n  a: b\n" + minimal,
+			[]string{"config.yml:2: data_dir: expected a string, found a mapping"}},
+		{"empty webhook secret", "github:\n  app:\n    webhook_secret: \"\"\n",
+			[]string{"config.yml:3: github.app.webhook_secret: is empty", "DEPLOYBOT_WEBHOOK_SECRET"}},
+		{"absent webhook secret", "log:\n  level: debug\n",
+			[]string{"config.yml: github.app.webhook_secret: is empty"}},
+		{"bad URL", minimal + "neon:\n  api_url: console.neon.tech\n",
+			[]string{"config.yml:6: neon.api_url: \"console.neon.tech\" is not an http(s) URL"}},
+		{"bad enum", minimal + "log:\n  level: loud\n",
+			[]string{"config.yml:6: log.level: \"loud\" is not one of debug, info, warn, error"}},
+		{"out of range", minimal + "jobs:\n  workers: 0\n",
+			[]string{"config.yml:6: jobs.workers: must be between 1 and 1000"}},
+		{"secret from an unset variable", "github:\n  app:\n    webhook_secret: {env: NOPE}\n",
+			[]string{"config.yml:3: github.app.webhook_secret: environment variable NOPE is empty or unset"}},
+		{"secret with both sources", "github:\n  app:\n    webhook_secret: {env: A, file: B}\n",
+			[]string{"config.yml:3: github.app.webhook_secret: a secret needs exactly one of env or file"}},
+		{"duplicate key", minimal + "log:\n  level: info\n  level: debug\n",
+			[]string{"config.yml:7: log.level: key given twice"}},
+		{"several problems at once", "server:\n  adress: x\njobs:\n  workers: many\n",
+			[]string{"server.adress: unknown key", "jobs.workers"}},
+		{"not YAML", "github: [\n", []string{"config.yml: "}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Parse("config.yml", []byte(c.yaml), env(nil))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDefaultsAndOverrides(t *testing.T) {
+	cfg, err := config.Parse("config.yml", []byte(minimal+"server:\n  address: 127.0.0.1:9000\n  shutdown_timeout: 5s\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Address != "127.0.0.1:9000" || cfg.Server.ShutdownTimeout.Std() != 5*time.Second {
+		t.Errorf("server = %+v", cfg.Server)
+	}
+	if cfg.GitHub.V3APIURL != "https://api.github.com/" || cfg.Jobs.Workers != 10 || cfg.DataDir != ".deploybot" {
+		t.Errorf("defaults lost: %+v", cfg)
+	}
+	if cfg.GitHub.App.IntegrationID != 7 {
+		t.Errorf("integration id %d", cfg.GitHub.App.IntegrationID)
+	}
+}
+
+func TestSecretsFromEnvironmentAndFiles(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(keyFile, []byte("-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(dir, "cf-token")
+	if err := os.WriteFile(tokenFile, []byte("cf-token-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`github:
+  app:
+    webhook_secret: {env: HOOK}
+    private_key: {file: %s}
+neon:
+  api_key: inline-neon-key
+`, keyFile)
+	cfg, err := config.Parse("config.yml", []byte(yaml), env(map[string]string{
+		"HOOK":                                "from-env",
+		config.EnvCloudflareToken + "_FILE":   tokenFile,
+		config.EnvDatabaseURL:                 "postgres://u:p@db/deploybot",
+		config.EnvNeonAPIKey:                  "ignored: the file sets neon.api_key",
+		config.EnvWebhookSecret:               "ignored: the file names HOOK",
+		config.EnvPrivateKey:                  "ignored: the file names a key file",
+		config.EnvCloudflareToken + "_UNUSED": "x",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct{ got, want string }{
+		"webhook secret": {cfg.GitHub.App.WebhookSecret.Value(), "from-env"},
+		"private key":    {cfg.GitHub.App.PrivateKey.Value(), "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----"},
+		"neon key":       {cfg.Neon.APIKey.Value(), "inline-neon-key"},
+		"cf token":       {cfg.Cloudflare.APIToken.Value(), "cf-token-value"},
+		"database url":   {cfg.Database.URL.Value(), "postgres://u:p@db/deploybot"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", name, c.got, c.want)
+		}
+	}
+
+	// A config printed or logged by mistake shows no secret.
+	printed := fmt.Sprintf("%v %+v", cfg, *cfg)
+	js, _ := json.Marshal(cfg)
+	for _, s := range []string{"from-env", "abc", "inline-neon-key", "cf-token-value", "u:p@db"} {
+		if strings.Contains(printed, s) || strings.Contains(string(js), s) {
+			t.Errorf("secret %q visible when the config is printed", s)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := config.Load(filepath.Join(t.TempDir(), "config.yml"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "config.example.yml") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestExampleIsValid keeps config.example.yml loadable: it is what new users
+// copy.
+func TestExampleIsValid(t *testing.T) {
+	_, err := config.Load(filepath.Join("..", "..", "config.example.yml"), env(map[string]string{
+		config.EnvWebhookSecret: "x",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte("server:\n  adress: x\n"))
+	f.Add([]byte("github: {app: {webhook_secret: {env: X}}}"))
+	f.Add([]byte("a: &x 1\nb: *x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := config.Parse("fuzz.yml", data, env(map[string]string{"X": "y"}))
+		if err == nil && cfg.GitHub.App.WebhookSecret.Value() == "" {
+			t.Fatal("accepted a config without a webhook secret")
+		}
+	})
+}
