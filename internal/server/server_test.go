@@ -562,3 +562,29 @@ func TestHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedQueueInsertStoresNothing shows the delivery and its job are one
+// transaction: when the job cannot be queued, the delivery is not kept either,
+// and GitHub is told to try again (500), so the redelivery is not mistaken
+// for a duplicate.
+func TestFailedQueueInsertStoresNothing(t *testing.T) {
+	b := newBot(t)
+	ctx := context.Background()
+	if _, err := b.pool.Exec(ctx, `ALTER TABLE river_job RENAME TO river_job_away`); err != nil {
+		t.Fatal(err)
+	}
+	d := signed("pull_request", "atomic-1", readFixture(t, "pull_request/opened.payload.json"))
+	if status, resp := b.deliver(t, d); status != http.StatusInternalServerError || !strings.Contains(resp, "safe to redeliver") {
+		t.Fatalf("got %d %s, want 500", status, resp)
+	}
+	var n int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM deliveries`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d deliveries stored (err %v), want 0", n, err)
+	}
+	if _, err := b.pool.Exec(ctx, `ALTER TABLE river_job_away RENAME TO river_job`); err != nil {
+		t.Fatal(err)
+	}
+	if status, resp := b.deliver(t, d); status != http.StatusOK || !strings.Contains(resp, `"duplicate":false`) {
+		t.Fatalf("redelivery after recovery: %d %s", status, resp)
+	}
+}

@@ -1,0 +1,85 @@
+package pgcluster_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/revelations-studio/deploybot/internal/pgcluster"
+)
+
+// TestStartAdoptStop covers the bot's embedded database: a fresh directory
+// is initialised, data survives a restart, and a second start while the
+// first server runs (a bot restarted after a crash, with its server still
+// up) adopts that server instead of failing.
+func TestStartAdoptStop(t *testing.T) {
+	if _, err := pgcluster.FindBinaries(); err != nil {
+		t.Skip(err) // .ci/run installs them; a developer machine may not have them
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "pg")
+
+	first, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.CreateDatabase(ctx, "deploybot"); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.CreateDatabase(ctx, "deploybot"); err != nil {
+		t.Fatalf("CreateDatabase is not idempotent: %v", err)
+	}
+	exec(t, first.URL("deploybot"), `CREATE TABLE kept (v text); INSERT INTO kept VALUES ('yes')`)
+
+	second, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir})
+	if err != nil {
+		t.Fatalf("second start on a running cluster: %v", err)
+	}
+	if second.URL("x") != first.URL("x") {
+		t.Errorf("adopted server at %s, want %s", second.URL("x"), first.URL("x"))
+	}
+	if err := second.Stop(ctx); err != nil { // adopted: must leave it running
+		t.Fatal(err)
+	}
+	exec(t, first.URL("deploybot"), `SELECT 1`)
+
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); !os.IsNotExist(err) {
+		t.Errorf("postmaster.pid left behind after Stop: %v", err)
+	}
+
+	third, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Stop(ctx)
+	conn, err := pgx.Connect(ctx, third.URL("deploybot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, `SELECT v FROM kept`).Scan(&v); err != nil || v != "yes" {
+		t.Fatalf("data after restart: %q, %v", v, err)
+	}
+}
+
+func exec(t *testing.T, url, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+}
