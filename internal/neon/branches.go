@@ -1,0 +1,429 @@
+package neon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Annotation keys deploybot puts on the branches it creates, so that it can
+// tell its own branches from people's and clean up after closed PRs even
+// when it missed the close event.
+const (
+	AnnotationCreator = "deploybot-creator" // always CreatorValue
+	AnnotationRepo    = "deploybot-repo"    // "owner/name"
+	AnnotationPurpose = "deploybot-purpose" // PurposePreview | PurposeTest
+	AnnotationPR      = "deploybot-pr"      // pull request number, decimal
+
+	CreatorValue = "deploybot"
+)
+
+// Branch purposes.
+const (
+	PurposePreview = "preview"
+	PurposeTest    = "test"
+)
+
+// Init sources of a new branch.
+const (
+	InitParentData = "parent-data" // schema and data of the parent (Neon's default)
+	InitSchemaOnly = "schema-only" // schema only, no rows; no parent link kept
+)
+
+// Branch is a Neon database branch.
+type Branch struct {
+	ID           string     `json:"id"`
+	ProjectID    string     `json:"project_id"`
+	ParentID     string     `json:"parent_id,omitempty"`
+	Name         string     `json:"name"`
+	CurrentState string     `json:"current_state"`
+	PendingState string     `json:"pending_state,omitempty"`
+	Default      bool       `json:"default"`
+	Protected    bool       `json:"protected"`
+	InitSource   string     `json:"init_source,omitempty"`
+	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+
+	// Annotations are the branch's key/value tags (see AnnotationCreator).
+	Annotations map[string]string `json:"-"`
+}
+
+// Owned reports whether deploybot created the branch.
+func (b Branch) Owned() bool { return b.Annotations[AnnotationCreator] == CreatorValue }
+
+// Tags say why deploybot made a branch; they become its annotations.
+type Tags struct {
+	Repo    string // "owner/name"
+	Purpose string // PurposePreview | PurposeTest
+	PR      int    // 0 when not for a pull request
+}
+
+func (t Tags) annotations() map[string]string {
+	a := map[string]string{AnnotationCreator: CreatorValue}
+	if t.Repo != "" {
+		a[AnnotationRepo] = t.Repo
+	}
+	if t.Purpose != "" {
+		a[AnnotationPurpose] = t.Purpose
+	}
+	if t.PR > 0 {
+		a[AnnotationPR] = strconv.Itoa(t.PR)
+	}
+	return a
+}
+
+// BranchOptions describe a branch for EnsureBranch.
+type BranchOptions struct {
+	Name string
+	// Parent is the parent branch's name; "" means the project's default branch.
+	Parent string
+	// InitSource is InitParentData (default when "") or InitSchemaOnly.
+	InitSource string
+	// ExpiresAt, when not zero, asks Neon to delete the branch by itself then.
+	ExpiresAt time.Time
+	Tags      Tags
+}
+
+type annotationData struct {
+	Value map[string]string `json:"value"`
+}
+
+// branchPageSize is the page size asked for when listing; a shorter page is
+// the last one.
+const branchPageSize = 100
+
+// listBranches returns the project's branches whose name or id contains
+// search ("" for all), with their annotations, following pagination.
+func (c *Client) listBranches(ctx context.Context, projectID, search string) ([]Branch, error) {
+	q := url.Values{"limit": {strconv.Itoa(branchPageSize)}}
+	if search != "" {
+		q.Set("search", search)
+	}
+	var all []Branch
+	seen := map[string]bool{}
+	for range 1000 {
+		var out struct {
+			Branches    []Branch                  `json:"branches"`
+			Annotations map[string]annotationData `json:"annotations"`
+			Pagination  *struct {
+				Next string `json:"next"`
+			} `json:"pagination"`
+		}
+		if _, err := c.do(ctx, "GET", projectPath(projectID, "branches"), q, nil, &out); err != nil {
+			return nil, err
+		}
+		for _, b := range out.Branches {
+			b.Annotations = out.Annotations[b.ID].Value
+			all = append(all, b)
+		}
+		if len(out.Branches) < branchPageSize || out.Pagination == nil || out.Pagination.Next == "" || seen[out.Pagination.Next] {
+			return all, nil
+		}
+		seen[out.Pagination.Next] = true
+		q.Set("cursor", out.Pagination.Next)
+	}
+	return all, nil
+}
+
+// FindBranch returns the branch named exactly name, and whether it exists.
+func (c *Client) FindBranch(ctx context.Context, projectID, name string) (Branch, bool, error) {
+	bs, err := c.listBranches(ctx, projectID, name)
+	if err != nil {
+		return Branch{}, false, fmt.Errorf("neon: find branch %q in project %s: %w", name, projectID, err)
+	}
+	for _, b := range bs {
+		if b.Name == name {
+			return b, true, nil
+		}
+	}
+	return Branch{}, false, nil
+}
+
+// GetBranch returns a branch by id, with its annotations.
+func (c *Client) GetBranch(ctx context.Context, projectID, branchID string) (Branch, error) {
+	var out struct {
+		Branch     Branch          `json:"branch"`
+		Annotation *annotationData `json:"annotation"`
+	}
+	if _, err := c.do(ctx, "GET", projectPath(projectID, "branches", branchID), nil, nil, &out); err != nil {
+		return Branch{}, fmt.Errorf("neon: get branch %s in project %s: %w", branchID, projectID, err)
+	}
+	if out.Annotation != nil {
+		out.Branch.Annotations = out.Annotation.Value
+	}
+	return out.Branch, nil
+}
+
+// Filter selects branches for ListBranches.
+type Filter struct {
+	NamePrefix string // e.g. "pr-"; "" for any name
+	Repo       string // AnnotationRepo must equal it when not ""
+	Purpose    string // AnnotationPurpose must equal it when not ""
+	// Foreign includes branches deploybot did not create.
+	Foreign bool
+}
+
+// ListBranches returns the project's branches that match f; by default only
+// the ones deploybot created.
+func (c *Client) ListBranches(ctx context.Context, projectID string, f Filter) ([]Branch, error) {
+	bs, err := c.listBranches(ctx, projectID, f.NamePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("neon: list branches in project %s: %w", projectID, err)
+	}
+	var out []Branch
+	for _, b := range bs {
+		switch {
+		case !strings.HasPrefix(b.Name, f.NamePrefix),
+			!f.Foreign && !b.Owned(),
+			f.Repo != "" && b.Annotations[AnnotationRepo] != f.Repo,
+			f.Purpose != "" && b.Annotations[AnnotationPurpose] != f.Purpose:
+			continue
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func (c *Client) defaultBranch(ctx context.Context, projectID string) (Branch, error) {
+	bs, err := c.listBranches(ctx, projectID, "")
+	if err != nil {
+		return Branch{}, err
+	}
+	for _, b := range bs {
+		if b.Default {
+			return b, nil
+		}
+	}
+	return Branch{}, errors.New("project has no default branch")
+}
+
+type createBranchRequest struct {
+	Branch struct {
+		ParentID   string `json:"parent_id,omitempty"`
+		Name       string `json:"name"`
+		InitSource string `json:"init_source,omitempty"`
+		ExpiresAt  string `json:"expires_at,omitempty"`
+	} `json:"branch"`
+	Endpoints       []endpointOptions `json:"endpoints,omitempty"`
+	AnnotationValue map[string]string `json:"annotation_value,omitempty"`
+}
+
+type endpointOptions struct {
+	Type string `json:"type"`
+}
+
+// createAttempts bounds how often EnsureBranch sends its create request.
+const createAttempts = 4
+
+// EnsureBranch returns the branch named o.Name, creating it from its parent
+// with a read-write compute endpoint when it does not exist yet, and waits
+// until it is ready.
+//
+// It is safe to repeat: it looks the name up before creating, and again
+// after a create whose answer was lost or refused, so a retried job, a
+// dropped connection or another replica never leads to a second branch.
+func (c *Client) EnsureBranch(ctx context.Context, projectID string, o BranchOptions) (Branch, error) {
+	if o.Name == "" {
+		return Branch{}, fmt.Errorf("neon: ensure branch in project %s: no name given", projectID)
+	}
+	fail := func(err error) (Branch, error) {
+		return Branch{}, fmt.Errorf("neon: ensure branch %q in project %s: %w", o.Name, projectID, err)
+	}
+	if b, ok, err := c.FindBranch(ctx, projectID, o.Name); err != nil {
+		return Branch{}, err
+	} else if ok {
+		return c.settle(ctx, projectID, b)
+	}
+
+	var parent Branch
+	if o.Parent == "" {
+		p, err := c.defaultBranch(ctx, projectID)
+		if err != nil {
+			return fail(fmt.Errorf("find default branch: %w", err))
+		}
+		parent = p
+	} else {
+		p, ok, err := c.FindBranch(ctx, projectID, o.Parent)
+		if err != nil {
+			return Branch{}, err
+		}
+		if !ok {
+			return fail(fmt.Errorf("parent branch %q does not exist", o.Parent))
+		}
+		parent = p
+	}
+
+	var req createBranchRequest
+	req.Branch.Name = o.Name
+	req.Branch.ParentID = parent.ID
+	req.Branch.InitSource = o.InitSource
+	if !o.ExpiresAt.IsZero() {
+		req.Branch.ExpiresAt = o.ExpiresAt.UTC().Truncate(time.Second).Format(time.RFC3339)
+	}
+	req.Endpoints = []endpointOptions{{Type: "read_write"}}
+	req.AnnotationValue = o.Tags.annotations()
+
+	for attempt := 1; ; attempt++ {
+		var out struct {
+			Branch     Branch      `json:"branch"`
+			Operations []Operation `json:"operations"`
+		}
+		_, err := c.do(ctx, "POST", projectPath(projectID, "branches"), nil, req, &out)
+		if err == nil {
+			if err := c.WaitOperations(ctx, projectID, out.Operations); err != nil {
+				return fail(err)
+			}
+			b, err := c.GetBranch(ctx, projectID, out.Branch.ID)
+			if err != nil {
+				return Branch{}, err
+			}
+			return b, nil
+		}
+		// A refused request (400, 401, 404, …) will be refused again. Any
+		// other failure may have created the branch anyway (dropped
+		// connection, 5xx after the fact) or another replica did (409):
+		// look before trying again.
+		if st := StatusOf(err); st >= 400 && st < 500 && st != http.StatusConflict &&
+			st != http.StatusLocked && st != http.StatusTooManyRequests && st != http.StatusRequestTimeout {
+			return fail(fmt.Errorf("create from %q: %w", parent.Name, err))
+		}
+		b, ok, ferr := c.FindBranch(ctx, projectID, o.Name)
+		if ferr == nil && ok {
+			return c.settle(ctx, projectID, b)
+		}
+		if attempt >= createAttempts || ctx.Err() != nil {
+			return fail(fmt.Errorf("create from %q (%d attempts): %w", parent.Name, attempt, err))
+		}
+		if err := sleepCtx(ctx, c.retry.Backoff(attempt)); err != nil {
+			return fail(fmt.Errorf("create from %q: %w", parent.Name, err))
+		}
+	}
+}
+
+// settle waits until an existing branch is ready and makes sure it has a
+// read-write endpoint (a create interrupted half-way may have left none).
+func (c *Client) settle(ctx context.Context, projectID string, b Branch) (Branch, error) {
+	fail := func(err error) (Branch, error) {
+		return Branch{}, fmt.Errorf("neon: ensure branch %q in project %s: %w", b.Name, projectID, err)
+	}
+	var eps struct {
+		Endpoints []Endpoint `json:"endpoints"`
+	}
+	if _, err := c.do(ctx, "GET", projectPath(projectID, "branches", b.ID, "endpoints"), nil, nil, &eps); err != nil {
+		return fail(fmt.Errorf("list endpoints: %w", err))
+	}
+	hasRW := false
+	for _, ep := range eps.Endpoints {
+		if ep.Type == "read_write" {
+			hasRW = true
+		}
+	}
+	if !hasRW {
+		body := map[string]any{"endpoint": map[string]any{"branch_id": b.ID, "type": "read_write"}}
+		var out struct {
+			Operations []Operation `json:"operations"`
+		}
+		_, err := c.do(ctx, "POST", projectPath(projectID, "endpoints"), nil, body, &out)
+		if err != nil && StatusOf(err) != http.StatusConflict { // 409: someone added it meanwhile
+			return fail(fmt.Errorf("add read-write endpoint: %w", err))
+		}
+		if err := c.WaitOperations(ctx, projectID, out.Operations); err != nil {
+			return fail(err)
+		}
+	}
+	wait := c.pollMin
+	for {
+		if b.CurrentState == "ready" || b.CurrentState == "archived" {
+			return b, nil
+		}
+		if err := sleepCtx(ctx, wait); err != nil {
+			return fail(fmt.Errorf("waiting for state ready (is %s): %w", b.CurrentState, err))
+		}
+		wait = min(wait*2, c.pollMax)
+		nb, err := c.GetBranch(ctx, projectID, b.ID)
+		if err != nil {
+			return Branch{}, err
+		}
+		b = nb
+	}
+}
+
+// DeleteBranch deletes a branch by id and waits for Neon to finish. A branch
+// that does not exist (any more) is not an error.
+func (c *Client) DeleteBranch(ctx context.Context, projectID, branchID string) error {
+	var out struct {
+		Operations []Operation `json:"operations"`
+	}
+	_, err := c.do(ctx, "DELETE", projectPath(projectID, "branches", branchID), nil, nil, &out)
+	if IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("neon: delete branch %s in project %s: %w", branchID, projectID, err)
+	}
+	if err := c.WaitOperations(ctx, projectID, out.Operations); err != nil {
+		return fmt.Errorf("neon: delete branch %s in project %s: %w", branchID, projectID, err)
+	}
+	return nil
+}
+
+// DeleteBranchNamed deletes the branch called name, if there is one.
+func (c *Client) DeleteBranchNamed(ctx context.Context, projectID, name string) error {
+	b, ok, err := c.FindBranch(ctx, projectID, name)
+	if err != nil || !ok {
+		return err
+	}
+	return c.DeleteBranch(ctx, projectID, b.ID)
+}
+
+// ResetBranch replaces the branch's data with the current state of its
+// parent (Neon's "reset from parent"), keeping its id, endpoint and
+// connection strings, and waits until it is done.
+//
+// The API description offers this as POST …/branches/{id}/restore with the
+// parent as source_branch_id (restore to the parent's head); there is no
+// separate reset_to_parent endpoint in it. Schema-only branches have no
+// parent and cannot be reset.
+func (c *Client) ResetBranch(ctx context.Context, projectID, name string) error {
+	fail := func(err error) error {
+		return fmt.Errorf("neon: reset branch %q in project %s: %w", name, projectID, err)
+	}
+	b, ok, err := c.FindBranch(ctx, projectID, name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fail(errors.New("branch does not exist"))
+	}
+	if b.ParentID == "" {
+		return fail(errors.New("branch has no parent to reset from"))
+	}
+	var out struct {
+		Operations []Operation `json:"operations"`
+	}
+	body := map[string]string{"source_branch_id": b.ParentID}
+	if _, err := c.do(ctx, "POST", projectPath(projectID, "branches", b.ID, "restore"), nil, body, &out); err != nil {
+		return fail(err)
+	}
+	if err := c.WaitOperations(ctx, projectID, out.Operations); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,455 @@
+package neon_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/revelations-studio/deploybot/internal/neon"
+	"github.com/revelations-studio/deploybot/internal/pgtest"
+	"github.com/revelations-studio/deploybot/internal/retry"
+	"github.com/revelations-studio/deploybot/internal/sandbox/fault"
+	"github.com/revelations-studio/deploybot/internal/sandbox/neonsim"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+const apiKey = "neon-test-key-do-not-log"
+
+type env struct {
+	sim     *neonsim.Server
+	url     string
+	project string
+	client  *neon.Client
+	waits   *waits
+}
+
+// waits records the client's retry waits instead of sleeping through them.
+type waits struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (w *waits) sleep(ctx context.Context, d time.Duration) error {
+	w.mu.Lock()
+	w.d = append(w.d, d)
+	w.mu.Unlock()
+	return ctx.Err()
+}
+
+func (w *waits) all() []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]time.Duration(nil), w.d...)
+}
+
+func setup(t *testing.T, opts neonsim.Options) *env {
+	t.Helper()
+	opts.AdminURL = pgtest.ServerURL(t)
+	opts.APIKey = apiKey
+	sim, err := neonsim.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		if err := sim.Close(context.Background()); err != nil {
+			t.Errorf("close simulator: %v", err)
+		}
+	})
+	p, err := sim.CreateProject(context.Background(), "codex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &waits{}
+	c := neon.New(srv.URL+"/api/v2", apiKey, srv.Client()).
+		WithRetry(retry.Policy{Attempts: 6, Sleep: w.sleep}).
+		WithPolling(time.Millisecond, 20*time.Millisecond)
+	return &env{sim: sim, url: srv.URL + "/api/v2", project: p.ID, client: c, waits: w}
+}
+
+func (e *env) branches(t *testing.T) []neonsim.BranchState {
+	t.Helper()
+	return e.sim.Snapshot().Projects[0].Branches
+}
+
+func (e *env) count(route string) int { return e.sim.Snapshot().Requests[route] }
+
+func preview(pr int) neon.BranchOptions {
+	return neon.BranchOptions{
+		Name: "pr-" + strconv.Itoa(pr), Parent: "production",
+		Tags: neon.Tags{Repo: "revelations-studio/codex", Purpose: neon.PurposePreview, PR: pr},
+	}
+}
+
+func TestEnsureBranchIsGetOrCreate(t *testing.T) {
+	e := setup(t, neonsim.Options{})
+	ctx := context.Background()
+	b, err := e.client.EnsureBranch(ctx, e.project, preview(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Name != "pr-7" || b.CurrentState != "ready" || !b.Owned() ||
+		b.Annotations[neon.AnnotationPR] != "7" || b.Annotations[neon.AnnotationRepo] != "revelations-studio/codex" ||
+		b.Annotations[neon.AnnotationPurpose] != "preview" {
+		t.Fatalf("branch = %+v", b)
+	}
+	again, err := e.client.EnsureBranch(ctx, e.project, preview(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID != b.ID || len(e.branches(t)) != 2 || e.count("POST /projects/{project_id}/branches") != 1 {
+		t.Fatalf("second EnsureBranch: id %s (first %s), %d branches, %d creates", again.ID, b.ID, len(e.branches(t)), e.count("POST /projects/{project_id}/branches"))
+	}
+	st := e.sim.Snapshot().Projects[0]
+	rw := 0
+	for _, ep := range st.Endpoints {
+		if ep.BranchID == b.ID && ep.Type == "read_write" {
+			rw++
+		}
+	}
+	if rw != 1 {
+		t.Fatalf("branch has %d read-write endpoints, want 1", rw)
+	}
+	if b.ParentID != st.Branches[0].ID {
+		t.Fatalf("parent %s, want production %s", b.ParentID, st.Branches[0].ID)
+	}
+}
+
+// A create whose answer never arrives must not lead to a second branch.
+func TestEnsureBranchAfterLostResponse(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		rule fault.Rule
+	}{
+		{"connection reset after the branch was made", fault.Rule{Reset: true, AfterServe: true}},
+		{"502 after the branch was made", fault.Rule{Status: 502, AfterServe: true}},
+		{"503 before anything happened", fault.Rule{Status: 503}},
+		{"connection reset before anything happened", fault.Rule{Reset: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := setup(t, neonsim.Options{})
+			rule := c.rule
+			rule.Method, rule.Path, rule.Times = "POST", "/api/v2/projects/"+e.project+"/branches", 1
+			e.sim.Faults().Set(rule)
+			b, err := e.client.EnsureBranch(context.Background(), e.project, preview(8))
+			if err != nil {
+				t.Fatal(err)
+			}
+			named := 0
+			for _, s := range e.branches(t) {
+				if s.Name == "pr-8" {
+					named++
+				}
+			}
+			if named != 1 || b.Name != "pr-8" || e.sim.Faults().Injected() != 1 {
+				t.Fatalf("%d branches named pr-8, injected %d", named, e.sim.Faults().Injected())
+			}
+			// Requests the injector failed first never reach the API, so
+			// the API sees exactly one create in every case.
+			if got := e.count("POST /projects/{project_id}/branches"); got != 1 {
+				t.Fatalf("the API served %d creates, want 1", got)
+			}
+		})
+	}
+}
+
+func TestRetriesHonourRetryAfterAndLocks(t *testing.T) {
+	e := setup(t, neonsim.Options{})
+	ctx := context.Background()
+	if _, err := e.client.EnsureBranch(ctx, e.project, preview(9)); err != nil {
+		t.Fatal(err)
+	}
+	list := "/api/v2/projects/" + e.project + "/branches"
+	e.sim.Faults().Set(
+		fault.Rule{Method: "GET", Path: list, Times: 1, Status: 429, RetryAfter: 3 * time.Second},
+	)
+	before := len(e.waits.all())
+	if _, ok, err := e.client.FindBranch(ctx, e.project, "pr-9"); err != nil || !ok {
+		t.Fatalf("FindBranch under 429: %v %v", ok, err)
+	}
+	if w := e.waits.all()[before:]; len(w) != 1 || w[0] != 3*time.Second {
+		t.Fatalf("waits %v, want one of 3s (the Retry-After)", w)
+	}
+	for _, status := range []int{423, 503, 500} {
+		e.sim.Faults().Set(fault.Rule{Method: "GET", Path: list, Times: 2, Status: status})
+		if _, ok, err := e.client.FindBranch(ctx, e.project, "pr-9"); err != nil || !ok {
+			t.Fatalf("FindBranch under two %d: %v %v", status, ok, err)
+		}
+	}
+	if got := e.sim.Faults().Injected(); got != 7 {
+		t.Fatalf("injected %d failures, want 7", got)
+	}
+	// DELETE under a lock is retried too (Neon: 423 is always safe to retry).
+	b, _, _ := e.client.FindBranch(ctx, e.project, "pr-9")
+	e.sim.Faults().Set(fault.Rule{Method: "DELETE", Times: 1, Status: 423})
+	if err := e.client.DeleteBranch(ctx, e.project, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.branches(t)) != 1 {
+		t.Fatal("branch not deleted")
+	}
+}
+
+// A real 423 from running operations: the client waits them out.
+func TestDeleteWaitsOutRunningOperations(t *testing.T) {
+	e := setup(t, neonsim.Options{OperationDelay: 300 * time.Millisecond})
+	ctx := context.Background()
+	// Create the branch behind the client's back, so its operations still run.
+	req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches", strings.NewReader(`{"branch":{"name":"busy"},"endpoints":[{"type":"read_write"}]}`))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+	c := neon.New(e.url, apiKey, nil).WithRetry(retry.Policy{Attempts: 20, Base: 20 * time.Millisecond, Max: 100 * time.Millisecond})
+	if err := c.DeleteBranchNamed(ctx, e.project, "busy"); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.branches(t)) != 1 {
+		t.Fatal("branch not deleted")
+	}
+	if e.count("DELETE /projects/{project_id}/branches/{branch_id}") < 2 {
+		t.Fatal("the first DELETE should have met 423 Locked")
+	}
+}
+
+func TestEnsureBranchWaitsForOperations(t *testing.T) {
+	e := setup(t, neonsim.Options{OperationDelay: 100 * time.Millisecond})
+	start := time.Now()
+	b, err := e.client.EnsureBranch(context.Background(), e.project, preview(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < 100*time.Millisecond || b.CurrentState != "ready" {
+		t.Fatalf("returned after %v in state %s; want ready after the operations", time.Since(start), b.CurrentState)
+	}
+	if e.count("GET /projects/{project_id}/operations/{operation_id}") == 0 {
+		t.Fatal("operations were not polled")
+	}
+}
+
+func TestDeleteMissingBranchSucceeds(t *testing.T) {
+	e := setup(t, neonsim.Options{})
+	ctx := context.Background()
+	if err := e.client.DeleteBranch(ctx, e.project, "br-gone-00000000"); err != nil {
+		t.Fatalf("DeleteBranch of a missing id: %v", err)
+	}
+	if err := e.client.DeleteBranchNamed(ctx, e.project, "pr-404"); err != nil {
+		t.Fatalf("DeleteBranchNamed of a missing name: %v", err)
+	}
+}
+
+func exec(t *testing.T, url, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func count(t *testing.T, url, table string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		return -1 // no such table
+	}
+	return n
+}
+
+func TestMigrationOnPreviewChangesOnlyThatBranch(t *testing.T) {
+	e := setup(t, neonsim.Options{})
+	ctx := context.Background()
+	prod := e.sim.DatabaseURL(e.project, "production")
+	exec(t, prod, "CREATE TABLE posts (id serial PRIMARY KEY, title text); INSERT INTO posts (title) VALUES ('hello'), ('world')")
+
+	b, err := e.client.EnsureBranch(ctx, e.project, preview(11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uris, err := e.client.ConnectionURIs(ctx, e.project, b.ID, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uris.Pooled == "" || uris.Direct == "" || uris.Pooled == uris.Direct {
+		t.Fatalf("URIs: pooled and direct must both be set and differ")
+	}
+	exec(t, uris.Direct, "CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts); INSERT INTO posts (title) VALUES ('preview only')")
+	if got := count(t, uris.Pooled, "comments"); got != 0 {
+		t.Fatalf("migrated table on the preview: count %d, want 0 rows", got)
+	}
+	if got := count(t, prod, "comments"); got != -1 {
+		t.Fatal("the migration reached the parent branch")
+	}
+	if p, b := count(t, prod, "posts"), count(t, uris.Direct, "posts"); p != 2 || b != 3 {
+		t.Fatalf("posts: parent %d, preview %d; want 2 and 3", p, b)
+	}
+
+	// Resetting from the parent undoes the preview's migration.
+	if err := e.client.ResetBranch(ctx, e.project, "pr-11"); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, uris.Direct, "comments"); got != -1 {
+		t.Fatal("reset kept the preview's table")
+	}
+	if got := count(t, uris.Direct, "posts"); got != 2 {
+		t.Fatalf("after reset the preview has %d posts, want the parent's 2", got)
+	}
+}
+
+func TestSchemaOnlyBranchHasTablesButNoRows(t *testing.T) {
+	e := setup(t, neonsim.Options{})
+	ctx := context.Background()
+	exec(t, e.sim.DatabaseURL(e.project, "production"), "CREATE TABLE secrets (v text); INSERT INTO secrets VALUES ('customer data')")
+	o := neon.BranchOptions{
+		Name: "push-main-abc123", InitSource: neon.InitSchemaOnly, ExpiresAt: time.Now().Add(time.Hour),
+		Tags: neon.Tags{Repo: "revelations-studio/codex", Purpose: neon.PurposeTest},
+	}
+	b, err := e.client.EnsureBranch(ctx, e.project, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.ExpiresAt == nil || b.InitSource != neon.InitSchemaOnly {
+		t.Fatalf("branch = %+v", b)
+	}
+	uris, err := e.client.ConnectionURIs(ctx, e.project, b.ID, "neondb", "neondb_owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, uris.Direct, "secrets"); got != 0 {
+		t.Fatalf("schema-only branch: secrets count %d, want the table with 0 rows", got)
+	}
+	// Schema-only branches keep no parent: resetting one says why it cannot.
+	err = e.client.ResetBranch(ctx, e.project, o.Name)
+	if err == nil || !strings.Contains(err.Error(), "no parent") || !strings.Contains(err.Error(), e.project) {
+		t.Fatalf("ResetBranch of a schema-only branch: %v", err)
+	}
+}
+
+func TestListBranchesOnlyTheBotsOwn(t *testing.T) {
+	e := setup(t, neonsim.Options{})
+	ctx := context.Background()
+	for _, pr := range []int{1, 2} {
+		if _, err := e.client.EnsureBranch(ctx, e.project, preview(pr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := preview(3)
+	other.Tags.Repo = "someone/else"
+	if _, err := e.client.EnsureBranch(ctx, e.project, other); err != nil {
+		t.Fatal(err)
+	}
+	// A person's branch named like ours, without the annotations.
+	req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches", strings.NewReader(`{"branch":{"name":"pr-99"}}`))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	names := func(bs []neon.Branch) string {
+		var n []string
+		for _, b := range bs {
+			n = append(n, b.Name)
+		}
+		sort.Strings(n)
+		return strings.Join(n, ",")
+	}
+	own, err := e.client.ListBranches(ctx, e.project, neon.Filter{NamePrefix: "pr-", Repo: "revelations-studio/codex", Purpose: neon.PurposePreview})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(own); got != "pr-1,pr-2" {
+		t.Fatalf("own previews = %s", got)
+	}
+	all, err := e.client.ListBranches(ctx, e.project, neon.Filter{NamePrefix: "pr-", Foreign: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(all); got != "pr-1,pr-2,pr-3,pr-99" {
+		t.Fatalf("all pr- branches = %s", got)
+	}
+}
+
+func TestErrorsNameTheResourceAndNeonsAnswer(t *testing.T) {
+	e := setup(t, neonsim.Options{})
+	ctx := context.Background()
+	_, _, err := e.client.FindBranch(ctx, "no-such-project", "pr-1")
+	var ae *neon.APIError
+	if !errors.As(err, &ae) || ae.Status != 404 || !strings.Contains(err.Error(), "no-such-project") || !strings.Contains(err.Error(), "project not found") {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(err.Error(), apiKey) {
+		t.Fatal("error leaks the API key")
+	}
+	o := preview(5)
+	o.Parent = "staging"
+	if _, err := e.client.EnsureBranch(ctx, e.project, o); err == nil || !strings.Contains(err.Error(), `"staging"`) || !strings.Contains(err.Error(), `"pr-5"`) {
+		t.Fatalf("missing parent: %v", err)
+	}
+	o = preview(6)
+	o.InitSource = "everything"
+	_, err = e.client.EnsureBranch(ctx, e.project, o)
+	if neon.StatusOf(err) != 400 || !strings.Contains(err.Error(), "init_source") {
+		t.Fatalf("bad init_source: %v", err)
+	}
+	if n := e.count("POST /projects/{project_id}/branches"); n != 1 {
+		t.Fatalf("a refused create was repeated: %d POSTs", n)
+	}
+	// A wrong key: 401, not retried.
+	bad := neon.New(e.url, "wrong", nil)
+	if _, _, err := bad.FindBranch(ctx, e.project, "x"); neon.StatusOf(err) != 401 {
+		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+// The simulator refuses what the official description refuses, whoever sends it.
+func TestSimulatorRejectsInvalidRawRequest(t *testing.T) {
+	e := setup(t, neonsim.Options{})
+	req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches",
+		strings.NewReader(`{"branch":{"name":"pr-1","protected":"yes"},"endpoints":[{"type":"read_write"}]}`))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "branch.protected") || !strings.Contains(string(body), `"code"`) {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if len(e.branches(t)) != 1 {
+		t.Fatal("the invalid request created a branch")
+	}
+}
