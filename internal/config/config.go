@@ -7,17 +7,15 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
-	"reflect"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/revelations-studio/deploybot/internal/strictyaml"
 )
 
 // Config is the whole configuration file.
@@ -32,7 +30,7 @@ type Config struct {
 	Log        Log        `yaml:"log"`
 
 	file  string
-	lines map[string]int
+	lines strictyaml.Lines
 }
 
 // Server is the HTTP listener that receives webhooks.
@@ -128,20 +126,13 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 func Parse(name string, data []byte, getenv func(string) string) (*Config, error) {
 	cfg := Defaults()
 	cfg.file = name
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	lines, err := strictyaml.Decode(name, data, &cfg)
+	if err != nil {
+		return nil, err
 	}
-	d := &decoder{file: name, lines: map[string]int{}}
-	d.decode(&root, "", reflect.ValueOf(&cfg).Elem())
-	if len(d.errs) > 0 {
-		return nil, errors.Join(d.errs...)
-	}
-	cfg.lines = d.lines
-	cfg.resolveSecrets(getenv, d)
-	if len(d.errs) > 0 {
-		return nil, errors.Join(d.errs...)
+	cfg.lines = lines
+	if err := cfg.resolveSecrets(getenv); err != nil {
+		return nil, err
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -152,7 +143,8 @@ func Parse(name string, data []byte, getenv func(string) string) (*Config, error
 // File is the path the configuration was read from.
 func (c *Config) File() string { return c.file }
 
-func (c *Config) resolveSecrets(getenv func(string) string, d *decoder) {
+func (c *Config) resolveSecrets(getenv func(string) string) error {
+	var errs []error
 	for _, s := range []struct {
 		key string
 		sec *Secret
@@ -165,15 +157,16 @@ func (c *Config) resolveSecrets(getenv func(string) string, d *decoder) {
 		{"cloudflare.api_token", &c.Cloudflare.APIToken, EnvCloudflareToken},
 	} {
 		if err := s.sec.resolve(getenv, s.env); err != nil {
-			d.fail(c.lines[s.key], s.key, "%v", err)
+			errs = append(errs, c.lines.Errorf(c.file, s.key, "%v", err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 func (c *Config) validate() error {
 	var errs []error
 	fail := func(key, format string, args ...any) {
-		errs = append(errs, &Error{File: c.file, Line: c.lines[key], Key: key, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, c.lines.Errorf(c.file, key, format, args...))
 	}
 	if c.GitHub.App.WebhookSecret.Value() == "" {
 		fail("github.app.webhook_secret", "is empty: the bot will not accept unsigned webhooks (set it, or %s)", EnvWebhookSecret)

@@ -59,6 +59,8 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 		{"several problems at once", "server:\n  adress: x\njobs:\n  workers: many\n",
 			[]string{"server.adress: unknown key", "jobs.workers"}},
 		{"not YAML", "github: [\n", []string{"config.yml: "}},
+		{"empty file", "", []string{"config.yml: github.app.webhook_secret: is empty"}},
+		{"a list at the top", "- a\n- b\n", []string{"config.yml:1: expected a mapping"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,4 +1,9 @@
-package config
+// Package strictyaml decodes YAML into Go structs strictly: a key the struct
+// does not know, a value of the wrong type or a key given twice is an error
+// naming the file, line and dotted key. Both the bot's config and the
+// repository's pipeline file are read this way, because a deploy tool that
+// silently ignores a misspelt setting deploys the wrong thing.
+package strictyaml
 
 import (
 	"errors"
@@ -10,21 +15,48 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// decoder walks a YAML document and a Go struct together so that every error
-// can name the file, line and dotted key that caused it, and so that a key
-// the struct does not know is an error rather than silently ignored (a typo
-// in a deploy bot's config should never fall back to a default).
+// Decode parses data (named file in errors) into v, a pointer to a struct
+// whose fields carry yaml tags. Fields absent from the document keep their
+// values, so v can hold defaults. It returns the line of every key seen,
+// by dotted path ("server.address", "workers[0].name"), for errors found
+// later by validation; err joins every problem found.
+func Decode(file string, data []byte, v any) (Lines, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	d := &decoder{file: file, lines: Lines{}}
+	if root.Kind == 0 { // an empty document: nothing to change
+		return d.lines, nil
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return nil, fmt.Errorf("strictyaml: Decode needs a non-nil pointer, got %T", v)
+	}
+	d.decode(&root, "", rv.Elem())
+	return d.lines, errors.Join(d.errs...)
+}
+
+// Lines maps dotted keys to the line they are on.
+type Lines map[string]int
+
+// Errorf returns an Error for key, at its line when the key was in the file.
+func (l Lines) Errorf(file, key, format string, args ...any) *Error {
+	return &Error{File: file, Line: l[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// decoder walks a YAML document and a Go struct together.
 type decoder struct {
 	file  string
 	errs  []error
-	lines map[string]int // dotted key → line, for later validation errors
+	lines Lines
 }
 
 func (d *decoder) fail(line int, key, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
-// Error is a problem in a config file.
+// Error is a problem in a YAML file.
 type Error struct {
 	File string
 	Line int // 0 when the key is absent from the file
