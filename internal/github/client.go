@@ -1,0 +1,228 @@
+// Package github is the bot's access to GitHub: installation clients built
+// with go-githubapp (ETag caching, request logging, rate-limit waiting) and
+// a Reporter that reads pull requests, permissions and files of one
+// repository and writes what the bot shows there: check runs, the status
+// comment, reactions and deployments.
+//
+// go-github is imported as gh; this package keeps the name github because
+// callers use it as "the GitHub side of the bot".
+package github
+
+import (
+	"container/list"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/gregjones/httpcache"
+	"github.com/palantir/go-githubapp/githubapp"
+	"github.com/rs/zerolog"
+)
+
+// DefaultV3URL is GitHub.com's REST API.
+const DefaultV3URL = "https://api.github.com/"
+
+// Config says which GitHub the clients talk to and as which App.
+type Config struct {
+	// V3APIURL is the REST base URL: DefaultV3URL, a GitHub Enterprise
+	// Server's https://HOST/api/v3/, or the sandbox. Empty: DefaultV3URL.
+	V3APIURL string
+	// V4APIURL is the GraphQL URL. Empty: derived from V3APIURL (see
+	// DefaultV4URL).
+	V4APIURL string
+	// AppID is the App's ID ("App ID" on its settings page).
+	AppID int64
+	// PrivateKey is the App's PEM private key (PKCS#1 or PKCS#8).
+	PrivateKey []byte
+	// UserAgent names the bot in requests; empty: "deploybot".
+	UserAgent string
+	// Transport is the base transport (proxies, TLS settings, tests); nil:
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+	// CacheBytes bounds each installation client's ETag cache (default 16 MiB).
+	CacheBytes int
+	// RateLimits tunes rate-limit waiting.
+	RateLimits RateLimits
+}
+
+// DefaultV4URL derives the GraphQL URL from a REST base URL the way GitHub
+// lays them out: api.github.com/graphql, and HOST/api/graphql on GitHub
+// Enterprise Server (REST at HOST/api/v3/).
+func DefaultV4URL(v3 string) string {
+	if v3 == "" {
+		v3 = DefaultV3URL
+	}
+	base := strings.TrimSuffix(v3, "/")
+	if b, ok := strings.CutSuffix(base, "/api/v3"); ok {
+		return b + "/api/graphql"
+	}
+	return base + "/graphql"
+}
+
+// NewClientCreator returns go-githubapp's caching ClientCreator (installation
+// clients are reused per installation) configured for the bot:
+//
+//   - every GET is cached and revalidated with its ETag: GitHub answers 304,
+//     which costs no rate limit, and nothing stale is ever served (GitHub's
+//     max-age=60 would otherwise hide a new head SHA for a minute);
+//   - requests are logged at debug level with the context's zerolog logger;
+//   - rate limits are waited out (RateLimitMiddleware), each attempt logged.
+func NewClientCreator(cfg Config) (githubapp.ClientCreator, error) {
+	if cfg.AppID <= 0 {
+		return nil, errors.New("github: app ID is not set")
+	}
+	if err := checkPrivateKey(cfg.PrivateKey); err != nil {
+		return nil, err
+	}
+	v3 := cfg.V3APIURL
+	if v3 == "" {
+		v3 = DefaultV3URL
+	}
+	if u, err := url.Parse(v3); err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("github: REST API URL %q is not an absolute URL", v3)
+	}
+	v4 := cfg.V4APIURL
+	if v4 == "" {
+		v4 = DefaultV4URL(v3)
+	}
+	ua := cfg.UserAgent
+	if ua == "" {
+		ua = "deploybot"
+	}
+	cacheBytes := cfg.CacheBytes
+	if cacheBytes <= 0 {
+		cacheBytes = 16 << 20
+	}
+	opts := []githubapp.ClientOption{
+		githubapp.WithClientUserAgent(ua),
+		githubapp.WithClientCaching(true, func() httpcache.Cache { return newLRUCache(cacheBytes) }),
+		// First is outermost: the rate limiter retries through the logger,
+		// so every attempt is logged.
+		githubapp.WithClientMiddleware(
+			RateLimitMiddleware(cfg.RateLimits),
+			githubapp.ClientLogging(zerolog.DebugLevel),
+			drainBodies,
+		),
+	}
+	if cfg.Transport != nil {
+		opts = append(opts, githubapp.WithTransport(cfg.Transport))
+	}
+	var gc githubapp.Config
+	gc.V3APIURL, gc.V4APIURL = v3, v4
+	gc.App.IntegrationID = cfg.AppID
+	gc.App.PrivateKey = string(cfg.PrivateKey)
+	cc, err := githubapp.NewDefaultCachingClientCreator(gc, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("github: client creator: %w", err)
+	}
+	return cc, nil
+}
+
+// drainBodies reads what is left of a response body when it is closed.
+// httpcache stores a response only once its body was read to EOF, and
+// go-github's JSON decoder stops at the closing brace: without this, a
+// chunked answer would never be cached (and its connection not reused).
+func drainBodies(next http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := next.RoundTrip(r)
+		if resp != nil && resp.Body != nil {
+			resp.Body = &drainingBody{ReadCloser: resp.Body}
+		}
+		return resp, err
+	})
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+type drainingBody struct{ io.ReadCloser }
+
+func (b *drainingBody) Close() error {
+	// Bounded: a huge body the caller abandoned is not worth reading.
+	_, _ = io.Copy(io.Discard, io.LimitReader(b.ReadCloser, 4<<20))
+	return b.ReadCloser.Close()
+}
+
+// checkPrivateKey fails early, at start-up, on a key go-githubapp would only
+// reject when the first installation client is made. The error never
+// contains key material.
+func checkPrivateKey(pemBytes []byte) error {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return errors.New("github: app private key is not PEM")
+	}
+	if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return nil
+	}
+	if _, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		return nil
+	}
+	return fmt.Errorf("github: app private key (PEM type %q) is neither PKCS#1 nor PKCS#8 RSA", block.Type)
+}
+
+// lruCache is an httpcache.Cache bounded by total bytes: httpcache's own
+// memory cache grows forever, and a long-running bot touches many URLs.
+type lruCache struct {
+	mu       sync.Mutex
+	max      int
+	size     int
+	order    *list.List // front: most recently used
+	elements map[string]*list.Element
+}
+
+type lruEntry struct {
+	key   string
+	value []byte
+}
+
+func newLRUCache(maxBytes int) *lruCache {
+	return &lruCache{max: maxBytes, order: list.New(), elements: map[string]*list.Element{}}
+}
+
+func (c *lruCache) Get(key string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.elements[key]
+	if !ok {
+		return nil, false
+	}
+	c.order.MoveToFront(e)
+	return e.Value.(*lruEntry).value, true
+}
+
+func (c *lruCache) Set(key string, value []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.elements[key]; ok {
+		c.remove(e)
+	}
+	if len(value) > c.max {
+		return
+	}
+	c.elements[key] = c.order.PushFront(&lruEntry{key: key, value: value})
+	c.size += len(value)
+	for c.size > c.max {
+		c.remove(c.order.Back())
+	}
+}
+
+func (c *lruCache) Delete(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.elements[key]; ok {
+		c.remove(e)
+	}
+}
+
+func (c *lruCache) remove(e *list.Element) {
+	ent := c.order.Remove(e).(*lruEntry)
+	delete(c.elements, ent.key)
+	c.size -= len(ent.value)
+}

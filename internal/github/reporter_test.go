@@ -1,0 +1,458 @@
+package github
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	gh "github.com/google/go-github/v66/github"
+
+	"github.com/revelations-studio/deploybot/internal/sandbox/fault"
+	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
+)
+
+func TestInstallationTokenFlow(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	ctx := t.Context()
+	pr, err := e.rep.PullRequest(ctx, 1)
+	must(t, err)
+	if pr.HeadSHA != e.headSHA || pr.HeadRef != "feature" || pr.BaseRef != "main" || pr.State != "open" || pr.Fork || pr.HeadRepo != repo {
+		t.Errorf("pull request %+v", pr)
+	}
+	if _, err := e.rep.CollaboratorRole(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.state(); st.Tokens.Issued != 1 {
+		t.Errorf("%d installation tokens issued for two calls, want 1 (cached by the client)", st.Tokens.Issued)
+	}
+
+	// A key GitHub does not know for the App gets no token.
+	wrong, err := rsaPEM()
+	must(t, err)
+	cfg := e.cfg
+	cfg.PrivateKey = wrong
+	other := NewReporter(e.installationClient(cfg), owner, name)
+	_, err = other.PullRequest(ctx, 1)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("with the wrong App key: %v, want a 401 from the token exchange", err)
+	}
+	if strings.Contains(fmt.Sprint(err), "PRIVATE KEY") {
+		t.Error("error shows key material")
+	}
+}
+
+func TestPullRequestLookups(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	ctx := t.Context()
+	must(t, e.sim.SetPermission(repo, "maria", "maintain"))
+	must(t, e.sim.SetPermission(repo, "tim", "triage"))
+	for user, want := range map[string]string{"acme": RoleAdmin, "maria": RoleMaintain, "tim": RoleTriage, "stranger": RoleRead} {
+		role, err := e.rep.CollaboratorRole(ctx, user)
+		if err != nil || role != want {
+			t.Errorf("role of %s = %q, %v; want %q", user, role, err, want)
+		}
+	}
+
+	_, err := e.sim.Commit(repo, "contrib", map[string]string{"web/index.js": "evil()"}, "contrib")
+	must(t, err)
+	n, err := e.sim.OpenPR(repo, "contrib", "main", "From a fork", true, true)
+	must(t, err)
+	pr, err := e.rep.PullRequest(ctx, n)
+	must(t, err)
+	if !pr.Fork || !pr.Draft || pr.HeadRepo != ghsim.ForkOwner+"/"+name || pr.Author != ghsim.ForkOwner {
+		t.Errorf("fork pull request %+v", pr)
+	}
+	_, err = e.rep.PullRequest(ctx, 99)
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "#99") || !strings.Contains(err.Error(), repo) {
+		t.Errorf("missing pull request: %v", err)
+	}
+
+	cfg, err := e.rep.File(ctx, ".github/deploybot.yml", e.headSHA)
+	if err != nil || string(cfg) != "workers: [web]\n" {
+		t.Errorf("config file = %q, %v", cfg, err)
+	}
+	if _, err := e.rep.File(ctx, ".github/missing.yml", "main"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing file: %v, want ErrNotFound", err)
+	}
+
+	rc, err := e.rep.Tarball(ctx, e.headSHA)
+	must(t, err)
+	defer rc.Close()
+	gz, err := gzip.NewReader(rc)
+	must(t, err)
+	tr := tar.NewReader(gz)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		if h.Typeflag == tar.TypeReg {
+			names = append(names, h.Name)
+		}
+	}
+	want := fmt.Sprintf("acme-app-%s/web/index.js", e.headSHA[:7])
+	if !strings.Contains(strings.Join(names, " "), want) {
+		t.Errorf("tarball entries %v lack %s", names, want)
+	}
+}
+
+func TestConditionalRequestsAnswer304(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	ctx := t.Context()
+	first, err := e.rep.PullRequest(ctx, 1)
+	must(t, err)
+	second, err := e.rep.PullRequest(ctx, 1)
+	must(t, err)
+	if first != second {
+		t.Errorf("cached answer differs: %+v vs %+v", first, second)
+	}
+	got := e.state().Responses[routeGetPull]
+	if got[200] != 1 || got[304] != 1 {
+		t.Errorf("GET pull answers %v, want one 200 then one 304", got)
+	}
+	// Never stale: a push shows up on the next call.
+	newHead, err := e.sim.PushPR(repo, 1, map[string]string{"web/index.js": "v2"}, "v2")
+	must(t, err)
+	third, err := e.rep.PullRequest(ctx, 1)
+	must(t, err)
+	if third.HeadSHA != newHead {
+		t.Errorf("head after push %s, want %s", third.HeadSHA, newHead)
+	}
+}
+
+func TestStatusCommentIsCreatedOnceThenEdited(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	ctx := t.Context()
+	id, err := e.rep.UpsertStatusComment(ctx, 1, "Preview: building", 0)
+	must(t, err)
+	again, err := e.rep.UpsertStatusComment(ctx, 1, "Preview: building", 0)
+	must(t, err)
+	if again != id {
+		t.Fatalf("second upsert returned comment %d, want %d", again, id)
+	}
+	if n, p := e.requests(routeCreateComment), e.requests(routeEditComment); n != 1 || p != 0 {
+		t.Errorf("after two identical upserts: %d creates, %d edits; want 1, 0", n, p)
+	}
+	_, err = e.rep.UpsertStatusComment(ctx, 1, "Preview: ready ✅", id)
+	must(t, err)
+	_, err = e.rep.UpsertStatusComment(ctx, 1, "Preview: ready ✅", id)
+	must(t, err)
+	if p := e.requests(routeEditComment); p != 1 {
+		t.Errorf("%d edits, want 1 (the unchanged body is not sent again)", p)
+	}
+	if l := e.requests(routeListComments); l != 3 {
+		t.Errorf("%d comment listings, want 3: search and check on create, search on the second call; the remembered ID skips the search", l)
+	}
+	comments := e.state().Comments
+	if len(comments) != 1 || !strings.HasPrefix(comments[0].Body, StatusMarker(1)) || !strings.Contains(comments[0].Body, "ready ✅") || comments[0].Author != e.sim.BotLogin() {
+		t.Errorf("comments %+v", comments)
+	}
+
+	// A remembered ID of a deleted comment falls back to the search.
+	req, err := e.client.NewRequest("DELETE", fmt.Sprintf("repos/%s/issues/comments/%d", repo, id), nil)
+	must(t, err)
+	_, err = e.client.Do(ctx, req, nil)
+	must(t, err)
+	newID, err := e.rep.UpsertStatusComment(ctx, 1, "Preview: rebuilt", id)
+	must(t, err)
+	if newID == id || len(e.state().Comments) != 1 {
+		t.Errorf("after deletion: id %d (old %d), %d comments", newID, id, len(e.state().Comments))
+	}
+}
+
+// raceTransport lets another replica create its status comment just
+// before this one's create reaches GitHub.
+type raceTransport struct {
+	sim  *ghsim.Server
+	once sync.Once
+}
+
+func (rt *raceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/issues/1/comments") {
+		rt.once.Do(func() {
+			_, _ = rt.sim.AddComment(repo, 1, rt.sim.BotLogin(), StatusMarker(1)+"\nfrom the other replica")
+		})
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestStatusCommentCreateRace(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	cfg := e.cfg
+	cfg.Transport = &raceTransport{sim: e.sim}
+	rep := NewReporter(e.installationClient(cfg), owner, name, WithBotLogin(e.sim.BotLogin()))
+	id, err := rep.UpsertStatusComment(t.Context(), 1, "mine", 0)
+	must(t, err)
+	comments := e.state().Comments
+	if len(comments) != 1 || comments[0].ID != id || comments[0].Body != StatusMarker(1)+"\nmine" {
+		t.Errorf("after a create race: %+v (returned %d), want the older comment, saying mine", comments, id)
+	}
+}
+
+func TestStatusCommentDuplicatesAcrossPages(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	ctx := t.Context()
+	marker := StatusMarker(1)
+	add := func(user, body string) int64 {
+		id, err := e.sim.AddComment(repo, 1, user, body)
+		must(t, err)
+		return id
+	}
+	// 250 comments: three status comments of the bot far apart (pages 1,
+	// 2 and 3 of 100), one person quoting the marker, one for another PR.
+	var oldest, dup1, dup2, quoted int64
+	for i := range 250 {
+		switch i {
+		case 10:
+			oldest = add(e.sim.BotLogin(), marker+"\nold status")
+		case 120:
+			dup1 = add(e.sim.BotLogin(), marker+"\nrace")
+		case 130:
+			quoted = add("alice", "why does it say "+marker+"?")
+		case 240:
+			dup2 = add(e.sim.BotLogin(), marker+"\nrace again")
+		case 241:
+			add(e.sim.BotLogin(), StatusMarker(2)+"\nanother PR's marker, quoted")
+		default:
+			add("alice", fmt.Sprintf("comment %d", i))
+		}
+	}
+	id, err := e.rep.UpsertStatusComment(ctx, 1, "current status", 0)
+	must(t, err)
+	if id != oldest {
+		t.Errorf("kept comment %d, want the oldest %d", id, oldest)
+	}
+	left := map[int64]string{}
+	for _, c := range e.state().Comments {
+		left[c.ID] = c.Body
+	}
+	if _, ok := left[dup1]; ok {
+		t.Error("duplicate on page 2 not deleted")
+	}
+	if _, ok := left[dup2]; ok {
+		t.Error("duplicate on page 3 not deleted")
+	}
+	if _, ok := left[quoted]; !ok {
+		t.Error("a person's comment quoting the marker was deleted")
+	}
+	if left[oldest] != marker+"\ncurrent status" {
+		t.Errorf("kept comment says %q", left[oldest])
+	}
+	if len(left) != 248 || e.requests(routeDeleteComment) != 2 || e.requests(routeCreateComment) != 0 {
+		t.Errorf("%d comments left, %d deletes, %d creates", len(left), e.requests(routeDeleteComment), e.requests(routeCreateComment))
+	}
+	if l := e.requests(routeListComments); l != 3 {
+		t.Errorf("%d list requests for 250 comments, want 3 pages of 100", l)
+	}
+}
+
+func TestReactions(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	ctx := t.Context()
+	id, err := e.sim.AddComment(repo, 1, "maria", "/redeploy")
+	must(t, err)
+	must(t, e.rep.React(ctx, id, ReactionEyes))
+	must(t, e.rep.React(ctx, id, ReactionEyes))
+	must(t, e.rep.React(ctx, id, ReactionRocket))
+	if err := e.rep.React(ctx, id, "thumbsup"); err == nil {
+		t.Error("accepted an unknown reaction")
+	}
+	if err := e.rep.React(ctx, 424242, ReactionEyes); !errors.Is(err, ErrNotFound) {
+		t.Errorf("reaction on a missing comment: %v", err)
+	}
+	var got []string
+	for _, r := range e.state().Reactions {
+		got = append(got, r.Content)
+	}
+	if strings.Join(got, ",") != "eyes,rocket" {
+		t.Errorf("reactions %v", got)
+	}
+}
+
+func TestCheckRunLifecycle(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	ctx := t.Context()
+	id, err := e.rep.CreateCheckRun(ctx, CheckRun{
+		Name: "deploybot/preview", HeadSHA: e.headSHA, Status: StatusInProgress,
+		Output: &CheckOutput{Title: "Deploying", Summary: "Starting"},
+		Actions: []CheckAction{{
+			Label:       "Redeploy the preview now", // 24 characters
+			Description: "Build and deploy this commit again, from scratch",
+			Identifier:  "redeploy",
+		}},
+	})
+	must(t, err)
+	found, ok, err := e.rep.FindCheckRun(ctx, e.headSHA, "deploybot/preview")
+	if err != nil || !ok || found != id {
+		t.Errorf("FindCheckRun = %d, %v, %v; want %d", found, ok, err, id)
+	}
+
+	// 100 000 bytes of multi-byte text, and 120 annotations.
+	text := "```\n" + strings.Repeat("ünïcödé log line ✅\n", 4000)
+	var notes []Annotation
+	for i := range 120 {
+		notes = append(notes, Annotation{Path: "web/index.js", StartLine: i + 1, Level: "warning", Message: "slow"})
+	}
+	must(t, e.rep.UpdateCheckRun(ctx, id, CheckRun{
+		Conclusion: ConclusionFailure,
+		Output:     &CheckOutput{Title: "Health check failed", Summary: "web: 502", Text: text, Annotations: notes},
+	}))
+	var cr ghsim.CheckRunState
+	for _, c := range e.state().CheckRuns {
+		if c.ID == id {
+			cr = c
+		}
+	}
+	if cr.Status != "completed" || cr.Conclusion != "failure" || cr.OutputTitle != "Health check failed" {
+		t.Errorf("check run %+v", cr)
+	}
+	if cr.TextBytes > MaxOutputBytes || cr.TextBytes < MaxOutputBytes-1000 {
+		t.Errorf("text of %d bytes stored, want just under %d", cr.TextBytes, MaxOutputBytes)
+	}
+	if cr.Annotations != 120 || e.requests(routeUpdateCheck) != 3 {
+		t.Errorf("%d annotations in %d updates, want 120 in 3 (50 per call)", cr.Annotations, e.requests(routeUpdateCheck))
+	}
+	if cr.Actions != 1 {
+		t.Errorf("%d actions", cr.Actions)
+	}
+	got, _, err := e.client.Checks.GetCheckRun(ctx, owner, name, id)
+	must(t, err)
+	out := got.GetOutput().GetText()
+	if !utf8.ValidString(out) || !strings.Contains(out, "truncated") || !strings.HasSuffix(strings.TrimSpace(strings.Split(out, "\n\n… truncated")[0]), "```") {
+		t.Errorf("stored text is not valid UTF-8 with a closed fence and a note: ...%q", out[max(len(out)-120, 0):])
+	}
+
+	// Limits GitHub would reject are caught before sending.
+	before := e.requests("POST /repos/{owner}/{repo}/check-runs")
+	_, err = e.rep.CreateCheckRun(ctx, CheckRun{Name: "x", HeadSHA: e.headSHA, Actions: []CheckAction{{Label: "a", Identifier: "an-identifier-too-long"}}})
+	if err == nil {
+		t.Error("accepted an identifier longer than 20 characters")
+	}
+	_, err = e.rep.CreateCheckRun(ctx, CheckRun{Name: "x", HeadSHA: e.headSHA, Actions: make([]CheckAction, 4)})
+	if err == nil {
+		t.Error("accepted four actions")
+	}
+	if e.requests("POST /repos/{owner}/{repo}/check-runs") != before {
+		t.Error("invalid check runs were sent")
+	}
+}
+
+func TestDeployments(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	ctx := t.Context()
+	// The bot's own check run is still running: required_contexts must
+	// be empty or GitHub refuses (409).
+	_, err := e.rep.CreateCheckRun(ctx, CheckRun{Name: "deploybot/preview", HeadSHA: e.headSHA, Status: StatusInProgress})
+	must(t, err)
+	deploy := func(pr int, sha string) int64 {
+		id, err := e.rep.CreateDeployment(ctx, Deployment{Ref: sha, Environment: "preview", Description: "Preview", Transient: true, PR: pr})
+		must(t, err)
+		must(t, e.rep.SetDeploymentStatus(ctx, id, DeploymentStatus{State: DeployInProgress, LogURL: "https://logs.example/1"}))
+		must(t, e.rep.SetDeploymentStatus(ctx, id, DeploymentStatus{
+			State: DeploySuccess, EnvironmentURL: fmt.Sprintf("https://codex-preview-%d.revelations.studio", pr),
+			Description: strings.Repeat("long description ", 20),
+		}))
+		return id
+	}
+	first := deploy(1, e.headSHA)
+	// Another pull request's preview in the same environment.
+	_, err = e.sim.Commit(repo, "other", map[string]string{"x": "y"}, "other")
+	must(t, err)
+	n, err := e.sim.OpenPR(repo, "other", "main", "Other", false, false)
+	must(t, err)
+	otherPR := deploy(n, "other")
+	second := deploy(1, e.headSHA)
+
+	changed, err := e.rep.DeactivatePullRequestDeployments(ctx, "preview", 1, second)
+	must(t, err)
+	if changed != 1 {
+		t.Errorf("deactivated %d, want 1", changed)
+	}
+	changed, err = e.rep.DeactivatePullRequestDeployments(ctx, "preview", 1, second)
+	if err != nil || changed != 0 {
+		t.Errorf("second deactivation changed %d, %v; want 0", changed, err)
+	}
+	last := map[int64]ghsim.DeploymentStatusState{}
+	for _, d := range e.state().Deployments {
+		if d.Environment != "preview" || !d.Transient || d.Production {
+			t.Errorf("deployment %+v", d)
+		}
+		last[d.ID] = d.Statuses[len(d.Statuses)-1]
+	}
+	if last[first].State != "inactive" || last[second].State != "success" || last[otherPR].State != "success" {
+		t.Errorf("states: first %s, second %s, other PR %s", last[first].State, last[second].State, last[otherPR].State)
+	}
+	if s := last[second]; s.EnvironmentURL != "https://codex-preview-1.revelations.studio" || utf8.RuneCountInString(s.Description) > 140 {
+		t.Errorf("status %+v", s)
+	}
+}
+
+func TestSecondaryRateLimitIsWaitedOut(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	e.sim.Faults().Set(fault.Rule{Method: "POST", Path: "/repos/acme/app/issues/1/comments", Times: 1, Status: http.StatusForbidden, RetryAfter: 3 * time.Second})
+	_, err := e.rep.UpsertStatusComment(t.Context(), 1, "status", 0)
+	must(t, err)
+	if sleeps := e.clock.Sleeps(); len(sleeps) != 1 || sleeps[0] != 3*time.Second {
+		t.Errorf("waited %v, want one wait of Retry-After (3s)", sleeps)
+	}
+	if e.sim.Faults().Injected() != 1 || len(e.state().Comments) != 1 {
+		t.Errorf("injected %d, comments %d", e.sim.Faults().Injected(), len(e.state().Comments))
+	}
+
+	// A wait the context cannot afford is not started: GitHub's answer
+	// comes back at once.
+	e.sim.Faults().Set(fault.Rule{Method: "GET", Path: "/repos/acme/app/pulls/1", Times: 1, Status: http.StatusForbidden, RetryAfter: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	_, err = e.rep.PullRequest(ctx, 1)
+	var abuse *gh.AbuseRateLimitError
+	if !errors.As(err, &abuse) {
+		t.Errorf("PullRequest under a 1h limit with a 1m deadline: %v, want go-github's AbuseRateLimitError", err)
+	}
+	if len(e.clock.Sleeps()) != 1 {
+		t.Errorf("slept %v", e.clock.Sleeps())
+	}
+}
+
+func TestPrimaryRateLimitIsWaitedOut(t *testing.T) {
+	// A short window keeps the installation token (1h) alive across the
+	// wait.
+	e := newEnv(t, ghsim.Options{RateLimit: 3, RateLimitWindow: 10 * time.Minute})
+	ctx := t.Context()
+	// Three requests exhaust the window's budget; the fourth waits for
+	// the reset instead of failing.
+	for i := range 4 {
+		if _, err := e.rep.CollaboratorRole(ctx, fmt.Sprintf("user%d", i)); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	sleeps := e.clock.Sleeps()
+	if len(sleeps) != 1 || sleeps[0] < 9*time.Minute || sleeps[0] > 11*time.Minute {
+		t.Errorf("waits %v, want one of about the 10 minutes left", sleeps)
+	}
+	if got := e.state().Responses["GET /repos/{owner}/{repo}/collaborators/{username}/permission"]; got[403] != 0 {
+		t.Errorf("answers %v: the exhausted limit was hit instead of waited for", got)
+	}
+}
+
+func TestRequestTheDescriptionRejects(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	req, err := e.client.NewRequest("POST", "repos/acme/app/check-runs", map[string]any{"name": "deploybot/preview"})
+	must(t, err)
+	_, err = e.client.Do(t.Context(), req, nil)
+	var ge *gh.ErrorResponse
+	if !errors.As(err, &ge) || ge.Response.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(ge.Message, "head_sha") {
+		t.Errorf("check run without head_sha: %v, want 422 naming head_sha", err)
+	}
+}
