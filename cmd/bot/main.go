@@ -4,6 +4,7 @@
 //	bot demo    [--keep]                walk a sample PR through a local bot
 //	bot serve   [--config config.yml]   receive webhooks and run pipelines
 //	bot migrate [--config config.yml] up|down|status
+//	bot sandbox [--addr 127.0.0.1:8900]  simulated GitHub, Neon, Cloudflare
 //
 // This file and its neighbours only wire packages together; the behaviour
 // lives in handlers/, pipeline/ and internal/.
@@ -27,6 +28,7 @@ Usage:
   bot serve   [--config FILE]            receive GitHub webhooks and run pipelines
   bot migrate [--config FILE] up|down|status
                                          manage the database schema (serve migrates up by itself)
+  bot sandbox [--addr 127.0.0.1:8900]    serve simulated GitHub, Neon and Cloudflare APIs and their edge
 
 The config file defaults to config.yml; config.example.yml documents every key.
 `
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return migrateCmd(ctx, args, stdout, stderr, getenv)
 	case "demo":
 		return demoCmd(ctx, args, stdout, stderr, getenv)
+	case "sandbox":
+		return sandboxCmd(ctx, args, stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
