@@ -1,0 +1,395 @@
+// Package repoconfig reads a repository's pipeline file, .github/deploybot.yml.
+//
+// The file says what a preview, a production deploy and a test run consist
+// of: the Neon database branch, the migrate command, the Workers with their
+// build commands, hostnames, secrets and health checks, and the test stages.
+// The bot always reads it from the pull request's BASE branch, never from
+// the head: a PR must not be able to change what runs with the repository's
+// secrets. Commands in it are trusted like CI `run:` steps; the bot passes
+// everything that comes from users (branch names, titles) in DEPLOYBOT_*
+// environment variables, never inside the command text.
+//
+// Reading is strict (package strictyaml): a mistake is reported in the check
+// run with the file, line and key.
+package repoconfig
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/revelations-studio/deploybot/internal/strictyaml"
+)
+
+// Path is where the file lives in a repository.
+const Path = ".github/deploybot.yml"
+
+// File is the pipeline file.
+type File struct {
+	Version    int        `yaml:"version"`
+	Database   Database   `yaml:"database"`
+	Preview    Preview    `yaml:"preview"`
+	Workers    []Worker   `yaml:"workers"`
+	Tests      Tests      `yaml:"tests"`
+	Production Production `yaml:"production"`
+	Forks      Forks      `yaml:"forks"`
+}
+
+// Database is the Neon side of previews and tests.
+type Database struct {
+	// Project is the Neon project id, e.g. "proud-sun-123456".
+	Project string `yaml:"project"`
+	// Parent is the branch previews and test branches start from.
+	Parent string `yaml:"parent"`
+	// PreviewBranch names a PR's branch; placeholders as in Placeholders.
+	PreviewBranch string `yaml:"preview_branch"`
+	// TestBranch names a test run's ephemeral branch.
+	TestBranch string `yaml:"test_branch"`
+	// InitSource is "parent-data" (copy data) or "schema-only".
+	InitSource string `yaml:"init_source"`
+	// Migrate is the command applying migrations, run with DATABASE_URL set
+	// to the branch's direct connection URI. Empty: no migrations.
+	Migrate string `yaml:"migrate"`
+}
+
+// Preview says when PRs get previews.
+type Preview struct {
+	// Drafts deploys draft PRs too.
+	Drafts bool `yaml:"drafts"`
+	// On lists the pull_request actions that deploy (default: opened,
+	// reopened, synchronize, ready_for_review).
+	On []string `yaml:"on"`
+	// TTL deletes a preview not updated for this long ("" = never), e.g. "168h".
+	TTL string `yaml:"ttl"`
+}
+
+// Worker is one Cloudflare Worker of the app.
+type Worker struct {
+	Name string `yaml:"name"`
+	// Script is the production script name; PreviewScript the pattern of a
+	// PR's script (default "<script>-preview-{pr}").
+	Script        string `yaml:"script"`
+	PreviewScript string `yaml:"preview_script"`
+	// Hostname is the production hostname; PreviewHostname the pattern of a
+	// PR's hostname, e.g. "codex-preview-{pr}.revelations.studio".
+	Hostname        string `yaml:"hostname"`
+	PreviewHostname string `yaml:"preview_hostname"`
+	// Build is the command producing the Worker's files (run in Dir).
+	Build string `yaml:"build"`
+	// Dir is the worker's directory in the repository ("" = root).
+	Dir string `yaml:"dir"`
+	// Main is the ES module entry, relative to Dir; Modules are extra module
+	// files; Assets a directory of static assets.
+	Main               string            `yaml:"main"`
+	Modules            []string          `yaml:"modules"`
+	Assets             string            `yaml:"assets"`
+	CompatibilityDate  string            `yaml:"compatibility_date"`
+	CompatibilityFlags []string          `yaml:"compatibility_flags"`
+	Vars               map[string]string `yaml:"vars"`
+	// Secrets names secret bindings whose values the bot's config holds for
+	// this repository.
+	Secrets []string `yaml:"secrets"`
+	// GeneratedSecrets names bindings whose values the bot derives per PR
+	// (stable across redeploys, never stored), e.g. BETTER_AUTH_SECRET.
+	GeneratedSecrets []string `yaml:"generated_secrets"`
+	// DatabaseURL names the secret binding that receives the branch's
+	// pooled connection URI ("" = none).
+	DatabaseURL string `yaml:"database_url"`
+	// Services binds other Workers of the app by name.
+	Services []Service `yaml:"services"`
+	Health   Health    `yaml:"health"`
+}
+
+// Service is a service binding to another worker of this file.
+type Service struct {
+	Binding string `yaml:"binding"`
+	Worker  string `yaml:"worker"`
+}
+
+// Health is how a deployed worker proves it works.
+type Health struct {
+	Path    string `yaml:"path"`
+	Status  int    `yaml:"status"`
+	Timeout string `yaml:"timeout"` // overall deadline, e.g. "5m"
+}
+
+// Tests are the stages run on every push.
+type Tests struct {
+	Stages []Stage `yaml:"stages"`
+}
+
+// Stage is one test command; stages run in parallel where Needs allows.
+type Stage struct {
+	Name     string   `yaml:"name"`
+	Run      string   `yaml:"run"`
+	Needs    []string `yaml:"needs"`
+	Database bool     `yaml:"database"`
+	Timeout  string   `yaml:"timeout"`
+}
+
+// Production says how merges deploy.
+type Production struct {
+	// Enabled deploys the default branch on every push (a merge).
+	Enabled bool `yaml:"enabled"`
+	// Branch is the Neon branch migrated on deploy (default: database.parent).
+	Branch string `yaml:"branch"`
+}
+
+// Forks says what a maintainer-approved fork PR gets.
+type Forks struct {
+	// Secrets gives approved fork runs the configured secrets.
+	Secrets bool `yaml:"secrets"`
+	// InitSource of fork branches (default "schema-only").
+	InitSource string `yaml:"init_source"`
+}
+
+// Placeholders may appear in name patterns.
+var Placeholders = []string{"pr", "sha", "sha7", "branch", "repo"}
+
+// Parse reads the file's bytes; name (e.g. ".github/deploybot.yml@main")
+// is used in errors. Defaults are filled in.
+func Parse(name string, data []byte) (*File, error) {
+	f := &File{
+		Version:  1,
+		Database: Database{Parent: "production", PreviewBranch: "pr-{pr}", TestBranch: "push-{branch}-{sha7}", InitSource: "parent-data"},
+		Preview:  Preview{On: []string{"opened", "reopened", "synchronize", "ready_for_review"}},
+		Forks:    Forks{InitSource: "schema-only"},
+	}
+	lines, err := strictyaml.Decode(name, data, f)
+	if err != nil {
+		return nil, err
+	}
+	v := validator{file: name, lines: lines}
+	v.check(f)
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	return f, nil
+}
+
+type validator struct {
+	file  string
+	lines strictyaml.Lines
+	errs  []error
+}
+
+func (v *validator) fail(key, format string, args ...any) {
+	v.errs = append(v.errs, v.lines.Errorf(v.file, key, format, args...))
+}
+
+var (
+	nameRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	bindingRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	dateRE       = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+	placeholerRE = regexp.MustCompile(`\{([^{}]*)\}`)
+	prActions    = []string{"opened", "reopened", "synchronize", "ready_for_review"}
+	initSources  = []string{"parent-data", "schema-only"}
+)
+
+func (v *validator) check(f *File) {
+	if f.Version != 1 {
+		v.fail("version", "%d is not a version this bot reads (use 1)", f.Version)
+	}
+	d := f.Database
+	if d.Project == "" && (len(f.Workers) > 0 || hasDatabaseStage(f.Tests)) {
+		v.fail("database.project", "is required (the Neon project id, e.g. proud-sun-123456)")
+	}
+	v.pattern("database.preview_branch", d.PreviewBranch, true)
+	v.pattern("database.test_branch", d.TestBranch, true)
+	v.oneOf("database.init_source", d.InitSource, initSources)
+	v.oneOf("forks.init_source", f.Forks.InitSource, initSources)
+	for i, a := range f.Preview.On {
+		v.oneOf(fmt.Sprintf("preview.on[%d]", i), a, prActions)
+	}
+	v.duration("preview.ttl", f.Preview.TTL)
+
+	names := map[string]bool{}
+	for i, w := range f.Workers {
+		key := fmt.Sprintf("workers[%d]", i)
+		switch {
+		case w.Name == "":
+			v.fail(key+".name", "is required")
+		case !nameRE.MatchString(w.Name):
+			v.fail(key+".name", "%q: use lowercase letters, digits, - and _", w.Name)
+		case names[w.Name]:
+			v.fail(key+".name", "%q is used by another worker", w.Name)
+		}
+		names[w.Name] = true
+		if w.Script == "" {
+			v.fail(key+".script", "is required (the production script name)")
+		}
+		if w.PreviewScript == "" {
+			f.Workers[i].PreviewScript = w.Script + "-preview-{pr}"
+		}
+		v.pattern(key+".preview_script", f.Workers[i].PreviewScript, true)
+		if w.PreviewHostname != "" {
+			v.pattern(key+".preview_hostname", w.PreviewHostname, true)
+		}
+		if w.Main == "" {
+			v.fail(key+".main", "is required (the entry module, e.g. dist/index.js)")
+		}
+		v.relative(key+".dir", w.Dir)
+		v.relative(key+".main", w.Main)
+		v.relative(key+".assets", w.Assets)
+		for j, m := range w.Modules {
+			v.relative(fmt.Sprintf("%s.modules[%d]", key, j), m)
+		}
+		if w.CompatibilityDate == "" {
+			v.fail(key+".compatibility_date", "is required (e.g. 2025-01-01)")
+		} else if _, err := time.Parse(time.DateOnly, w.CompatibilityDate); err != nil || !dateRE.MatchString(w.CompatibilityDate) {
+			v.fail(key+".compatibility_date", "%q is not a date like 2025-01-01", w.CompatibilityDate)
+		}
+		seen := map[string]string{}
+		bind := func(k, name string) {
+			if !bindingRE.MatchString(name) {
+				v.fail(k, "%q is not a valid binding name", name)
+			} else if prev, dup := seen[name]; dup {
+				v.fail(k, "binding %s is also given by %s", name, prev)
+			}
+			seen[name] = k
+		}
+		for name := range w.Vars {
+			bind(key+".vars."+name, name)
+		}
+		for j, s := range w.Secrets {
+			bind(fmt.Sprintf("%s.secrets[%d]", key, j), s)
+		}
+		for j, s := range w.GeneratedSecrets {
+			bind(fmt.Sprintf("%s.generated_secrets[%d]", key, j), s)
+		}
+		if w.DatabaseURL != "" {
+			bind(key+".database_url", w.DatabaseURL)
+		}
+		for j, s := range w.Services {
+			bind(fmt.Sprintf("%s.services[%d].binding", key, j), s.Binding)
+		}
+		h := w.Health
+		if h.Status == 0 {
+			f.Workers[i].Health.Status = 200
+		} else if h.Status < 100 || h.Status > 599 {
+			v.fail(key+".health.status", "%d is not an HTTP status", h.Status)
+		}
+		if h.Path == "" {
+			f.Workers[i].Health.Path = "/"
+		} else if !strings.HasPrefix(h.Path, "/") {
+			v.fail(key+".health.path", "%q must start with /", h.Path)
+		}
+		v.duration(key+".health.timeout", h.Timeout)
+	}
+	for i, w := range f.Workers {
+		for j, s := range w.Services {
+			if !names[s.Worker] {
+				v.fail(fmt.Sprintf("workers[%d].services[%d].worker", i, j), "%q is not a worker of this file", s.Worker)
+			}
+		}
+	}
+	v.stages(f.Tests.Stages)
+}
+
+func (v *validator) stages(stages []Stage) {
+	byName := map[string]int{}
+	for i, s := range stages {
+		key := fmt.Sprintf("tests.stages[%d]", i)
+		switch {
+		case s.Name == "":
+			v.fail(key+".name", "is required")
+		case !nameRE.MatchString(s.Name):
+			v.fail(key+".name", "%q: use lowercase letters, digits, - and _", s.Name)
+		default:
+			if _, dup := byName[s.Name]; dup {
+				v.fail(key+".name", "%q is used by another stage", s.Name)
+			}
+			byName[s.Name] = i
+		}
+		if strings.TrimSpace(s.Run) == "" {
+			v.fail(key+".run", "is required (the command to run)")
+		}
+		v.duration(key+".timeout", s.Timeout)
+	}
+	for i, s := range stages {
+		for j, n := range s.Needs {
+			if _, ok := byName[n]; !ok {
+				v.fail(fmt.Sprintf("tests.stages[%d].needs[%d]", i, j), "%q is not a stage of this file", n)
+			}
+		}
+	}
+	// A cycle would leave stages waiting forever: find one and name it.
+	state := make([]int, len(stages)) // 0 new, 1 visiting, 2 done
+	var visit func(i int, trail []string) bool
+	visit = func(i int, trail []string) bool {
+		if state[i] == 1 {
+			v.fail(fmt.Sprintf("tests.stages[%d].needs", i), "stages depend on each other in a cycle: %s", strings.Join(append(trail, stages[i].Name), " → "))
+			return true
+		}
+		if state[i] == 2 {
+			return false
+		}
+		state[i] = 1
+		for _, n := range stages[i].Needs {
+			if j, ok := byName[n]; ok && visit(j, append(trail, stages[i].Name)) {
+				return true
+			}
+		}
+		state[i] = 2
+		return false
+	}
+	for i := range stages {
+		if visit(i, nil) {
+			return
+		}
+	}
+}
+
+// pattern checks that a name pattern uses known placeholders and, when
+// perPR, that it varies by PR or commit (else every PR would share one).
+func (v *validator) pattern(key, p string, perPR bool) {
+	if p == "" {
+		v.fail(key, "is empty")
+		return
+	}
+	var used []string
+	for _, m := range placeholerRE.FindAllStringSubmatch(p, -1) {
+		if !slices.Contains(Placeholders, m[1]) {
+			v.fail(key, "unknown placeholder {%s} (known: {%s})", m[1], strings.Join(Placeholders, "}, {"))
+			return
+		}
+		used = append(used, m[1])
+	}
+	if perPR && !slices.ContainsFunc(used, func(s string) bool { return s == "pr" || s == "sha" || s == "sha7" || s == "branch" }) {
+		v.fail(key, "%q has no {pr}, {branch} or {sha}: every run would share one name", p)
+	}
+}
+
+func (v *validator) oneOf(key, got string, allowed []string) {
+	if !slices.Contains(allowed, got) {
+		v.fail(key, "%q is not one of %s", got, strings.Join(allowed, ", "))
+	}
+}
+
+func (v *validator) duration(key, s string) {
+	if s == "" {
+		return
+	}
+	if d, err := time.ParseDuration(s); err != nil || d <= 0 {
+		v.fail(key, "%q is not a positive duration (e.g. 90s, 5m)", s)
+	}
+}
+
+// relative checks a path stays inside the repository.
+func (v *validator) relative(key, p string) {
+	if p == "" {
+		return
+	}
+	clean := path.Clean(p)
+	if path.IsAbs(p) || clean == ".." || strings.HasPrefix(clean, "../") {
+		v.fail(key, "%q must be a path inside the repository", p)
+	}
+}
+
+func hasDatabaseStage(t Tests) bool {
+	return slices.ContainsFunc(t.Stages, func(s Stage) bool { return s.Database })
+}

@@ -1,0 +1,95 @@
+package repoconfig_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/revelations-studio/deploybot/internal/repoconfig"
+)
+
+func TestSeedFile(t *testing.T) {
+	data, err := os.ReadFile("testdata/codex.deploybot.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := repoconfig.Parse(repoconfig.Path, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Workers) != 3 || f.Workers[0].PreviewScript != "codex-web-preview-{pr}" {
+		t.Fatalf("workers: %+v", f.Workers)
+	}
+	if h := f.Workers[1].Health; h.Path != "/" || h.Status != 200 {
+		t.Errorf("default health: %+v", h)
+	}
+	if h := f.Workers[2].Health; h.Path != "/healthz" || h.Status != 204 || h.Timeout != "5m" {
+		t.Errorf("health: %+v", h)
+	}
+	if f.Database.TestBranch != "push-{branch}-{sha7}" || f.Forks.InitSource != "schema-only" {
+		t.Errorf("defaults: %+v %+v", f.Database, f.Forks)
+	}
+	if len(f.Tests.Stages) != 4 || !f.Production.Enabled {
+		t.Errorf("tests/production: %+v %+v", f.Tests, f.Production)
+	}
+}
+
+const worker = `database: {project: p-1}
+workers:
+  - name: web
+    script: codex-web
+    main: dist/index.js
+    compatibility_date: "2025-01-01"
+`
+
+func TestErrorsNameLineAndKey(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown key", worker + "    bulid: make\n", ".github/deploybot.yml:7: workers[0].bulid: unknown key (did you mean \"build\"?)"},
+		{"missing project", "workers:\n  - {name: w, script: s, main: m.js, compatibility_date: \"2025-01-01\"}\n", "database.project: is required"},
+		{"unknown placeholder", worker + "    preview_hostname: web-{prr}.example.com\n", ":7: workers[0].preview_hostname: unknown placeholder {prr}"},
+		{"pattern shared by every PR", worker + "    preview_script: web-preview\n", "every run would share one name"},
+		{"bad date", strings.Replace(worker, "2025-01-01", "Jan 1", 1), ":6: workers[0].compatibility_date: \"Jan 1\" is not a date"},
+		{"path escaping the repository", strings.Replace(worker, "dist/index.js", "../../etc/passwd", 1), ":5: workers[0].main: \"../../etc/passwd\" must be a path inside the repository"},
+		{"key given twice", worker + "    main: other.js\n", ":7: workers[0].main: key given twice"},
+		{"assets outside", worker + "    assets: ../secrets\n", ":7: workers[0].assets: \"../secrets\" must be a path inside the repository"},
+		{"bad init source", "database: {project: p, init_source: everything}\n", ":1: database.init_source: \"everything\" is not one of parent-data, schema-only"},
+		{"bad action", "preview: {on: [opened, merged]}\n", "preview.on[1]: \"merged\" is not one of"},
+		{"duplicate binding", worker + "    vars: {STRIPE: x}\n    secrets: [STRIPE]\n", "binding STRIPE is also given by"},
+		{"bad health status", worker + "    health: {status: 700}\n", ":7: workers[0].health.status: 700 is not an HTTP status"},
+		{"unknown service", worker + "    services: [{binding: AUTH, worker: auth}]\n", "workers[0].services[0].worker: \"auth\" is not a worker"},
+		{"duplicate worker", worker + "  - {name: web, script: s2, main: m.js, compatibility_date: \"2025-01-01\"}\n", "workers[1].name: \"web\" is used by another worker"},
+		{"stage cycle", "tests:\n  stages:\n    - {name: a, run: x, needs: [b]}\n    - {name: b, run: y, needs: [a]}\n", "cycle: a → b → a"},
+		{"unknown need", "tests:\n  stages:\n    - {name: a, run: x, needs: [lint]}\n", ":3: tests.stages[0].needs[0]: \"lint\" is not a stage"},
+		{"bad timeout", "tests:\n  stages:\n    - {name: a, run: x, timeout: forever}\n", "\"forever\" is not a positive duration"},
+		{"wrong version", "version: 2\n", ":1: version: 2 is not a version"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := repoconfig.Parse(repoconfig.Path, []byte(c.yaml))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v\nwant it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	data, err := os.ReadFile("testdata/codex.deploybot.yml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add([]byte(worker))
+	f.Add([]byte("tests:\n  stages:\n    - {name: a, run: x, needs: [a]}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := repoconfig.Parse(repoconfig.Path, data)
+		if err != nil {
+			return
+		}
+		for _, w := range file.Workers {
+			if w.PreviewScript == "" || w.Health.Status == 0 || w.Health.Path == "" {
+				t.Fatalf("accepted worker without defaults: %+v", w)
+			}
+		}
+	})
+}
