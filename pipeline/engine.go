@@ -1,0 +1,258 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Step is one unit of a run. Steps whose Needs are done run at once, in
+// parallel with any other ready step (all workers of a preview build and
+// upload together). A step must be idempotent: a rescued run repeats the
+// steps it had done, and they must converge rather than duplicate.
+type Step struct {
+	Name  string
+	Needs []string
+	Do    func(ctx context.Context, log *Log) error
+}
+
+// Step statuses, as stored in run_steps.
+const (
+	StepPending   = "pending"
+	StepRunning   = "running"
+	StepSucceeded = "succeeded"
+	StepFailed    = "failed"
+	StepSkipped   = "skipped"
+	StepCancelled = "cancelled"
+)
+
+// StepState is what is known of a step during and after a run.
+type StepState struct {
+	Name     string
+	Status   string
+	Started  time.Time
+	Finished time.Time
+	Log      string // the tail of its output
+	Err      string
+}
+
+// Duration is how long the step ran (0 if it has not finished).
+func (s StepState) Duration() time.Duration {
+	if s.Started.IsZero() || s.Finished.IsZero() {
+		return 0
+	}
+	return s.Finished.Sub(s.Started)
+}
+
+// maxLogTail bounds what is kept of a step's output: enough for a check
+// run's per-step excerpt, small enough to store for every step.
+const maxLogTail = 8 << 10
+
+// Log collects the tail of a step's output.
+type Log struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// Write keeps the last maxLogTail bytes written.
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if over := len(l.buf) - maxLogTail; over > 0 {
+		l.buf = slices.Clone(l.buf[over:])
+	}
+	return len(p), nil
+}
+
+// Printf writes a line.
+func (l *Log) Printf(format string, args ...any) {
+	fmt.Fprintf(l, format+"\n", args...)
+}
+
+// String is the kept tail.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf)
+}
+
+// execute runs steps as a dependency graph, records each step's status,
+// timings and log tail in run_steps, and calls onChange (serially) whenever
+// a step starts or ends so the PR can show live progress. A failed step
+// skips the steps that need it; independent steps still run. It returns the
+// final states and the first failure.
+func execute(ctx context.Context, pool *pgxpool.Pool, runID int64, steps []Step, onChange func([]StepState)) ([]StepState, error) {
+	index := map[string]int{}
+	for i, s := range steps {
+		if _, dup := index[s.Name]; dup {
+			return nil, fmt.Errorf("pipeline: two steps named %q", s.Name)
+		}
+		index[s.Name] = i
+	}
+	for _, s := range steps {
+		for _, n := range s.Needs {
+			if _, ok := index[n]; !ok {
+				return nil, fmt.Errorf("pipeline: step %q needs unknown step %q", s.Name, n)
+			}
+		}
+	}
+
+	states := make([]StepState, len(steps))
+	for i, s := range steps {
+		states[i] = StepState{Name: s.Name, Status: StepPending}
+	}
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO run_steps (run_id, name) SELECT $1, unnest($2::text[])
+		ON CONFLICT DO NOTHING`, runID, names(steps)); err != nil {
+		return nil, fmt.Errorf("pipeline: record steps of run %d: %w", runID, err)
+	}
+
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		firstErr error
+		done     = make(chan int, len(steps))
+	)
+	snapshot := func() []StepState {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(states)
+	}
+	// persist writes a step's state with a context that survives the run's
+	// cancellation: a cancelled step must still be recorded as such.
+	persist := func(st StepState) {
+		_, _ = pool.Exec(context.WithoutCancel(ctx), `
+			UPDATE run_steps SET status = $3, started_at = $4, finished_at = $5, log_tail = $6, error = $7
+			WHERE run_id = $1 AND name = $2`,
+			runID, st.Name, st.Status, nullTime(st.Started), nullTime(st.Finished), st.Log, st.Err)
+	}
+	notify := func() {
+		if onChange != nil {
+			onChange(snapshot())
+		}
+	}
+
+	ready := func(i int) bool {
+		for _, n := range steps[i].Needs {
+			if states[index[n]].Status != StepSucceeded {
+				return false
+			}
+		}
+		return true
+	}
+	blocked := func(i int) bool {
+		for _, n := range steps[i].Needs {
+			switch states[index[n]].Status {
+			case StepFailed, StepSkipped, StepCancelled:
+				return true
+			}
+		}
+		return false
+	}
+
+	running := 0
+	for {
+		mu.Lock()
+		changed := false
+		for i := range steps {
+			if states[i].Status != StepPending {
+				continue
+			}
+			switch {
+			case ctx.Err() != nil:
+				states[i].Status = StepCancelled
+				persist(states[i])
+				changed = true
+			case blocked(i):
+				states[i].Status = StepSkipped
+				persist(states[i])
+				changed = true
+			case ready(i):
+				states[i].Status = StepRunning
+				states[i].Started = time.Now()
+				persist(states[i])
+				changed = true
+				running++
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					log := &Log{}
+					err := runStep(ctx, steps[i], log)
+					mu.Lock()
+					st := &states[i]
+					st.Finished = time.Now()
+					st.Log = log.String()
+					switch {
+					case err == nil:
+						st.Status = StepSucceeded
+					case ctx.Err() != nil:
+						st.Status = StepCancelled
+						st.Err = "cancelled"
+					default:
+						st.Status = StepFailed
+						st.Err = err.Error()
+						if firstErr == nil {
+							firstErr = fmt.Errorf("step %s: %w", st.Name, err)
+						}
+					}
+					persist(*st)
+					mu.Unlock()
+					done <- i
+				}(i)
+			}
+		}
+		mu.Unlock()
+		if changed {
+			notify()
+		}
+		if running == 0 {
+			break
+		}
+		<-done
+		running--
+		notify()
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return snapshot(), firstErr
+}
+
+// runStep runs one step, turning a panic into a failure of that step rather
+// than of the whole bot.
+func runStep(ctx context.Context, s Step, log *Log) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	if err := s.Do(ctx, log); err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	return nil
+}
+
+func names(steps []Step) []string {
+	out := make([]string, len(steps))
+	for i, s := range steps {
+		out[i] = s.Name
+	}
+	return out
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
