@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -28,6 +29,11 @@ type Config struct {
 	Cloudflare Cloudflare `yaml:"cloudflare"`
 	Jobs       Jobs       `yaml:"jobs"`
 	Log        Log        `yaml:"log"`
+	// MasterKey derives the per-PR generated secrets (HMAC of the key and
+	// repo+PR), so they are stable across redeploys and never stored.
+	MasterKey Secret `yaml:"master_key"`
+	// Repositories maps "owner/name" to its cloud accounts and secrets.
+	Repositories map[string]Repository `yaml:"repositories"`
 
 	file  string
 	lines strictyaml.Lines
@@ -73,6 +79,24 @@ type Cloudflare struct {
 	APIToken Secret `yaml:"api_token"`
 }
 
+// Repository is what the bot needs to deploy one repository: where its
+// Workers and hostnames live, and the values of the secrets its pipeline file
+// names. Secret values never live in the repository itself.
+type Repository struct {
+	Cloudflare RepoCloudflare    `yaml:"cloudflare"`
+	Secrets    map[string]Secret `yaml:"secrets"`
+}
+
+// RepoCloudflare places a repository's Workers and hostnames.
+type RepoCloudflare struct {
+	AccountID string `yaml:"account_id"`
+	ZoneID    string `yaml:"zone_id"`
+	// Hostnames is "custom_domain" (Workers Custom Domains, the default) or
+	// "dns_route" (a proxied CNAME to DNSTarget plus a Worker route).
+	Hostnames string `yaml:"hostnames"`
+	DNSTarget string `yaml:"dns_target"`
+}
+
 // Jobs tunes the durable job queue.
 type Jobs struct {
 	Workers int `yaml:"workers"`
@@ -107,6 +131,7 @@ const (
 	EnvPrivateKey      = "DEPLOYBOT_GITHUB_PRIVATE_KEY"
 	EnvNeonAPIKey      = "DEPLOYBOT_NEON_API_KEY"
 	EnvCloudflareToken = "DEPLOYBOT_CLOUDFLARE_API_TOKEN"
+	EnvMasterKey       = "DEPLOYBOT_MASTER_KEY"
 )
 
 // Load reads and validates the file at path. Secrets are resolved from the
@@ -155,9 +180,20 @@ func (c *Config) resolveSecrets(getenv func(string) string) error {
 		{"github.app.private_key", &c.GitHub.App.PrivateKey, EnvPrivateKey},
 		{"neon.api_key", &c.Neon.APIKey, EnvNeonAPIKey},
 		{"cloudflare.api_token", &c.Cloudflare.APIToken, EnvCloudflareToken},
+		{"master_key", &c.MasterKey, EnvMasterKey},
 	} {
 		if err := s.sec.resolve(getenv, s.env); err != nil {
 			errs = append(errs, c.lines.Errorf(c.file, s.key, "%v", err))
+		}
+	}
+	for name, repo := range c.Repositories {
+		for key, sec := range repo.Secrets {
+			path := "repositories." + name + ".secrets." + key
+			// A repository secret has no default variable: it must be written.
+			if err := sec.resolve(getenv, ""); err != nil {
+				errs = append(errs, c.lines.Errorf(c.file, path, "%v", err))
+			}
+			repo.Secrets[key] = sec
 		}
 	}
 	return errors.Join(errs...)
@@ -205,6 +241,28 @@ func (c *Config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		fail("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	for name, repo := range c.Repositories {
+		key := "repositories." + name
+		if owner, repoName, ok := strings.Cut(name, "/"); !ok || owner == "" || repoName == "" || strings.Contains(repoName, "/") {
+			fail(key, "%q is not owner/name", name)
+		}
+		cf := repo.Cloudflare
+		if cf.AccountID == "" {
+			fail(key+".cloudflare.account_id", "is required")
+		}
+		if cf.ZoneID == "" {
+			fail(key+".cloudflare.zone_id", "is required")
+		}
+		switch cf.Hostnames {
+		case "", "custom_domain":
+		case "dns_route":
+			if cf.DNSTarget == "" {
+				fail(key+".cloudflare.dns_target", "is required when hostnames is dns_route (the CNAME target, e.g. the zone apex)")
+			}
+		default:
+			fail(key+".cloudflare.hostnames", "%q is not one of custom_domain, dns_route", cf.Hostnames)
+		}
 	}
 	switch c.Log.Format {
 	case "json", "console":

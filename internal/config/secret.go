@@ -76,7 +76,7 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 // resolve fills in the value from the named variable or file, or, when the
 // config file did not mention the secret, from defaultEnv.
 func (s *Secret) resolve(getenv func(string) string, defaultEnv string) error {
-	if !s.set {
+	if !s.set && defaultEnv != "" {
 		if v := getenv(defaultEnv); v != "" {
 			s.value = v
 			return nil

@@ -92,7 +92,9 @@ func (d *decoder) decode(n *yaml.Node, key string, v reflect.Value) {
 		d.fail(n.Line, key, "YAML aliases are not supported")
 		return
 	}
-	d.lines[key] = n.Line
+	if _, ok := d.lines[key]; !ok { // a key's own line was recorded by its parent
+		d.lines[key] = n.Line
+	}
 
 	// Types with their own YAML form (durations, secrets) decode themselves.
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
@@ -143,6 +145,7 @@ func (d *decoder) decode(n *yaml.Node, key string, v reflect.Value) {
 				continue
 			}
 			elem := reflect.New(v.Type().Elem()).Elem()
+			d.lines[key+"."+kn.Value] = kn.Line
 			d.decode(vn, key+"."+kn.Value, elem)
 			m.SetMapIndex(k, elem)
 		}
@@ -190,6 +193,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, key string, v reflect.Value) {
 			continue
 		}
 		seen[kn.Value] = true
+		d.lines[child] = kn.Line
 		d.decode(vn, child, v.Field(idx))
 	}
 }
