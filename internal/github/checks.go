@@ -37,7 +37,7 @@ const (
 
 // CheckRun is a check run to create, or the fields to change on one.
 type CheckRun struct {
-	Name    string // create only
+	Name    string // required: GitHub's update always sets it
 	HeadSHA string // create only
 	// Status is StatusQueued, StatusInProgress or StatusCompleted; empty
 	// leaves it as it is (queued on create). A Conclusion implies completed.
@@ -106,21 +106,27 @@ func (r *Reporter) CreateCheckRun(ctx context.Context, run CheckRun) (int64, err
 	if err != nil {
 		return 0, r.wrap(op, resp, err)
 	}
-	if err := r.sendAnnotations(ctx, cr.GetID(), out, rest); err != nil {
+	if err := r.sendAnnotations(ctx, cr.GetID(), run.Name, out, rest); err != nil {
 		return cr.GetID(), err
 	}
 	return cr.GetID(), nil
 }
 
-// UpdateCheckRun changes check run id. Name and HeadSHA are ignored.
+// UpdateCheckRun changes check run id. Name must be the run's name: GitHub's
+// update always carries a name (go-github cannot leave it out), so an empty
+// one would rename the run to "". HeadSHA is ignored.
 func (r *Reporter) UpdateCheckRun(ctx context.Context, id int64, run CheckRun) error {
 	op := fmt.Sprintf("update check run %d", id)
+	if run.Name == "" {
+		return fmt.Errorf("github: %s in %s: the check run's name is required", op, r.FullName())
+	}
 	actions, err := checkActions(run.Actions)
 	if err != nil {
 		return fmt.Errorf("github: %s in %s: %w", op, r.FullName(), err)
 	}
 	out, rest := checkOutput(run.Output)
 	opts := gh.UpdateCheckRunOptions{
+		Name:        run.Name,
 		DetailsURL:  optString(run.DetailsURL),
 		ExternalID:  optString(run.ExternalID),
 		Status:      optString(statusFor(run)),
@@ -133,7 +139,7 @@ func (r *Reporter) UpdateCheckRun(ctx context.Context, id int64, run CheckRun) e
 	if err != nil {
 		return r.wrap(op, resp, err)
 	}
-	return r.sendAnnotations(ctx, id, out, rest)
+	return r.sendAnnotations(ctx, id, run.Name, out, rest)
 }
 
 // FindCheckRun returns the newest check run named name on commit sha, so
@@ -158,12 +164,12 @@ func (r *Reporter) FindCheckRun(ctx context.Context, sha, name string) (id int64
 
 // sendAnnotations sends annotations beyond the first call's 50 in further
 // updates; GitHub appends them.
-func (r *Reporter) sendAnnotations(ctx context.Context, id int64, first *gh.CheckRunOutput, rest []*gh.CheckRunAnnotation) error {
+func (r *Reporter) sendAnnotations(ctx context.Context, id int64, name string, first *gh.CheckRunOutput, rest []*gh.CheckRunAnnotation) error {
 	for len(rest) > 0 {
 		n := min(len(rest), MaxAnnotationsPerCall)
 		out := &gh.CheckRunOutput{Title: first.Title, Summary: first.Summary, Annotations: rest[:n]}
 		rest = rest[n:]
-		_, resp, err := r.client.Checks.UpdateCheckRun(ctx, r.owner, r.repo, id, gh.UpdateCheckRunOptions{Output: out})
+		_, resp, err := r.client.Checks.UpdateCheckRun(ctx, r.owner, r.repo, id, gh.UpdateCheckRunOptions{Name: name, Output: out})
 		if err != nil {
 			return r.wrap(fmt.Sprintf("add annotations to check run %d", id), resp, err)
 		}

@@ -305,6 +305,7 @@ func TestCheckRunLifecycle(t *testing.T) {
 		notes = append(notes, Annotation{Path: "web/index.js", StartLine: i + 1, Level: "warning", Message: "slow"})
 	}
 	must(t, e.rep.UpdateCheckRun(ctx, id, CheckRun{
+		Name:       "deploybot/preview",
 		Conclusion: ConclusionFailure,
 		Output:     &CheckOutput{Title: "Health check failed", Summary: "web: 502", Text: text, Annotations: notes},
 	}))
@@ -314,7 +315,7 @@ func TestCheckRunLifecycle(t *testing.T) {
 			cr = c
 		}
 	}
-	if cr.Status != "completed" || cr.Conclusion != "failure" || cr.OutputTitle != "Health check failed" {
+	if cr.Status != "completed" || cr.Conclusion != "failure" || cr.OutputTitle != "Health check failed" || cr.Name != "deploybot/preview" {
 		t.Errorf("check run %+v", cr)
 	}
 	if cr.TextBytes > MaxOutputBytes || cr.TextBytes < MaxOutputBytes-1000 {

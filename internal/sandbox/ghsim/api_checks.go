@@ -131,6 +131,10 @@ func (s *Server) updateCheckRun(r *http.Request) reply {
 	}
 	next := *cr
 	if in.Name != nil {
+		// GitHub refuses to blank a check run's name.
+		if *in.Name == "" {
+			return fail(http.StatusUnprocessableEntity, "Invalid request.\n\nname can't be blank", docUpdateCheckRun)
+		}
 		next.name = *in.Name
 	}
 	if rep := s.applyCheckRun(&next, &in, docUpdateCheckRun); rep != nil {
