@@ -109,7 +109,7 @@ func execute(ctx context.Context, pool *pgxpool.Pool, runID int64, steps []Step,
 	}
 	if _, err := pool.Exec(ctx, `
 		INSERT INTO run_steps (run_id, name) SELECT $1, unnest($2::text[])
-		ON CONFLICT DO NOTHING`, runID, names(steps)); err != nil {
+		ON CONFLICT DO NOTHING`, runID, stepNames(steps)); err != nil {
 		return nil, fmt.Errorf("pipeline: record steps of run %d: %w", runID, err)
 	}
 
@@ -242,7 +242,7 @@ func runStep(ctx context.Context, s Step, log *Log) (err error) {
 	return nil
 }
 
-func names(steps []Step) []string {
+func stepNames(steps []Step) []string {
 	out := make([]string, len(steps))
 	for i, s := range steps {
 		out[i] = s.Name

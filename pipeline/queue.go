@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/rs/zerolog"
 
+	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/internal/logging"
 )
 
@@ -25,20 +26,29 @@ type QueueOptions struct {
 	// Workers is how many jobs run at once in this process.
 	Workers int
 	Logger  zerolog.Logger
+	// Pipelines runs the preview pipelines. Without it every intent is only
+	// recorded (for tests of the webhook intake alone).
+	Pipelines *Deps
 }
 
 // NewQueue returns the River client that inserts and works the bot's jobs.
 // It is not started: Start it to work jobs; inserting works without.
 func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
-	AddRecorders(workers, pool, opts.Logger)
+	if opts.Pipelines != nil {
+		p := &previews{deps: *opts.Pipelines}
+		river.AddWorker(workers, &syncWorker[intent.PreviewRequested]{p: p})
+		river.AddWorker(workers, &syncWorker[intent.PreviewDrafted]{p: p})
+		river.AddWorker(workers, &syncWorker[intent.PreviewClosed]{p: p})
+	}
+	AddRecorders(workers, pool, opts.Logger, opts.Pipelines != nil)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: max(opts.Workers, 1)}},
 		Workers: workers,
 		Logger:  logging.Slog(opts.Logger, slog.LevelWarn),
 		// A job whose process died is retried after this long; it must
 		// exceed the longest step a pipeline runs without heartbeat.
-		RescueStuckJobsAfter: 15 * time.Minute,
+		RescueStuckJobsAfter: previewTimeout + 5*time.Minute,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: job queue: %w", err)

@@ -47,11 +47,14 @@ func (w *Recorder[T]) Work(ctx context.Context, job *river.Job[T]) error {
 	return nil
 }
 
-// AddRecorders registers a Recorder for every intent kind.
-func AddRecorders(workers *river.Workers, pool *pgxpool.Pool, logger zerolog.Logger) {
-	river.AddWorker(workers, &Recorder[intent.PreviewRequested]{pool: pool, logger: logger})
-	river.AddWorker(workers, &Recorder[intent.PreviewDrafted]{pool: pool, logger: logger})
-	river.AddWorker(workers, &Recorder[intent.PreviewClosed]{pool: pool, logger: logger})
+// AddRecorders registers a Recorder for every intent kind without a
+// pipeline (all of them unless previews is set).
+func AddRecorders(workers *river.Workers, pool *pgxpool.Pool, logger zerolog.Logger, previews bool) {
+	if !previews {
+		river.AddWorker(workers, &Recorder[intent.PreviewRequested]{pool: pool, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.PreviewDrafted]{pool: pool, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.PreviewClosed]{pool: pool, logger: logger})
+	}
 	river.AddWorker(workers, &Recorder[intent.CommentCommand]{pool: pool, logger: logger})
 	river.AddWorker(workers, &Recorder[intent.CheckRunAction]{pool: pool, logger: logger})
 	river.AddWorker(workers, &Recorder[intent.CheckSuiteRequested]{pool: pool, logger: logger})

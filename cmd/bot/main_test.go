@@ -18,18 +18,17 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // TestDemo runs the README's first quick-start command.
 func TestDemo(t *testing.T) {
-	_, dbURL := pgtest.NewDatabaseURL(t)
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"demo"}, &out, &errOut, func(k string) string {
 		if k == "DATABASE_URL" {
-			return dbURL
+			return pgtest.ServerURL(t)
 		}
 		return ""
 	})
 	if err != nil {
 		t.Fatalf("demo failed: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
-	for _, want := range []string{"preview_requested", `"duplicate":true`, "production_push", "The demo passed"} {
+	for _, want := range []string{"✅ Preview ready", "codex-preview-1.revelations.studio", "🗑️ Preview destroyed", "The demo passed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/revelations-studio/deploybot/internal/app"
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/logging"
 	"github.com/revelations-studio/deploybot/internal/store"
@@ -30,7 +31,7 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		return err
 	}
 	logger := logging.New(stderr, cfg.Log.Level, cfg.Log.Format)
-	pool, closeDB, err := openDatabase(ctx, cfg, logger)
+	pool, closeDB, err := app.OpenDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}

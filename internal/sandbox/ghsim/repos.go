@@ -358,6 +358,23 @@ func (s *Server) ClosePR(repoName string, number int, merged bool) (string, erro
 	return sha, nil
 }
 
+// ReopenPR reopens a closed, unmerged pull request, as GitHub allows.
+func (s *Server) ReopenPR(repoName string, number int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p, err := s.pull(repoName, number)
+	if err != nil {
+		return err
+	}
+	if p.state != "closed" || p.merged {
+		return fmt.Errorf("ghsim: reopen %s#%d: only a closed, unmerged pull request can be reopened", repoName, number)
+	}
+	p.state = "open"
+	p.closedAt = time.Time{}
+	p.updated = s.now()
+	return nil
+}
+
 func headLabel(p *pull) string {
 	return strings.SplitN(p.headRepo, "/", 2)[0] + ":" + p.head
 }

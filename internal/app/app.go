@@ -1,0 +1,232 @@
+// Package app assembles the running bot from its configuration: database,
+// schema, job queue with its pipelines, the clients of GitHub, Neon and
+// Cloudflare, and the HTTP handler. `bot serve`, `bot demo` and the
+// end-to-end tests all start the bot through it, so what is tested is what
+// runs.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/revelations-studio/deploybot/handlers"
+	"github.com/revelations-studio/deploybot/internal/cloudflare"
+	"github.com/revelations-studio/deploybot/internal/config"
+	"github.com/revelations-studio/deploybot/internal/github"
+	"github.com/revelations-studio/deploybot/internal/intake"
+	"github.com/revelations-studio/deploybot/internal/neon"
+	"github.com/revelations-studio/deploybot/internal/pgcluster"
+	"github.com/revelations-studio/deploybot/internal/server"
+	"github.com/revelations-studio/deploybot/internal/store"
+	"github.com/revelations-studio/deploybot/pipeline"
+)
+
+// Options configures Start.
+type Options struct {
+	Config *config.Config
+	Logger zerolog.Logger
+	// Health is the client for workers' health checks and HealthScheme its
+	// scheme; defaults: an ordinary client over https. The sandbox routes
+	// every hostname to its edge over http.
+	Health       *http.Client
+	HealthScheme string
+	// HealthWithin bounds each worker's health check (default 5 minutes).
+	HealthWithin time.Duration
+	// BotLogin is the App's bot user ("<slug>[bot]"), whose comments are the
+	// status comments.
+	BotLogin string
+}
+
+// App is the running bot.
+type App struct {
+	Pool    *pgxpool.Pool
+	Queue   *river.Client[pgx.Tx]
+	Handler http.Handler
+	closeDB func()
+}
+
+// Start opens the database (or a private cluster), migrates it, and starts
+// the job queue. Pipelines run when the GitHub App's id and key are set;
+// without them the bot only stores and records deliveries.
+func Start(ctx context.Context, opts Options) (*App, error) {
+	cfg, logger := opts.Config, opts.Logger
+	pool, closeDB, err := OpenDatabase(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*App, error) {
+		closeDB()
+		return nil, err
+	}
+	applied, err := store.MigrateUp(ctx, pool)
+	for _, line := range applied {
+		logger.Info().Str("migration", line).Msg("applied migration")
+	}
+	if err != nil {
+		return fail(err)
+	}
+
+	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger}
+	if cfg.GitHub.App.IntegrationID != 0 && cfg.GitHub.App.PrivateKey.Value() != "" {
+		deps, err := pipelineDeps(cfg, opts, pool)
+		if err != nil {
+			return fail(err)
+		}
+		qopts.Pipelines = deps
+	} else {
+		logger.Warn().Msg("github.app.integration_id or private_key is not set: deliveries are stored and recorded, no pipeline runs")
+	}
+	queue, err := pipeline.NewQueue(pool, qopts)
+	if err != nil {
+		return fail(err)
+	}
+	// Jobs get a context that outlives ctx: shutdown is Stop's job, so that
+	// running steps can finish instead of being cut at the signal.
+	if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
+		return fail(fmt.Errorf("start job queue: %w", err))
+	}
+	handler := server.New(server.Options{
+		WebhookSecret: cfg.GitHub.App.WebhookSecret.Value(),
+		Handlers:      handlers.All(intake.New(pool, queue)),
+		Ready:         ready(pool),
+		Logger:        logger,
+	})
+	return &App{Pool: pool, Queue: queue, Handler: handler, closeDB: closeDB}, nil
+}
+
+// Stop lets running jobs finish within timeout, cancels the rest (River
+// retries them after the restart), and closes the database.
+func (a *App) Stop(timeout time.Duration, logger zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := a.Queue.Stop(ctx); err != nil {
+		logger.Warn().Err(err).Msg("jobs still running at the shutdown timeout: cancelling them")
+		hardCtx, hardCancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer hardCancel()
+		_ = a.Queue.StopAndCancel(hardCtx)
+	}
+	a.closeDB()
+}
+
+func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeline.Deps, error) {
+	creator, err := github.NewClientCreator(github.Config{
+		V3APIURL:   cfg.GitHub.V3APIURL,
+		V4APIURL:   cfg.GitHub.V4APIURL,
+		AppID:      cfg.GitHub.App.IntegrationID,
+		PrivateKey: []byte(cfg.GitHub.App.PrivateKey.Value()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu      sync.Mutex
+		clients = map[string]*cloudflare.Client{}
+	)
+	deps := &pipeline.Deps{
+		Pool:   pool,
+		Config: cfg,
+		GitHub: pipeline.GitHubFunc(func(ctx context.Context, installationID int64, owner, name string) (pipeline.Repo, error) {
+			client, err := creator.NewInstallationClient(installationID)
+			if err != nil {
+				return nil, err
+			}
+			return github.NewReporter(client, owner, name, github.WithBotLogin(opts.BotLogin)), nil
+		}),
+		Neon: neon.New(cfg.Neon.APIURL, cfg.Neon.APIKey.Value(), nil),
+		Cloudflare: func(accountID string) (pipeline.Workers, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if c, ok := clients[accountID]; ok {
+				return c, nil
+			}
+			c, err := cloudflare.New(cloudflare.Options{AccountID: accountID, APIToken: cfg.Cloudflare.APIToken.Value(), BaseURL: cfg.Cloudflare.APIURL})
+			if err != nil {
+				return nil, err
+			}
+			clients[accountID] = c
+			return c, nil
+		},
+		Health:       opts.Health,
+		HealthScheme: opts.HealthScheme,
+		HealthWithin: opts.HealthWithin,
+		WorkDir:      filepath.Join(cfg.DataDir, "workspaces"),
+		Logger:       opts.Logger,
+	}
+	if deps.Health == nil {
+		deps.Health = &http.Client{Timeout: 30 * time.Second}
+	}
+	if deps.HealthScheme == "" {
+		deps.HealthScheme = "https"
+	}
+	return deps, nil
+}
+
+// OpenDatabase connects to the configured database or, when none is
+// configured, to a private cluster under the data directory. close releases
+// the pool and stops a cluster this process started.
+func OpenDatabase(ctx context.Context, cfg *config.Config, logger zerolog.Logger) (*pgxpool.Pool, func(), error) {
+	url := cfg.Database.URL.Value()
+	var cluster *pgcluster.Cluster
+	if url == "" {
+		dir := filepath.Join(cfg.DataDir, "postgres")
+		logger.Info().Str("data_dir", dir).Msg("no database.url configured: using a private PostgreSQL cluster")
+		var err error
+		cluster, err = pgcluster.Start(ctx, pgcluster.Options{
+			DataDir: dir,
+			Logf:    func(format string, args ...any) { logger.Info().Msgf(format, args...) },
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := cluster.CreateDatabase(ctx, "deploybot"); err != nil {
+			stopCluster(cluster, logger)
+			return nil, nil, err
+		}
+		url = cluster.URL("deploybot")
+	}
+	pool, err := store.Open(ctx, url)
+	if err != nil {
+		if cluster != nil {
+			stopCluster(cluster, logger)
+		}
+		return nil, nil, err
+	}
+	return pool, func() {
+		pool.Close()
+		if cluster != nil {
+			stopCluster(cluster, logger)
+		}
+	}, nil
+}
+
+func stopCluster(c *pgcluster.Cluster, logger zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		logger.Warn().Err(err).Msg("stopping the private PostgreSQL cluster")
+	}
+}
+
+// ready reports whether the database answers and its schema is current.
+func ready(pool *pgxpool.Pool) func(context.Context) error {
+	return func(ctx context.Context) error {
+		st, err := store.MigrationStatus(ctx, pool)
+		if err != nil {
+			return err
+		}
+		if !st.Current() {
+			return errors.New("database schema is not current")
+		}
+		return nil
+	}
+}

@@ -1,0 +1,213 @@
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/revelations-studio/deploybot/internal/app"
+	"github.com/revelations-studio/deploybot/internal/config"
+	"github.com/revelations-studio/deploybot/internal/health"
+	"github.com/revelations-studio/deploybot/internal/sandbox"
+	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
+	"github.com/revelations-studio/deploybot/internal/server"
+)
+
+// Repo is the sample repository's full name.
+const (
+	Owner    = "revelations-studio"
+	RepoName = "codex"
+	Repo     = Owner + "/" + RepoName
+)
+
+//go:embed all:samplerepo
+var sample embed.FS
+
+// StackOptions configures StartStack.
+type StackOptions struct {
+	// AdminURL is a superuser URL of the PostgreSQL server that holds the
+	// simulated Neon branches.
+	AdminURL string
+	// DatabaseURL is the bot's own database.
+	DatabaseURL string
+	// DataDir holds the bot's workspaces.
+	DataDir string
+	Logger  zerolog.Logger
+	// HealthWithin bounds each worker's health check (default 1 minute).
+	HealthWithin time.Duration
+}
+
+// Stack is the bot running against the sandbox: what `bot demo` shows and
+// what the end-to-end tests drive.
+type Stack struct {
+	Sandbox *sandbox.Sandbox
+	URLs    sandbox.URLs
+	App     *app.App
+	// HookURL is the bot's webhook endpoint.
+	HookURL string
+	Config  *config.Config
+
+	closers []func()
+}
+
+// StartStack starts the sandbox and a bot configured for it, and pushes the
+// sample repository (with its pipeline file) to the simulated GitHub.
+func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
+	s := &Stack{}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	secret := randomHex(16)
+	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: opts.AdminURL, WebhookSecret: secret})
+	if err != nil {
+		return nil, err
+	}
+	s.Sandbox = sb
+	s.closers = append(s.closers, func() { _ = sb.Close(context.Background()) })
+	sbServer := httptest.NewServer(sb.Handler())
+	s.closers = append(s.closers, sbServer.Close)
+	s.URLs = sb.URLsAt(sbServer.URL)
+
+	cfg := config.Defaults()
+	cfg.DataDir = opts.DataDir
+	cfg.Database.URL = config.NewSecret(opts.DatabaseURL)
+	cfg.Jobs.Workers = 8
+	cfg.GitHub.V3APIURL = s.URLs.GitHub
+	cfg.GitHub.V4APIURL = strings.TrimSuffix(s.URLs.GitHub, "/") + "/graphql"
+	cfg.GitHub.App.IntegrationID = sb.GitHub.AppID()
+	cfg.GitHub.App.PrivateKey = config.NewSecret(string(sb.GitHub.AppPrivateKeyPEM()))
+	cfg.GitHub.App.WebhookSecret = config.NewSecret(secret)
+	cfg.Neon.APIURL = s.URLs.Neon
+	cfg.Neon.APIKey = config.NewSecret("sandbox-neon-key")
+	cfg.Cloudflare.APIURL = s.URLs.Cloudflare
+	cfg.Cloudflare.APIToken = config.NewSecret("sandbox-cloudflare-token")
+	cfg.MasterKey = config.NewSecret(randomHex(32))
+	cfg.Repositories = map[string]config.Repository{
+		Repo: {
+			Cloudflare: config.RepoCloudflare{AccountID: sb.Cloudflare.AccountID(), ZoneID: sb.ZoneID},
+			Secrets:    map[string]config.Secret{"STRIPE_SECRET_KEY": config.NewSecret("sk_test_" + randomHex(12))},
+		},
+	}
+	s.Config = &cfg
+	within := opts.HealthWithin
+	if within == 0 {
+		within = time.Minute
+	}
+	a, err := app.Start(ctx, app.Options{
+		Config:       &cfg,
+		Logger:       opts.Logger,
+		Health:       health.ClientResolvingTo(strings.TrimPrefix(sbServer.URL, "http://")),
+		HealthScheme: "http",
+		HealthWithin: within,
+		BotLogin:     sb.GitHub.BotLogin(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.App = a
+	s.closers = append(s.closers, func() { a.Stop(10*time.Second, opts.Logger) })
+	botServer := httptest.NewServer(a.Handler)
+	s.closers = append(s.closers, botServer.Close)
+	s.HookURL = botServer.URL + server.WebhookPath
+
+	if err := s.seedRepo(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops everything StartStack started, newest first.
+func (s *Stack) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// SampleFiles is the sample repository, with the sandbox's Neon project in
+// its pipeline file.
+func (s *Stack) SampleFiles() (map[string]string, error) {
+	files := map[string]string{}
+	err := fs.WalkDir(sample, "samplerepo", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := sample.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files[strings.TrimPrefix(path, "samplerepo/")] = strings.ReplaceAll(string(b), "PROJECT_ID", s.Sandbox.NeonProject.ID)
+		return nil
+	})
+	return files, err
+}
+
+func (s *Stack) seedRepo() error {
+	files, err := s.SampleFiles()
+	if err != nil {
+		return err
+	}
+	if err := s.Sandbox.GitHub.CreateRepo(Owner, RepoName, "main"); err != nil {
+		return err
+	}
+	_, err = s.Sandbox.GitHub.Commit(Repo, "main", files, "Initial commit")
+	return err
+}
+
+// Deliver sends an event the simulated GitHub built to the bot and checks
+// the bot took it.
+func (s *Stack) Deliver(ctx context.Context, ev ghsim.Event) (ghsim.Delivery, error) {
+	d, err := s.Sandbox.GitHub.Deliver(ctx, s.HookURL, ev)
+	if err != nil {
+		return d, err
+	}
+	if d.Status != 200 {
+		return d, fmt.Errorf("%s %s: the bot answered %d %s", ev.Name, ev.Action, d.Status, d.Error)
+	}
+	return d, nil
+}
+
+// WaitIdle waits until the bot has no job left to work. It watches the job
+// queue's events and re-reads the queue when one arrives (and at least every
+// 200 ms, since a job finishing between the read and the subscription would
+// otherwise go unseen).
+func (s *Stack) WaitIdle(ctx context.Context) error {
+	events, cancel := s.App.Queue.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled, river.EventKindJobSnoozed)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var busy int
+		err := s.App.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable', 'pending')`).Scan(&busy)
+		if err != nil {
+			return err
+		}
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-events:
+		case <-tick.C:
+		case <-ctx.Done():
+			return errors.New("the bot did not finish its work in time")
+		}
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

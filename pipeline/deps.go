@@ -1,0 +1,81 @@
+package pipeline
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/revelations-studio/deploybot/internal/cloudflare"
+	"github.com/revelations-studio/deploybot/internal/config"
+	"github.com/revelations-studio/deploybot/internal/github"
+	"github.com/revelations-studio/deploybot/internal/neon"
+)
+
+// Deps are the side effects the pipelines need, injected by cmd/bot: the
+// real clients in production, the same clients pointed at the sandbox in
+// tests and the demo.
+type Deps struct {
+	Pool   *pgxpool.Pool
+	Config *config.Config
+	GitHub GitHub
+	Neon   Databases
+	// Cloudflare returns the Workers API of one account.
+	Cloudflare func(accountID string) (Workers, error)
+	// Health requests deployed hostnames; HealthScheme is "https" in
+	// production ("http" for the sandbox's edge).
+	Health       *http.Client
+	HealthScheme string
+	// HealthWithin bounds a worker's health check when its pipeline file
+	// says nothing (default 5 minutes).
+	HealthWithin time.Duration
+	// WorkDir holds the runs' workspaces (one folder per run, removed after).
+	WorkDir string
+	Logger  zerolog.Logger
+}
+
+// GitHub opens a repository as an installation of the App.
+type GitHub interface {
+	Repo(ctx context.Context, installationID int64, owner, name string) (Repo, error)
+}
+
+// Repo is what the pipelines read from and write to one repository;
+// *github.Reporter implements it.
+type Repo interface {
+	PullRequest(ctx context.Context, n int) (github.PullRequest, error)
+	File(ctx context.Context, path, ref string) ([]byte, error)
+	Tarball(ctx context.Context, ref string) (io.ReadCloser, error)
+	CreateCheckRun(ctx context.Context, run github.CheckRun) (int64, error)
+	UpdateCheckRun(ctx context.Context, id int64, run github.CheckRun) error
+	UpsertStatusComment(ctx context.Context, pr int, body string, knownID int64) (int64, error)
+	CreateDeployment(ctx context.Context, d github.Deployment) (int64, error)
+	SetDeploymentStatus(ctx context.Context, id int64, s github.DeploymentStatus) error
+	DeactivatePullRequestDeployments(ctx context.Context, env string, pr int, keep int64) (int, error)
+}
+
+// Databases is the Neon API; *neon.Client implements it.
+type Databases interface {
+	EnsureBranch(ctx context.Context, projectID string, opts neon.BranchOptions) (neon.Branch, error)
+	ConnectionURIs(ctx context.Context, projectID, branchID, database, role string) (neon.URIs, error)
+	DeleteBranchNamed(ctx context.Context, projectID, name string) error
+}
+
+// Workers is one Cloudflare account's Workers API; *cloudflare.Client
+// implements it.
+type Workers interface {
+	UploadWorker(ctx context.Context, s cloudflare.Script) (string, error)
+	AttachHostname(ctx context.Context, mode cloudflare.HostnameMode, h cloudflare.Hostname) error
+	DetachHostname(ctx context.Context, mode cloudflare.HostnameMode, h cloudflare.Hostname) error
+	DeleteScript(ctx context.Context, name string) error
+}
+
+// GitHubFunc adapts a function to GitHub.
+type GitHubFunc func(ctx context.Context, installationID int64, owner, name string) (Repo, error)
+
+// Repo calls f.
+func (f GitHubFunc) Repo(ctx context.Context, installationID int64, owner, name string) (Repo, error) {
+	return f(ctx, installationID, owner, name)
+}

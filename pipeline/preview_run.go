@@ -1,0 +1,654 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/revelations-studio/deploybot/internal/cloudflare"
+	"github.com/revelations-studio/deploybot/internal/config"
+	"github.com/revelations-studio/deploybot/internal/github"
+	"github.com/revelations-studio/deploybot/internal/health"
+	"github.com/revelations-studio/deploybot/internal/intent"
+	"github.com/revelations-studio/deploybot/internal/names"
+	"github.com/revelations-studio/deploybot/internal/neon"
+	"github.com/revelations-studio/deploybot/internal/repoconfig"
+	"github.com/revelations-studio/deploybot/internal/runner"
+	"github.com/revelations-studio/deploybot/internal/workspace"
+	"github.com/revelations-studio/deploybot/templates"
+)
+
+// previewRun is one sync of one PR.
+type previewRun struct {
+	p      *previews
+	repo   Repo
+	meta   intent.Meta
+	pr     github.PullRequest
+	st     *preview
+	jobID  int64
+	logger zerolog.Logger
+
+	runID    int64
+	checkID  int64
+	checkURL string
+
+	commentMu sync.Mutex
+}
+
+// plan is what a preview of this PR consists of, all names resolved.
+type plan struct {
+	file     *repoconfig.File
+	repoCfg  config.Repository
+	branch   string
+	init     string
+	workers  []plannedWorker
+	secrets  bool // configured secrets are given (not for unapproved forks)
+	env      map[string]string
+	res      resources
+	hostMode cloudflare.HostnameMode
+}
+
+type plannedWorker struct {
+	w        repoconfig.Worker
+	script   string
+	hostname string
+}
+
+func (r *previewRun) vars() map[string]string {
+	return map[string]string{
+		"pr":     strconv.Itoa(r.pr.Number),
+		"sha":    r.pr.HeadSHA,
+		"sha7":   short(r.pr.HeadSHA),
+		"branch": r.pr.HeadRef,
+		"repo":   r.meta.Repo.Name,
+	}
+}
+
+func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
+	repoName := r.meta.Repo.FullName()
+	repoCfg, ok := r.p.deps.Config.Repositories[repoName]
+	if !ok {
+		return nil, fmt.Errorf("repository %s is not configured in the bot's config (add it under repositories: with its Cloudflare account and zone)", repoName)
+	}
+	vars := r.vars()
+	pl := &plan{
+		file:    file,
+		repoCfg: repoCfg,
+		branch:  names.BranchName(names.Expand(file.Database.PreviewBranch, vars)),
+		init:    file.Database.InitSource,
+		secrets: !r.pr.Fork || file.Forks.Secrets,
+		env: map[string]string{
+			"CI":                     "true",
+			"DEPLOYBOT":              "true",
+			"DEPLOYBOT_ENVIRONMENT":  "preview",
+			"DEPLOYBOT_REPO":         repoName,
+			"DEPLOYBOT_PR":           strconv.Itoa(r.pr.Number),
+			"DEPLOYBOT_SHA":          r.pr.HeadSHA,
+			"DEPLOYBOT_BRANCH":       r.pr.HeadRef, // user-controlled: data in env, never in a command
+			"DEPLOYBOT_BASE_BRANCH":  r.pr.BaseRef,
+			"DEPLOYBOT_PREVIEW_NAME": names.Expand(file.Database.PreviewBranch, vars),
+		},
+		hostMode: cloudflare.ModeCustomDomain,
+	}
+	if r.pr.Fork {
+		pl.init = file.Forks.InitSource
+	}
+	if repoCfg.Cloudflare.Hostnames == "dns_route" {
+		pl.hostMode = cloudflare.ModeDNSRoute
+	}
+	pl.res = resources{
+		Project: file.Database.Project, Branch: pl.branch,
+		AccountID: repoCfg.Cloudflare.AccountID, ZoneID: repoCfg.Cloudflare.ZoneID,
+		Mode: string(pl.hostMode), DNSTarget: repoCfg.Cloudflare.DNSTarget,
+	}
+	for _, w := range file.Workers {
+		pw := plannedWorker{w: w, script: names.ScriptName(names.Expand(w.PreviewScript, vars))}
+		if w.PreviewHostname != "" {
+			host, err := names.Hostname(w.PreviewHostname, vars)
+			if err != nil {
+				return nil, fmt.Errorf("worker %s: preview_hostname: %w", w.Name, err)
+			}
+			pw.hostname = host
+		}
+		pl.workers = append(pl.workers, pw)
+		pl.res.Workers = append(pl.res.Workers, deployedWorker{Name: w.Name, Script: pw.script, Hostname: pw.hostname})
+	}
+	return pl, nil
+}
+
+// deploy builds and deploys the preview at the PR's head.
+func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr error) error {
+	if err := r.startRun(ctx, "preview"); err != nil {
+		return err
+	}
+	if err := r.startCheck(ctx); err != nil {
+		return r.finishRun(ctx, "failed", err)
+	}
+	if fileErr != nil {
+		return r.fail(ctx, "The pipeline file has errors", "`.github/deploybot.yml` on the base branch `"+r.pr.BaseRef+"` could not be used:\n\n```text\n"+fileErr.Error()+"\n```", fileErr)
+	}
+	pl, err := r.makePlan(file)
+	if err != nil {
+		return r.fail(ctx, "The preview could not be planned", err.Error(), err)
+	}
+	r.st.Resources = r.st.Resources.merge(pl.res)
+	r.st.State = templates.Building
+	if err := r.p.save(ctx, r.st); err != nil {
+		return r.finishRun(ctx, "failed", err)
+	}
+
+	if err := os.MkdirAll(r.p.deps.WorkDir, 0o700); err != nil {
+		return r.fail(ctx, "No workspace", err.Error(), err)
+	}
+	ws, err := workspace.New(r.p.deps.WorkDir)
+	if err != nil {
+		return r.fail(ctx, "No workspace", err.Error(), err)
+	}
+	defer ws.Remove()
+
+	steps, uris := r.previewSteps(pl, ws)
+	r.updateComment(ctx, pl, nil)
+	states, runErr := execute(ctx, r.p.deps.Pool, r.runID, steps, func(s []StepState) { r.updateComment(ctx, pl, s) })
+	_ = uris
+	return r.conclude(ctx, pl, states, runErr)
+}
+
+// previewSteps is the preview as a graph: database and source first, then
+// the migration and every worker's build at once, each worker's upload,
+// hostname and health check as soon as its build (and the migration) are
+// done, and the GitHub Deployment when all workers are healthy.
+func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) ([]Step, *neon.URIs) {
+	deps := r.p.deps
+	uris := &neon.URIs{}
+	steps := []Step{
+		{Name: "database", Do: func(ctx context.Context, log *Log) error {
+			b, err := deps.Neon.EnsureBranch(ctx, pl.file.Database.Project, neon.BranchOptions{
+				Name: pl.branch, Parent: pl.file.Database.Parent, InitSource: pl.init,
+				Tags: neon.Tags{Repo: r.meta.Repo.FullName(), Purpose: neon.PurposePreview, PR: r.pr.Number},
+			})
+			if err != nil {
+				return err
+			}
+			u, err := deps.Neon.ConnectionURIs(ctx, pl.file.Database.Project, b.ID, "", "")
+			if err != nil {
+				return err
+			}
+			*uris = u
+			log.Printf("branch %s (%s) from %s, %s", b.Name, b.ID, pl.file.Database.Parent, pl.init)
+			return nil
+		}},
+		{Name: "source", Do: func(ctx context.Context, log *Log) error {
+			tar, err := r.repo.Tarball(ctx, r.pr.HeadSHA)
+			if err != nil {
+				return err
+			}
+			defer tar.Close()
+			stats, err := ws.Extract(ctx, tar, workspace.Limits{})
+			if err != nil {
+				return err
+			}
+			log.Printf("%s at %s: %+v", r.meta.Repo.FullName(), short(r.pr.HeadSHA), stats)
+			return nil
+		}},
+		{Name: "migrate", Needs: []string{"database", "source"}, Do: func(ctx context.Context, log *Log) error {
+			if pl.file.Database.Migrate == "" {
+				log.Printf("no migrate command in the pipeline file")
+				return nil
+			}
+			env := withEnv(pl.env, map[string]string{"DATABASE_URL": uris.Direct})
+			return runCommand(ctx, log, runner.Command{Script: pl.file.Database.Migrate, Dir: ws.Dir(), Env: env, Secrets: []string{uris.Direct, uris.Pooled}, Timeout: 15 * time.Minute})
+		}},
+	}
+	var healthSteps []string
+	for _, pw := range pl.workers {
+		w := pw.w
+		build, deploy, check := "build:"+w.Name, "deploy:"+w.Name, "health:"+w.Name
+		dir := filepath.Join(ws.Dir(), filepath.FromSlash(w.Dir))
+		steps = append(steps,
+			Step{Name: build, Needs: []string{"source"}, Do: func(ctx context.Context, log *Log) error {
+				if w.Build == "" {
+					log.Printf("no build command")
+					return nil
+				}
+				env := withEnv(pl.env, map[string]string{"DEPLOYBOT_WORKER": w.Name})
+				return runCommand(ctx, log, runner.Command{Script: w.Build, Dir: dir, Env: env, Timeout: 20 * time.Minute})
+			}},
+			Step{Name: deploy, Needs: []string{build, "migrate"}, Do: func(ctx context.Context, log *Log) error {
+				return r.deployWorker(ctx, log, pl, pw, dir, uris)
+			}},
+			Step{Name: check, Needs: []string{deploy}, Do: func(ctx context.Context, log *Log) error {
+				return r.checkHealth(ctx, log, pw)
+			}},
+		)
+		healthSteps = append(healthSteps, check)
+	}
+	steps = append(steps, Step{Name: "deployment", Needs: healthSteps, Do: func(ctx context.Context, log *Log) error {
+		return r.recordDeployment(ctx, log, pl)
+	}})
+	return steps, uris
+}
+
+func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw plannedWorker, dir string, uris *neon.URIs) error {
+	w := pw.w
+	cf, err := r.p.deps.Cloudflare(pl.res.AccountID)
+	if err != nil {
+		return err
+	}
+	script := cloudflare.Script{
+		Name:               pw.script,
+		MainModule:         filepath.Base(w.Main),
+		CompatibilityDate:  w.CompatibilityDate,
+		CompatibilityFlags: w.CompatibilityFlags,
+		Vars:               withEnv(w.Vars, map[string]string{cloudflare.CommitVar: r.pr.HeadSHA}),
+		Secrets:            map[string]string{},
+	}
+	for _, rel := range append([]string{w.Main}, w.Modules...) {
+		content, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return fmt.Errorf("worker %s: read module %s (did the build produce it?): %w", w.Name, rel, err)
+		}
+		script.Modules = append(script.Modules, cloudflare.Module{Name: filepath.Base(rel), Content: content})
+	}
+	if w.Assets != "" {
+		script.AssetsDir = filepath.Join(dir, filepath.FromSlash(w.Assets))
+	}
+	if w.DatabaseURL != "" {
+		script.Secrets[w.DatabaseURL] = uris.Pooled
+	}
+	for _, name := range w.GeneratedSecrets {
+		v, err := r.generatedSecret(name)
+		if err != nil {
+			return err
+		}
+		script.Secrets[name] = v
+	}
+	if pl.secrets {
+		for _, name := range w.Secrets {
+			sec, ok := pl.repoCfg.Secrets[name]
+			if !ok || sec.Value() == "" {
+				return fmt.Errorf("worker %s needs secret %s, which the bot's config does not hold for %s (repositories.%s.secrets.%s)", w.Name, name, r.meta.Repo.FullName(), r.meta.Repo.FullName(), name)
+			}
+			script.Secrets[name] = sec.Value()
+		}
+	} else if len(w.Secrets) > 0 {
+		log.Printf("fork pull request: secrets %s withheld", strings.Join(w.Secrets, ", "))
+	}
+	for _, s := range w.Services {
+		for _, other := range pl.workers {
+			if other.w.Name == s.Worker {
+				script.ServiceBindings = append(script.ServiceBindings, cloudflare.ServiceBinding{Binding: s.Binding, Service: other.script})
+			}
+		}
+	}
+	version, err := cf.UploadWorker(ctx, script)
+	if err != nil {
+		return err
+	}
+	log.Printf("uploaded %s version %s (%d modules, %d secrets)", pw.script, version, len(script.Modules), len(script.Secrets))
+	if pw.hostname == "" {
+		return nil
+	}
+	if err := cf.AttachHostname(ctx, pl.hostMode, cloudflare.Hostname{ZoneID: pl.res.ZoneID, Name: pw.hostname, Script: pw.script, Target: pl.res.DNSTarget}); err != nil {
+		return err
+	}
+	log.Printf("%s → %s", pw.hostname, pw.script)
+	return nil
+}
+
+func (r *previewRun) checkHealth(ctx context.Context, log *Log, pw plannedWorker) error {
+	if pw.hostname == "" {
+		log.Printf("no hostname: nothing to check")
+		return nil
+	}
+	within := r.p.deps.HealthWithin
+	if within == 0 {
+		within = 5 * time.Minute
+	}
+	if pw.w.Health.Timeout != "" {
+		within, _ = time.ParseDuration(pw.w.Health.Timeout)
+	}
+	url := r.p.deps.HealthScheme + "://" + pw.hostname + pw.w.Health.Path
+	res, err := health.Check(ctx, r.p.deps.Health, health.Target{URL: url, ExpectStatus: pw.w.Health.Status}, health.Policy{
+		Within: within,
+		OnAttempt: func(attempt, status int, err error, wait time.Duration) {
+			log.Printf("attempt %d: status %d %v; next in %s", attempt, status, errString(err), wait.Round(time.Millisecond))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if !res.Healthy {
+		return fmt.Errorf("%s did not answer %d within %s (%d attempts; last: status %d %s)", url, pw.w.Health.Status, within, res.Attempts, res.LastStatus, res.LastError)
+	}
+	log.Printf("%s healthy after %d attempt(s), %s", url, res.Attempts, res.Elapsed.Round(time.Millisecond))
+	return nil
+}
+
+func (r *previewRun) recordDeployment(ctx context.Context, log *Log, pl *plan) error {
+	id, err := r.repo.CreateDeployment(ctx, github.Deployment{
+		Ref: r.pr.HeadSHA, Environment: "preview", Transient: true, PR: r.pr.Number,
+		Description: fmt.Sprintf("Preview of #%d", r.pr.Number),
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.repo.SetDeploymentStatus(ctx, id, github.DeploymentStatus{
+		State: github.DeploySuccess, EnvironmentURL: mainURL(r.p.deps, pl), LogURL: r.checkURL,
+		Description: "Preview ready at " + short(r.pr.HeadSHA),
+	}); err != nil {
+		return err
+	}
+	if _, err := r.repo.DeactivatePullRequestDeployments(ctx, "preview", r.pr.Number, id); err != nil {
+		return err
+	}
+	r.st.DeploymentID = id
+	log.Printf("deployment %d", id)
+	return nil
+}
+
+// generatedSecret derives a per-PR secret: stable across redeploys, never
+// stored, different for every repository, PR and name.
+func (r *previewRun) generatedSecret(name string) (string, error) {
+	key := r.p.deps.Config.MasterKey.Value()
+	if key == "" {
+		return "", fmt.Errorf("the pipeline file asks for generated secret %s, but the bot has no master_key (set it, or %s)", name, config.EnvMasterKey)
+	}
+	mac := hmac.New(sha256.New, []byte(key))
+	fmt.Fprintf(mac, "%s#%d/%s", r.meta.Repo.FullName(), r.pr.Number, name)
+	return hex.EncodeToString(mac.Sum(nil)), nil
+}
+
+// conclude finishes the check run, the comment and the stored state.
+func (r *previewRun) conclude(ctx context.Context, pl *plan, states []StepState, runErr error) error {
+	ctx = context.WithoutCancel(ctx)
+	switch {
+	case runErr == nil:
+		r.st.State, r.st.DeployedSHA = templates.Ready, r.pr.HeadSHA
+	case errors.Is(runErr, context.Canceled) || errors.Is(runErr, context.DeadlineExceeded):
+		// A newer run of this PR took over (or the job ran out of time):
+		// leave the comment to the next run.
+		r.st.State = templates.Cancelled
+	default:
+		r.st.State = templates.Failed
+	}
+	if err := r.p.save(ctx, r.st); err != nil {
+		return err
+	}
+	check := r.checkOutput(pl, states)
+	summary, _ := templates.CheckSummary(check)
+	text, _ := templates.CheckText(check)
+	run := github.CheckRun{Name: CheckPreview, Status: github.StatusCompleted, CompletedAt: time.Now(), Output: &github.CheckOutput{Summary: summary, Text: text}}
+	status := "succeeded"
+	switch r.st.State {
+	case templates.Ready:
+		run.Conclusion, run.Output.Title = github.ConclusionSuccess, "Preview ready"
+	case templates.Cancelled:
+		run.Conclusion, run.Output.Title, status = github.ConclusionCancelled, "Superseded", "cancelled"
+		check.Note = "A newer run of this pull request took over."
+		run.Output.Summary, _ = templates.CheckSummary(check)
+	default:
+		run.Conclusion, run.Output.Title, status = github.ConclusionFailure, "Preview failed: "+firstFailed(states), "failed"
+	}
+	if err := r.repo.UpdateCheckRun(ctx, r.checkID, run); err != nil {
+		r.logger.Warn().Err(err).Msg("concluding the check run")
+	}
+	if r.st.State != templates.Cancelled {
+		r.updateComment(ctx, pl, states)
+	}
+	if err := r.finishRun(ctx, status, runErr); err != nil {
+		return err
+	}
+	if r.st.State == templates.Cancelled {
+		return nil
+	}
+	return nil // a failed preview is reported, not retried: a new push or /redeploy retries
+}
+
+func (r *previewRun) checkOutput(pl *plan, states []StepState) templates.Check {
+	var c templates.Check
+	stepStatus := map[string]string{}
+	for _, s := range states {
+		stepStatus[s.Name] = s.Status
+		c.Steps = append(c.Steps, templates.CheckStep{Name: s.Name, Status: s.Status, Duration: s.Duration(), Log: s.Log})
+	}
+	for _, pw := range pl.workers {
+		cw := templates.CheckWorker{Name: pw.w.Name, Script: pw.script}
+		if pw.hostname != "" {
+			cw.URL = "https://" + pw.hostname
+		}
+		switch stepStatus["health:"+pw.w.Name] {
+		case StepSucceeded:
+			cw.Checked, cw.Healthy = true, true
+		case StepFailed:
+			cw.Checked = true
+		}
+		c.Workers = append(c.Workers, cw)
+	}
+	return c
+}
+
+// updateComment renders the status comment from the steps' states and
+// edits it in place (the reporter sends nothing when it is unchanged).
+func (r *previewRun) updateComment(ctx context.Context, pl *plan, states []StepState) {
+	r.commentMu.Lock()
+	defer r.commentMu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	c := templates.Comment{PR: r.pr.Number, Commit: r.pr.HeadSHA, CheckURL: r.checkURL, State: templates.Building}
+	status := map[string]StepState{}
+	failed := false
+	for _, s := range states {
+		status[s.Name] = s
+		if s.Status == StepFailed {
+			failed = true
+			if c.Failure == nil {
+				c.Failure = &templates.Failure{Step: s.Name, Log: excerpt(s.Log, s.Err)}
+			}
+		}
+	}
+	if states != nil && !failed && allSucceeded(states) {
+		c.State = templates.Ready
+	} else if failed {
+		c.State = templates.Failed
+	}
+	now := time.Now()
+	c.Rows = append(c.Rows, templates.Row{Kind: "database", Name: pl.branch, Status: rowStatus(status, "database", "migrate"), Commit: r.pr.HeadSHA, Updated: now})
+	for _, pw := range pl.workers {
+		row := templates.Row{Kind: "worker", Name: pw.w.Name, Status: rowStatus(status, "build:"+pw.w.Name, "deploy:"+pw.w.Name, "health:"+pw.w.Name), Commit: r.pr.HeadSHA, Updated: now}
+		if row.Status == templates.Ready && pw.hostname != "" {
+			row.URL = "https://" + pw.hostname
+		}
+		c.Rows = append(c.Rows, row)
+	}
+	r.postComment(ctx, c)
+}
+
+func (r *previewRun) postComment(ctx context.Context, c templates.Comment) {
+	body, err := templates.StatusComment(c)
+	if err != nil {
+		r.logger.Error().Err(err).Msg("rendering the status comment")
+		return
+	}
+	id, err := r.repo.UpsertStatusComment(ctx, r.pr.Number, body, r.st.CommentID)
+	if err != nil {
+		r.logger.Warn().Err(err).Msg("updating the status comment")
+		return
+	}
+	if id != r.st.CommentID {
+		r.st.CommentID = id
+		_ = r.p.save(ctx, r.st)
+	}
+}
+
+// showOnly updates the comment without deploying (drafts, unapproved forks).
+func (r *previewRun) showOnly(ctx context.Context, state, note string) error {
+	if r.st.State == state {
+		return nil
+	}
+	r.st.State = state
+	r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: state, Commit: r.pr.HeadSHA, Note: note})
+	return r.p.save(ctx, r.st)
+}
+
+// fail ends a run that could not start its steps.
+func (r *previewRun) fail(ctx context.Context, title, summary string, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := r.repo.UpdateCheckRun(ctx, r.checkID, github.CheckRun{
+		Name: CheckPreview, Status: github.StatusCompleted, Conclusion: github.ConclusionFailure, CompletedAt: time.Now(),
+		Output: &github.CheckOutput{Title: title, Summary: summary},
+	}); err != nil {
+		r.logger.Warn().Err(err).Msg("concluding the check run")
+	}
+	r.st.State = templates.Failed
+	r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: templates.Failed, Commit: r.pr.HeadSHA, CheckURL: r.checkURL,
+		Failure: &templates.Failure{Step: "setup", Log: cause.Error()}})
+	if err := r.p.save(ctx, r.st); err != nil {
+		return err
+	}
+	return r.finishRun(ctx, "failed", cause)
+}
+
+func (r *previewRun) startRun(ctx context.Context, kind string) error {
+	err := r.p.deps.Pool.QueryRow(ctx, `
+		INSERT INTO runs (kind, repo, pr_number, head_sha, job_id, reason)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		kind, r.meta.Repo.FullName(), r.pr.Number, r.pr.HeadSHA, r.jobID, r.meta.Event+"."+r.meta.Action).Scan(&r.runID)
+	if err != nil {
+		return fmt.Errorf("record %s run of %s#%d: %w", kind, r.meta.Repo.FullName(), r.pr.Number, err)
+	}
+	return nil
+}
+
+func (r *previewRun) startCheck(ctx context.Context) error {
+	id, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
+		Name: CheckPreview, HeadSHA: r.pr.HeadSHA, Status: github.StatusInProgress, StartedAt: time.Now(),
+		ExternalID: strconv.FormatInt(r.runID, 10),
+		Output:     &github.CheckOutput{Title: "Building the preview", Summary: "deploybot is building the preview of #" + strconv.Itoa(r.pr.Number) + "."},
+	})
+	if err != nil {
+		return fmt.Errorf("create check run: %w", err)
+	}
+	r.checkID = id
+	r.checkURL = fmt.Sprintf("https://github.com/%s/runs/%d", r.meta.Repo.FullName(), id)
+	_, err = r.p.deps.Pool.Exec(ctx, `UPDATE runs SET check_run_id = $2 WHERE id = $1`, r.runID, id)
+	return err
+}
+
+func (r *previewRun) finishRun(ctx context.Context, status string, cause error) error {
+	msg := ""
+	if cause != nil {
+		msg = cause.Error()
+	}
+	_, err := r.p.deps.Pool.Exec(context.WithoutCancel(ctx), `
+		UPDATE runs SET status = $2, error = $3, finished_at = now() WHERE id = $1`, r.runID, status, msg)
+	return err
+}
+
+func rowStatus(states map[string]StepState, steps ...string) string {
+	anyStarted, allDone := false, true
+	for _, name := range steps {
+		s, ok := states[name]
+		if !ok {
+			return templates.Queued
+		}
+		switch s.Status {
+		case StepFailed:
+			return templates.Failed
+		case StepCancelled, StepSkipped:
+			return templates.Cancelled
+		case StepRunning:
+			anyStarted = true
+			allDone = false
+		case StepSucceeded:
+			anyStarted = true
+		default:
+			allDone = false
+		}
+	}
+	switch {
+	case allDone:
+		return templates.Ready
+	case anyStarted:
+		return templates.Building
+	}
+	return templates.Queued
+}
+
+func allSucceeded(states []StepState) bool {
+	for _, s := range states {
+		if s.Status != StepSucceeded {
+			return false
+		}
+	}
+	return true
+}
+
+func firstFailed(states []StepState) string {
+	for _, s := range states {
+		if s.Status == StepFailed {
+			return s.Name
+		}
+	}
+	return "unknown step"
+}
+
+// excerpt is the end of a failed step's output for the PR comment.
+func excerpt(log, err string) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	if len(lines) > 25 {
+		lines = lines[len(lines)-25:]
+	}
+	out := strings.Join(lines, "\n")
+	if err != "" && !strings.Contains(out, err) {
+		out = strings.TrimLeft(out+"\n"+err, "\n")
+	}
+	return out
+}
+
+func mainURL(deps Deps, pl *plan) string {
+	for _, pw := range pl.workers {
+		if pw.hostname != "" {
+			return "https://" + pw.hostname
+		}
+	}
+	return ""
+}
+
+func withEnv(base, extra map[string]string) map[string]string {
+	out := make(map[string]string, len(base)+len(extra))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
+
+func runCommand(ctx context.Context, log *Log, c runner.Command) error {
+	res, err := runner.Run(ctx, c)
+	if res.Output != "" {
+		log.Write([]byte(res.Output))
+	}
+	if err != nil {
+		return err
+	}
+	return res.Err()
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

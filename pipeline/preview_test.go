@@ -1,0 +1,434 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/revelations-studio/deploybot/internal/demo"
+	"github.com/revelations-studio/deploybot/internal/pgtest"
+	"github.com/revelations-studio/deploybot/internal/sandbox/edge"
+	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
+)
+
+// These tests drive the whole bot (webhook → job → pipeline → simulated
+// clouds) through the sandbox, one PR transition at a time, and check what a
+// user would see: the check runs, the one status comment, the Workers live
+// at the preview hostnames, and the database branches.
+
+type env struct {
+	t   *testing.T
+	ctx context.Context
+	s   *demo.Stack
+	gh  *ghsim.Server
+}
+
+func start(t *testing.T) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	_, dbURL := pgtest.NewDatabaseURL(t)
+	s, err := demo.StartStack(ctx, demo.StackOptions{
+		AdminURL: pgtest.ServerURL(t), DatabaseURL: dbURL, DataDir: t.TempDir(),
+		Logger: zerolog.Nop(), HealthWithin: 3 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return &env{t: t, ctx: ctx, s: s, gh: s.Sandbox.GitHub}
+}
+
+func (e *env) must(err error) {
+	e.t.Helper()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// open commits files to a new branch and opens a PR from it.
+func (e *env) open(branch string, files map[string]string, draft bool) (int, string) {
+	e.t.Helper()
+	sha, err := e.gh.Commit(demo.Repo, branch, files, "change")
+	e.must(err)
+	pr, err := e.gh.OpenPR(demo.Repo, branch, "main", "A change", false, draft)
+	e.must(err)
+	return pr, sha
+}
+
+func (e *env) event(pr int, action string) {
+	e.t.Helper()
+	ev, err := e.gh.PullRequestEvent(demo.Repo, pr, action)
+	e.must(err)
+	_, err = e.s.Deliver(e.ctx, ev)
+	e.must(err)
+}
+
+func (e *env) idle() {
+	e.t.Helper()
+	e.must(e.s.WaitIdle(e.ctx))
+}
+
+func (e *env) push(pr int, files map[string]string) string {
+	e.t.Helper()
+	sha, err := e.gh.PushPR(demo.Repo, pr, files, "more")
+	e.must(err)
+	return sha
+}
+
+// comment is the PR's one status comment.
+func (e *env) comment(pr int) string {
+	e.t.Helper()
+	comments := e.s.Comments(pr)
+	if len(comments) != 1 {
+		e.t.Fatalf("PR #%d has %d status comments, want exactly 1: %q", pr, len(comments), comments)
+	}
+	return comments[0]
+}
+
+// checks maps each head SHA's preview check run to its conclusion (or
+// status while unfinished).
+func (e *env) checks() map[string]string {
+	out := map[string]string{}
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		if c.Name != "deploybot/preview" {
+			e.t.Errorf("check run %d is named %q", c.ID, c.Name)
+		}
+		v := c.Conclusion
+		if v == "" {
+			v = c.Status
+		}
+		if prev, dup := out[c.HeadSHA]; dup {
+			v = prev + "," + v
+		}
+		out[c.HeadSHA] = v
+	}
+	return out
+}
+
+// live returns the commit the edge serves at host, or "" when nothing is.
+func (e *env) live(host string) string {
+	site, ok := e.s.Sandbox.Cloudflare.ResolveHost(host, "/")
+	if !ok {
+		return ""
+	}
+	return site.Vars["DEPLOYBOT_COMMIT"]
+}
+
+func host(worker string, pr int) string {
+	prefix := map[string]string{"web": "codex", "api": "api"}[worker]
+	return fmt.Sprintf("%s-preview-%d.revelations.studio", prefix, pr)
+}
+
+// tableExists reports whether table exists on a Neon branch's database.
+func (e *env) tableExists(branch, table string) bool {
+	e.t.Helper()
+	url := e.s.Sandbox.Neon.DatabaseURL(e.s.Sandbox.NeonProject.ID, branch)
+	if url == "" {
+		e.t.Fatalf("no database for branch %s", branch)
+	}
+	conn, err := pgx.Connect(e.ctx, url)
+	e.must(err)
+	defer conn.Close(e.ctx)
+	var exists bool
+	e.must(conn.QueryRow(e.ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists))
+	return exists
+}
+
+func (e *env) expectNothingLeft(pr int) {
+	e.t.Helper()
+	r := e.s.Resources()
+	if len(r.Domains) != 0 || len(r.Scripts) != 0 || strings.Join(r.Branches, ",") != "production" {
+		e.t.Fatalf("after PR #%d closed: branches %v, scripts %v, domains %v", pr, r.Branches, r.Scripts, r.Domains)
+	}
+}
+
+// waitForStep waits until a run's step is running; the sandbox's edge is
+// made to hold it there, so a test can act "during the deploy".
+func (e *env) waitForStep(name string) {
+	e.t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var n int
+		e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT count(*) FROM run_steps WHERE name = $1 AND status = 'running'`, name).Scan(&n))
+		if n > 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-e.ctx.Done():
+			e.t.Fatalf("step %s never started", name)
+		}
+	}
+}
+
+func TestOpenPushCloseReopen(t *testing.T) {
+	e := start(t)
+	pr, sha1 := e.open("feature/a", map[string]string{"migrations/002_orders.sql": "CREATE TABLE IF NOT EXISTS orders (id bigserial PRIMARY KEY);\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+
+	c := e.comment(pr)
+	for _, want := range []string{"✅ Preview ready for `" + sha1[:7] + "`", "https://" + host("web", pr), "https://" + host("api", pr), "pr-1 | ✅ Ready"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("comment lacks %q:\n%s", want, c)
+		}
+	}
+	if got := e.checks()[sha1]; got != "success" {
+		t.Errorf("check run of %s: %s", sha1[:7], got)
+	}
+	if e.live(host("web", pr)) != sha1 || e.live(host("api", pr)) != sha1 {
+		t.Errorf("live: web %q, api %q; want %s", e.live(host("web", pr)), e.live(host("api", pr)), sha1)
+	}
+	// The PR's migration ran on its branch only.
+	if !e.tableExists("pr-1", "orders") || !e.tableExists("pr-1", "users") {
+		t.Error("migrations did not run on pr-1")
+	}
+	if e.tableExists("production", "orders") {
+		t.Error("the PR's migration changed production")
+	}
+	// The secrets reached the Worker: configured, generated and the branch URL.
+	script, ok := e.s.Sandbox.Cloudflare.Script("ecom-api-preview-1")
+	if !ok {
+		t.Fatal("no api script")
+	}
+	if v, _ := e.s.Sandbox.Cloudflare.SecretValue("ecom-api-preview-1", "STRIPE_SECRET_KEY"); !strings.HasPrefix(v, "sk_test_") {
+		t.Errorf("STRIPE_SECRET_KEY = %q", v)
+	}
+	auth1, _ := e.s.Sandbox.Cloudflare.SecretValue("codex-web-preview-1", "BETTER_AUTH_SECRET")
+	if dbURL, _ := e.s.Sandbox.Cloudflare.SecretValue("codex-web-preview-1", "DATABASE_URL"); !strings.Contains(dbURL, "postgres") {
+		t.Errorf("DATABASE_URL = %q", dbURL)
+	}
+	_ = script
+	deployments := e.gh.Snapshot().Deployments
+	if len(deployments) != 1 || deployments[0].Environment != "preview" {
+		t.Fatalf("deployments: %+v", deployments)
+	}
+
+	// A push rebuilds in place: same comment, same branch, new commit live,
+	// the generated secret unchanged.
+	sha2 := e.push(pr, map[string]string{"web/src/extra.js": "export {}\n"})
+	e.event(pr, "synchronize")
+	e.idle()
+	if c := e.comment(pr); !strings.Contains(c, "✅ Preview ready for `"+sha2[:7]+"`") {
+		t.Errorf("after push:\n%s", c)
+	}
+	if e.live(host("web", pr)) != sha2 {
+		t.Errorf("web serves %q after the push, want %s", e.live(host("web", pr)), sha2)
+	}
+	if auth2, _ := e.s.Sandbox.Cloudflare.SecretValue("codex-web-preview-1", "BETTER_AUTH_SECRET"); auth2 != auth1 || len(auth1) != 64 {
+		t.Errorf("generated secret changed across redeploys: %q → %q", auth1, auth2)
+	}
+	if !e.tableExists("pr-1", "orders") {
+		t.Error("the branch lost its data on redeploy")
+	}
+
+	// Close: everything goes, the comment says so.
+	_, err := e.gh.ClosePR(demo.Repo, pr, false)
+	e.must(err)
+	e.event(pr, "closed")
+	e.idle()
+	e.expectNothingLeft(pr)
+	if c := e.comment(pr); !strings.Contains(c, "🗑️ Preview destroyed") {
+		t.Errorf("after close:\n%s", c)
+	}
+	for _, d := range e.gh.Snapshot().Deployments {
+		if len(d.Statuses) == 0 || d.Statuses[len(d.Statuses)-1].State != "inactive" {
+			t.Errorf("deployment %d not inactive after close: %+v", d.ID, d.Statuses)
+		}
+	}
+
+	// A second close (redelivery, or a retried job) changes nothing.
+	e.event(pr, "closed")
+	e.idle()
+	e.expectNothingLeft(pr)
+
+	// Reopen: a fresh preview.
+	e.must(e.gh.ReopenPR(demo.Repo, pr))
+	e.event(pr, "reopened")
+	e.idle()
+	if c := e.comment(pr); !strings.Contains(c, "✅ Preview ready for `"+sha2[:7]+"`") {
+		t.Errorf("after reopen:\n%s", c)
+	}
+	if e.live(host("web", pr)) != sha2 {
+		t.Error("reopened PR has no preview")
+	}
+}
+
+const (
+	hangingBuild = "sleep 600\n"
+	normalBuild  = "mkdir -p dist\ncp src/index.js dist/index.js\n"
+)
+
+// TestNewerPushSupersedes: a push while the previous commit is still
+// deploying cancels that run; only the newest commit ends up live.
+func TestNewerPushSupersedes(t *testing.T) {
+	e := start(t)
+	// The first commit's build never ends by itself: only cancellation
+	// (which kills its process group) ends that run.
+	pr, sha1 := e.open("feature/b", map[string]string{"web/build.sh": hangingBuild}, false)
+	e.event(pr, "opened")
+	e.waitForStep("build:web")
+
+	sha2 := e.push(pr, map[string]string{"web/build.sh": normalBuild, "web/src/b.js": "2\n"})
+	sha3 := e.push(pr, map[string]string{"web/src/b.js": "3\n"})
+	e.event(pr, "synchronize") // for sha2, delivered after sha3 was pushed
+	e.event(pr, "synchronize")
+	e.idle()
+
+	checks := e.checks()
+	if checks[sha1] != "cancelled" {
+		t.Errorf("check run of the superseded commit: %q, want cancelled", checks[sha1])
+	}
+	if checks[sha3] != "success" {
+		t.Errorf("check run of the newest commit: %q, want success", checks[sha3])
+	}
+	if _, ok := checks[sha2]; ok {
+		t.Errorf("a run was started for %s, which was never the head when a job looked", sha2[:7])
+	}
+	if e.live(host("web", pr)) != sha3 || e.live(host("api", pr)) != sha3 {
+		t.Errorf("live: %q / %q, want %s", e.live(host("web", pr)), e.live(host("api", pr)), sha3)
+	}
+	if c := e.comment(pr); !strings.Contains(c, "✅ Preview ready for `"+sha3[:7]+"`") {
+		t.Errorf("comment:\n%s", c)
+	}
+}
+
+// TestCloseDuringDeploy: closing a PR mid-deploy cancels the deploy and
+// leaves nothing behind, including what the cancelled run had created.
+func TestCloseDuringDeploy(t *testing.T) {
+	e := start(t)
+	pr, sha := e.open("feature/c", map[string]string{"web/build.sh": hangingBuild}, false)
+	e.event(pr, "opened")
+	e.waitForStep("build:web")
+
+	_, err := e.gh.ClosePR(demo.Repo, pr, false)
+	e.must(err)
+	e.event(pr, "closed")
+	e.idle()
+	e.expectNothingLeft(pr)
+	if got := e.checks()[sha]; got != "cancelled" {
+		t.Errorf("check run: %q, want cancelled", got)
+	}
+	if c := e.comment(pr); !strings.Contains(c, "🗑️ Preview destroyed") {
+		t.Errorf("comment:\n%s", c)
+	}
+}
+
+func TestFailures(t *testing.T) {
+	cases := []struct {
+		name     string
+		files    map[string]string
+		health   *edge.Health
+		step     string // the failing step named in the comment
+		inLog    string // what its log excerpt shows
+		notLive  bool   // the web worker must not have been deployed
+		deployed bool   // workers were uploaded (the failure came after)
+	}{
+		{name: "failing migration", files: map[string]string{"migrations/002_bad.sql": "CREATE TABLE broken (;\n"},
+			step: "migrate", inLog: "syntax error", notLive: true},
+		{name: "failing build", files: map[string]string{"web/build.sh": "echo 'error TS2304: Cannot find name login' >&2\nexit 2\n"},
+			step: "build:web", inLog: "error TS2304", notLive: true},
+		{name: "health check never passes", files: map[string]string{"web/src/x.js": "1\n"}, health: &edge.Health{Never: true},
+			step: "health:web", inLog: "526", deployed: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := start(t)
+			pr, sha := e.open("feature/fail", c.files, false)
+			if c.health != nil {
+				e.s.Sandbox.Edge.SetHealth(host("web", pr), *c.health)
+			}
+			e.event(pr, "opened")
+			e.idle()
+			if got := e.checks()[sha]; got != "failure" {
+				t.Errorf("check run: %q, want failure", got)
+			}
+			comment := e.comment(pr)
+			for _, want := range []string{"❌ Preview failed", "<code>" + c.step + "</code> failed", c.inLog} {
+				if !strings.Contains(comment, want) {
+					t.Errorf("comment lacks %q:\n%s", want, comment)
+				}
+			}
+			if c.notLive && e.live(host("web", pr)) != "" {
+				t.Error("the web worker was deployed although an earlier step failed")
+			}
+			if c.deployed && e.live(host("web", pr)) != sha {
+				t.Error("the web worker was not deployed")
+			}
+			// A failed preview is still torn down with its PR.
+			_, err := e.gh.ClosePR(demo.Repo, pr, false)
+			e.must(err)
+			e.event(pr, "closed")
+			e.idle()
+			e.expectNothingLeft(pr)
+		})
+	}
+}
+
+// TestHealthPassesAfterDelay models a certificate that takes a few requests
+// to be ready: the bot polls with backoff rather than failing or sleeping.
+func TestHealthPassesAfterDelay(t *testing.T) {
+	e := start(t)
+	pr, sha := e.open("feature/slow", map[string]string{"web/src/slow.js": "1\n"}, false)
+	e.s.Sandbox.Edge.SetHealth(host("web", pr), edge.Health{HealthyAfterRequests: 3})
+	e.event(pr, "opened")
+	e.idle()
+	if got := e.checks()[sha]; got != "success" {
+		t.Errorf("check run: %q, want success", got)
+	}
+	if n := e.s.Sandbox.Edge.Requests(host("web", pr)); n < 4 {
+		t.Errorf("%d health requests, want at least 4 (3 failures, then healthy)", n)
+	}
+	var logTail string
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT log_tail FROM run_steps WHERE name = 'health:web'`).Scan(&logTail))
+	if !strings.Contains(logTail, "attempt 3") || !strings.Contains(logTail, "healthy after 4 attempt(s)") {
+		t.Errorf("health log:\n%s", logTail)
+	}
+}
+
+func TestDraftThenReady(t *testing.T) {
+	e := start(t)
+	pr, sha := e.open("feature/draft", map[string]string{"web/src/d.js": "1\n"}, true)
+	e.event(pr, "opened")
+	e.idle()
+	if c := e.comment(pr); !strings.Contains(c, "draft") {
+		t.Errorf("draft comment:\n%s", c)
+	}
+	if len(e.s.Resources().Scripts) != 0 {
+		t.Fatal("a draft was deployed")
+	}
+	e.must(e.gh.SetDraft(demo.Repo, pr, false))
+	e.event(pr, "ready_for_review")
+	e.idle()
+	if e.live(host("web", pr)) != sha {
+		t.Error("not deployed after ready_for_review")
+	}
+	if c := e.comment(pr); !strings.Contains(c, "✅ Preview ready") {
+		t.Errorf("comment:\n%s", c)
+	}
+}
+
+// TestForkIsNotDeployed: code from a fork never runs without approval.
+func TestForkIsNotDeployed(t *testing.T) {
+	e := start(t)
+	_, err := e.gh.Commit(demo.Repo, "fork/steal", map[string]string{"web/build.sh": "env > /tmp/stolen\n"}, "innocent")
+	e.must(err)
+	pr, err := e.gh.OpenPR(demo.Repo, "fork/steal", "main", "Innocent change", true, false)
+	e.must(err)
+	e.event(pr, "opened")
+	e.idle()
+	if c := e.comment(pr); !strings.Contains(c, "awaiting approval") || !strings.Contains(c, "/deploy") {
+		t.Errorf("fork comment:\n%s", c)
+	}
+	r := e.s.Resources()
+	if len(r.Scripts) != 0 || len(r.Branches) != 1 || len(r.CheckRuns) != 0 {
+		t.Fatalf("a fork PR started work: %+v", r)
+	}
+}

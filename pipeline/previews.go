@@ -1,0 +1,258 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/revelations-studio/deploybot/internal/github"
+	"github.com/revelations-studio/deploybot/internal/intent"
+	"github.com/revelations-studio/deploybot/internal/repoconfig"
+	"github.com/revelations-studio/deploybot/templates"
+)
+
+// CheckPreview is the name of the preview's check run.
+const CheckPreview = "deploybot/preview"
+
+// previewTimeout bounds one sync of a PR (build, deploy, health checks).
+const previewTimeout = 30 * time.Minute
+
+// syncWorker makes a PR's preview match the PR, whatever intent woke it:
+// every PR event is a reason to look at the PR as GitHub has it now and
+// converge to it. Deliveries arriving late or out of order therefore cannot
+// deploy an old commit, and a retried or rescued job simply converges again.
+type syncWorker[T intent.Intent] struct {
+	river.WorkerDefaults[T]
+	p *previews
+}
+
+func (w *syncWorker[T]) Timeout(*river.Job[T]) time.Duration { return previewTimeout }
+
+func (w *syncWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
+	return w.p.sync(ctx, job.ID, job.Args.Delivery(), intent.PRNumber(job.Args), syncOptions{})
+}
+
+// syncOptions are what commands add to a sync.
+type syncOptions struct {
+	force   bool // rebuild even if the head is already deployed
+	destroy bool // tear down although the PR is open
+}
+
+type previews struct {
+	deps Deps
+}
+
+// preview is the stored state of a PR's preview (table previews).
+type preview struct {
+	Repo         string
+	PR           int
+	State        string
+	DeployedSHA  string
+	CommentID    int64
+	DeploymentID int64
+	ApprovedSHA  string
+	Resources    resources
+}
+
+// resources is everything a preview created, recorded before it is created
+// so that teardown finds it even after a crash or a change of the pipeline
+// file.
+type resources struct {
+	Project   string           `json:"project,omitempty"`
+	Branch    string           `json:"branch,omitempty"`
+	AccountID string           `json:"account_id,omitempty"`
+	ZoneID    string           `json:"zone_id,omitempty"`
+	Mode      string           `json:"mode,omitempty"`
+	DNSTarget string           `json:"dns_target,omitempty"`
+	Workers   []deployedWorker `json:"workers,omitempty"`
+}
+
+type deployedWorker struct {
+	Name     string `json:"name"`
+	Script   string `json:"script"`
+	Hostname string `json:"hostname,omitempty"`
+}
+
+func (r resources) empty() bool { return r.Branch == "" && len(r.Workers) == 0 }
+
+// merge adds what plan will create to what exists, keeping old scripts a
+// renamed worker left behind.
+func (r resources) merge(plan resources) resources {
+	out := plan
+	for _, w := range r.Workers {
+		found := false
+		for _, p := range plan.Workers {
+			found = found || p.Script == w.Script
+		}
+		if !found {
+			out.Workers = append(out.Workers, w)
+		}
+	}
+	return out
+}
+
+func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number int, opts syncOptions) error {
+	repoName := m.Repo.FullName()
+	logger := p.deps.Logger.With().Str("repo", repoName).Int("pr", number).Int64("job_id", jobID).Logger()
+	ctx = logger.WithContext(ctx)
+
+	// A newer job of this PR takes over: runs still working are cancelled
+	// (their commands killed, their check runs concluded), then this job
+	// waits for the PR's lock.
+	if err := p.cancelOthers(ctx, repoName, number, jobID); err != nil {
+		return err
+	}
+	unlock, err := lockPR(ctx, p.deps, repoName, number)
+	if err != nil {
+		if ctx.Err() != nil {
+			logger.Info().Msg("superseded while waiting for the PR's previous run")
+			return nil
+		}
+		return err
+	}
+	defer unlock()
+
+	repo, err := p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", repoName, err)
+	}
+	pr, err := repo.PullRequest(ctx, number)
+	if err != nil {
+		return fmt.Errorf("read %s#%d: %w", repoName, number, err)
+	}
+	st, err := p.load(ctx, repoName, number, m.InstallationID)
+	if err != nil {
+		return err
+	}
+	run := &previewRun{p: p, repo: repo, meta: m, pr: pr, st: st, jobID: jobID, logger: logger}
+
+	if pr.State == "closed" || opts.destroy {
+		return run.teardown(ctx)
+	}
+	// The pipeline file always comes from the base branch: a PR must not
+	// choose what runs with the repository's secrets.
+	raw, err := repo.File(ctx, repoconfig.Path, pr.BaseRef)
+	if errors.Is(err, github.ErrNotFound) {
+		logger.Info().Str("base", pr.BaseRef).Msg("no pipeline file on the base branch: nothing to deploy")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s@%s: %w", repoconfig.Path, pr.BaseRef, err)
+	}
+	file, fileErr := repoconfig.Parse(repoconfig.Path+"@"+pr.BaseRef, raw)
+	if fileErr == nil && !opts.force && m.Event == "pull_request" && !contains(file.Preview.On, m.Action) {
+		logger.Info().Str("action", m.Action).Msg("the pipeline file does not deploy on this action")
+		return nil
+	}
+	switch {
+	case fileErr == nil && pr.Draft && !file.Preview.Drafts:
+		return run.showOnly(ctx, templates.Draft, "This pull request is a draft: mark it ready for review to deploy a preview.")
+	case pr.Fork && st.ApprovedSHA != pr.HeadSHA:
+		return run.showOnly(ctx, templates.AwaitingApproval, fmt.Sprintf(
+			"This pull request comes from a fork, so its code is not deployed automatically. A maintainer can review commit `%s` and comment `/deploy` to deploy it.", short(pr.HeadSHA)))
+	case !opts.force && st.State == templates.Ready && st.DeployedSHA == pr.HeadSHA:
+		logger.Info().Str("sha", pr.HeadSHA).Msg("preview already deployed at the head commit")
+		return nil
+	}
+	return run.deploy(ctx, file, fileErr)
+}
+
+// cancelOthers cancels the running jobs of other syncs of the PR.
+func (p *previews) cancelOthers(ctx context.Context, repo string, pr int, jobID int64) error {
+	rows, err := p.deps.Pool.Query(ctx, `
+		SELECT DISTINCT job_id FROM runs
+		WHERE repo = $1 AND pr_number = $2 AND status = 'running' AND job_id IS NOT NULL AND job_id <> $3`,
+		repo, pr, jobID)
+	if err != nil {
+		return fmt.Errorf("find running runs of %s#%d: %w", repo, pr, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	for _, id := range ids {
+		if _, err := client.JobCancel(ctx, id); err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Int64("cancel_job_id", id).Msg("cancelling the superseded run")
+		}
+	}
+	return nil
+}
+
+// lockPR serialises the syncs of one PR across workers and replicas with a
+// session advisory lock held on a dedicated connection.
+func lockPR(ctx context.Context, deps Deps, repo string, pr int) (func(), error) {
+	conn, err := deps.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := fmt.Sprintf("deploybot:preview:%s#%d", repo, pr)
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, key); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("lock %s#%d: %w", repo, pr, err)
+	}
+	return func() {
+		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
+		conn.Release()
+	}, nil
+}
+
+func (p *previews) load(ctx context.Context, repo string, pr int, installationID int64) (*preview, error) {
+	st := &preview{Repo: repo, PR: pr}
+	var raw []byte
+	err := p.deps.Pool.QueryRow(ctx, `
+		INSERT INTO previews (repo, pr_number, installation_id) VALUES ($1, $2, $3)
+		ON CONFLICT (repo, pr_number) DO UPDATE SET installation_id = EXCLUDED.installation_id
+		RETURNING state, deployed_sha, comment_id, deployment_id, approved_sha, resources`,
+		repo, pr, installationID).Scan(&st.State, &st.DeployedSHA, &st.CommentID, &st.DeploymentID, &st.ApprovedSHA, &raw)
+	if err != nil {
+		return nil, fmt.Errorf("load preview of %s#%d: %w", repo, pr, err)
+	}
+	if err := json.Unmarshal(raw, &st.Resources); err != nil {
+		return nil, fmt.Errorf("decode resources of %s#%d: %w", repo, pr, err)
+	}
+	return st, nil
+}
+
+// save stores st. It uses a context that outlives cancellation: what a
+// cancelled run created must still be remembered.
+func (p *previews) save(ctx context.Context, st *preview) error {
+	raw, err := json.Marshal(st.Resources)
+	if err != nil {
+		return err
+	}
+	_, err = p.deps.Pool.Exec(context.WithoutCancel(ctx), `
+		UPDATE previews SET state = $3, deployed_sha = $4, comment_id = $5, deployment_id = $6,
+			approved_sha = $7, resources = $8, updated_at = now()
+		WHERE repo = $1 AND pr_number = $2`,
+		st.Repo, st.PR, st.State, st.DeployedSHA, st.CommentID, st.DeploymentID, st.ApprovedSHA, raw)
+	if err != nil {
+		return fmt.Errorf("save preview of %s#%d: %w", st.Repo, st.PR, err)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

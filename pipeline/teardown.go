@@ -1,0 +1,89 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/revelations-studio/deploybot/internal/cloudflare"
+	"github.com/revelations-studio/deploybot/templates"
+)
+
+// teardown deletes everything the PR's preview created: hostnames, scripts,
+// the database branch, and marks its deployments inactive. Every step treats
+// "already gone" as done, so a teardown repeated after a crash converges.
+func (r *previewRun) teardown(ctx context.Context) error {
+	res := r.st.Resources
+	if res.empty() && r.st.State == templates.Destroyed {
+		return nil
+	}
+	if err := r.startRun(ctx, "teardown"); err != nil {
+		return err
+	}
+	deps := r.p.deps
+	var steps []Step
+	for _, w := range res.Workers {
+		steps = append(steps, Step{Name: "remove:" + w.Name, Do: func(ctx context.Context, log *Log) error {
+			cf, err := deps.Cloudflare(res.AccountID)
+			if err != nil {
+				return err
+			}
+			if w.Hostname != "" {
+				h := cloudflare.Hostname{ZoneID: res.ZoneID, Name: w.Hostname, Script: w.Script, Target: res.DNSTarget}
+				if err := cf.DetachHostname(ctx, cloudflare.HostnameMode(res.Mode), h); err != nil {
+					return err
+				}
+				log.Printf("detached %s", w.Hostname)
+			}
+			if err := cf.DeleteScript(ctx, w.Script); err != nil {
+				return err
+			}
+			log.Printf("deleted script %s", w.Script)
+			return nil
+		}})
+	}
+	if res.Branch != "" {
+		steps = append(steps, Step{Name: "database", Do: func(ctx context.Context, log *Log) error {
+			if err := deps.Neon.DeleteBranchNamed(ctx, res.Project, res.Branch); err != nil {
+				return err
+			}
+			log.Printf("deleted branch %s", res.Branch)
+			return nil
+		}})
+	}
+	steps = append(steps, Step{Name: "deployments", Do: func(ctx context.Context, log *Log) error {
+		n, err := r.repo.DeactivatePullRequestDeployments(ctx, "preview", r.pr.Number, 0)
+		log.Printf("%d deployment(s) marked inactive", n)
+		return err
+	}})
+
+	states, runErr := execute(ctx, deps.Pool, r.runID, steps, nil)
+	ctx = context.WithoutCancel(ctx)
+	status := "succeeded"
+	if runErr != nil {
+		// What is left stays recorded; the job is retried and the sweeper
+		// looks again.
+		status = "failed"
+		_ = r.finishRun(ctx, status, runErr)
+		return runErr
+	}
+	rows := []templates.Row{}
+	now := time.Now()
+	if res.Branch != "" {
+		rows = append(rows, templates.Row{Kind: "database", Name: res.Branch, Status: templates.Destroyed, Updated: now})
+	}
+	for _, w := range res.Workers {
+		rows = append(rows, templates.Row{Kind: "worker", Name: w.Name, Status: templates.Destroyed, Updated: now})
+	}
+	r.st.State, r.st.DeployedSHA, r.st.Resources, r.st.DeploymentID = templates.Destroyed, "", resources{}, 0
+	if err := r.p.save(ctx, r.st); err != nil {
+		return err
+	}
+	note := "The pull request was closed: its preview was deleted."
+	if r.pr.State == "open" {
+		note = "The preview was deleted. Push a commit or comment `/deploy` to bring it back."
+	}
+	if r.st.CommentID != 0 || len(states) > 1 {
+		r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: templates.Destroyed, Rows: rows, Note: note})
+	}
+	return r.finishRun(ctx, status, nil)
+}
