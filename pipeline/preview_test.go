@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revelations-studio/deploybot/internal/demo"
+	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/pgtest"
 	"github.com/revelations-studio/deploybot/internal/sandbox/edge"
 	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
@@ -28,15 +29,16 @@ type env struct {
 	gh  *ghsim.Server
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startWith(t, demo.StackOptions{}) }
+
+func startWith(t *testing.T, opts demo.StackOptions) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	_, dbURL := pgtest.NewDatabaseURL(t)
-	s, err := demo.StartStack(ctx, demo.StackOptions{
-		AdminURL: pgtest.ServerURL(t), DatabaseURL: dbURL, DataDir: t.TempDir(),
-		Logger: zerolog.Nop(), HealthWithin: 3 * time.Second,
-	})
+	opts.AdminURL, opts.DatabaseURL, opts.DataDir = pgtest.ServerURL(t), dbURL, t.TempDir()
+	opts.Logger, opts.HealthWithin = zerolog.Nop(), 3*time.Second
+	s, err := demo.StartStack(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,5 +432,87 @@ func TestForkIsNotDeployed(t *testing.T) {
 	r := e.s.Resources()
 	if len(r.Scripts) != 0 || len(r.Branches) != 1 || len(r.CheckRuns) != 0 {
 		t.Fatalf("a fork PR started work: %+v", r)
+	}
+}
+
+// TestAbandonedRunIsConcluded: a run whose bot died (its row still says
+// running, its check run still spins) is concluded by the PR's next sync, so
+// no check run is left in progress forever.
+func TestAbandonedRunIsConcluded(t *testing.T) {
+	e := start(t)
+	pr, sha := e.open("feature/crash", map[string]string{"web/src/c.js": "1\n"}, false)
+
+	// What a killed bot leaves: an in-progress check run and its run row.
+	cc, err := github.NewClientCreator(github.Config{V3APIURL: e.s.URLs.GitHub, AppID: e.gh.AppID(), PrivateKey: e.gh.AppPrivateKeyPEM()})
+	e.must(err)
+	client, err := cc.NewInstallationClient(e.gh.InstallationID())
+	e.must(err)
+	rep := github.NewReporter(client, demo.Owner, demo.RepoName)
+	checkID, err := rep.CreateCheckRun(e.ctx, github.CheckRun{Name: "deploybot/preview", HeadSHA: sha, Status: github.StatusInProgress})
+	e.must(err)
+	_, err = e.s.App.Pool.Exec(e.ctx, `INSERT INTO runs (kind, repo, pr_number, head_sha, job_id, check_run_id) VALUES ('preview', $1, $2, $3, 424242, $4)`,
+		demo.Repo, pr, sha, checkID)
+	e.must(err)
+
+	e.event(pr, "opened")
+	e.idle()
+	if got := e.checks()[sha]; got != "cancelled,success" {
+		t.Errorf("check runs of %s: %q, want the abandoned one cancelled and a new one succeeded", sha[:7], got)
+	}
+	var running int
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT count(*) FROM runs WHERE status = 'running'`).Scan(&running))
+	if running != 0 {
+		t.Errorf("%d runs still marked running", running)
+	}
+}
+
+// TestDNSRouteMode: hostnames as proxied CNAMEs plus Worker routes, created
+// with the preview and deleted with it.
+func TestDNSRouteMode(t *testing.T) {
+	e := startWith(t, demo.StackOptions{DNSRoutes: true})
+	pr, sha := e.open("feature/dns", map[string]string{"web/src/d.js": "1\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+	if e.live(host("web", pr)) != sha {
+		t.Fatalf("web not served through its route: %q", e.live(host("web", pr)))
+	}
+	cf := e.s.Sandbox.Cloudflare
+	if recs := cf.DNSRecords(host("web", pr)); len(recs) != 1 || !recs[0].Proxied || recs[0].Type != "CNAME" {
+		t.Errorf("DNS records for %s: %+v", host("web", pr), recs)
+	}
+	if len(cf.Routes()) != 2 || len(e.s.Resources().Domains) != 0 {
+		t.Errorf("routes %+v, custom domains %v", cf.Routes(), e.s.Resources().Domains)
+	}
+	_, err := e.gh.ClosePR(demo.Repo, pr, false)
+	e.must(err)
+	e.event(pr, "closed")
+	e.idle()
+	e.expectNothingLeft(pr)
+	if recs := cf.DNSRecords(host("web", pr)); len(recs) != 0 || len(cf.Routes()) != 0 {
+		t.Errorf("left after close: records %+v, routes %+v", recs, cf.Routes())
+	}
+}
+
+// TestBadPipelineFile: a mistake in the base branch's pipeline file is
+// reported on the PR with the line and key, and nothing is deployed.
+func TestBadPipelineFile(t *testing.T) {
+	e := start(t)
+	files, err := e.s.SampleFiles()
+	e.must(err)
+	broken := strings.Replace(files[".github/deploybot.yml"], "    build: sh build.sh\n", "    bulid: sh build.sh\n", 1)
+	_, err = e.gh.Commit(demo.Repo, "main", map[string]string{".github/deploybot.yml": broken}, "typo")
+	e.must(err)
+	// The PR fixes the typo, but the file is read from the base branch.
+	pr, sha := e.open("feature/fix", map[string]string{".github/deploybot.yml": files[".github/deploybot.yml"]}, false)
+	e.event(pr, "opened")
+	e.idle()
+	if got := e.checks()[sha]; got != "failure" {
+		t.Errorf("check run: %q, want failure", got)
+	}
+	if c := e.comment(pr); !strings.Contains(c, ".github/deploybot.yml@main:14: workers[0].bulid: unknown key (did you mean \"build\"?)") {
+		t.Errorf("comment:\n%s", c)
+	}
+	if r := e.s.Resources(); len(r.Scripts) != 0 || len(r.Branches) != 1 {
+		t.Errorf("deployed despite the bad file: %+v", r)
 	}
 }

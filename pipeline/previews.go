@@ -130,6 +130,9 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	if err != nil {
 		return err
 	}
+	if err := p.concludeAbandoned(ctx, repo, repoName, number); err != nil {
+		return err
+	}
 	run := &previewRun{p: p, repo: repo, meta: m, pr: pr, st: st, jobID: jobID, logger: logger}
 
 	if pr.State == "closed" || opts.destroy {
@@ -183,6 +186,45 @@ func (p *previews) cancelOthers(ctx context.Context, repo string, pr int, jobID 
 	for _, id := range ids {
 		if _, err := client.JobCancel(ctx, id); err != nil {
 			zerolog.Ctx(ctx).Warn().Err(err).Int64("cancel_job_id", id).Msg("cancelling the superseded run")
+		}
+	}
+	return nil
+}
+
+// concludeAbandoned ends the runs of this PR that are still marked running.
+// Holding the PR's lock, no other job can be working on them: their process
+// died (a crash, a kill, a lost machine). Their check runs would otherwise
+// spin forever on the PR; they are concluded as cancelled, and this sync
+// converges the preview from where they stopped.
+func (p *previews) concludeAbandoned(ctx context.Context, repo Repo, repoName string, number int) error {
+	rows, err := p.deps.Pool.Query(ctx, `
+		UPDATE runs SET status = 'cancelled', error = 'abandoned: the bot stopped during this run', finished_at = now()
+		WHERE repo = $1 AND pr_number = $2 AND status = 'running'
+		RETURNING id, kind, check_run_id`, repoName, number)
+	if err != nil {
+		return fmt.Errorf("conclude abandoned runs of %s#%d: %w", repoName, number, err)
+	}
+	type abandoned struct {
+		id, checkRunID int64
+		kind           string
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (abandoned, error) {
+		var a abandoned
+		return a, r.Scan(&a.id, &a.kind, &a.checkRunID)
+	})
+	if err != nil {
+		return err
+	}
+	for _, a := range list {
+		zerolog.Ctx(ctx).Warn().Int64("run_id", a.id).Str("kind", a.kind).Msg("concluding a run abandoned by a stopped bot")
+		if a.checkRunID == 0 {
+			continue
+		}
+		if err := repo.UpdateCheckRun(ctx, a.checkRunID, github.CheckRun{
+			Name: CheckPreview, Status: github.StatusCompleted, Conclusion: github.ConclusionCancelled, CompletedAt: time.Now(),
+			Output: &github.CheckOutput{Title: "Interrupted", Summary: "The bot stopped during this run; a new run took over."},
+		}); err != nil {
+			return fmt.Errorf("conclude check run %d of abandoned run %d: %w", a.checkRunID, a.id, err)
 		}
 	}
 	return nil

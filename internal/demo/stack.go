@@ -45,6 +45,9 @@ type StackOptions struct {
 	Logger  zerolog.Logger
 	// HealthWithin bounds each worker's health check (default 1 minute).
 	HealthWithin time.Duration
+	// DNSRoutes attaches preview hostnames as proxied CNAMEs plus Worker
+	// routes instead of Workers Custom Domains.
+	DNSRoutes bool
 }
 
 // Stack is the bot running against the sandbox: what `bot demo` shows and
@@ -99,6 +102,11 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 			Cloudflare: config.RepoCloudflare{AccountID: sb.Cloudflare.AccountID(), ZoneID: sb.ZoneID},
 			Secrets:    map[string]config.Secret{"STRIPE_SECRET_KEY": config.NewSecret("sk_test_" + randomHex(12))},
 		},
+	}
+	if opts.DNSRoutes {
+		repo := cfg.Repositories[Repo]
+		repo.Cloudflare.Hostnames, repo.Cloudflare.DNSTarget = "dns_route", sb.Zone
+		cfg.Repositories[Repo] = repo
 	}
 	s.Config = &cfg
 	within := opts.HealthWithin
