@@ -47,7 +47,9 @@ type Target struct {
 // Policy says how long and how often to try.
 type Policy struct {
 	// Within is the budget for the whole check (default 3 minutes),
-	// counted from the first attempt; the context may end it sooner.
+	// counted from the first attempt: no attempt starts after it, and the
+	// last one starts at it (so it may end up to Target.Timeout later).
+	// The context may end the check sooner.
 	Within time.Duration
 	// MaxAttempts, when > 0, also stops after that many attempts.
 	MaxAttempts int
@@ -114,7 +116,7 @@ func Check(ctx context.Context, client *http.Client, t Target, p Policy) (Result
 	var res Result
 	for {
 		res.Attempts++
-		status, retryAfter, err := attempt(ctx, client, t, want, now, min(perAttempt, max(deadline.Sub(now()), time.Millisecond)))
+		status, retryAfter, err := attempt(ctx, client, t, want, now, perAttempt)
 		res.LastStatus = status
 		res.Elapsed = now().Sub(start)
 		if err == nil {

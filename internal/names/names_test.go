@@ -1,7 +1,12 @@
 package names
 
 import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -179,17 +184,23 @@ func TestIsDNSLabel(t *testing.T) {
 	}
 }
 
+// fuzzSeeds are the inputs FuzzDNSLabel starts from; they are also
+// committed under testdata/fuzz/FuzzDNSLabel (see TestSeedCorpusFiles).
+var fuzzSeeds = []string{
+	"pr-7", "Feature/Login", "", "---", "日本語", "xn--abc", "release/v1.2.3",
+	strings.Repeat("a", 63), strings.Repeat("a", 64),
+	"push-" + strings.Repeat("very-long-feature-branch-name-", 4) + "a",
+	"push-" + strings.Repeat("very-long-feature-branch-name-", 4) + "b",
+	strings.Repeat("a", 53) + "/" + strings.Repeat("b", 20),
+	"\xff\xfe invalid utf-8",
+}
+
 // FuzzDNSLabel checks the properties every caller relies on, for any input:
 // the result is a valid label, the same input gives the same label, a valid
 // label maps to itself, and appending to a name that had to be shortened
 // changes the result (the hash covers the whole input).
 func FuzzDNSLabel(f *testing.F) {
-	for _, s := range []string{
-		"pr-7", "Feature/Login", "", "---", "日本語", "xn--abc",
-		strings.Repeat("a", 63), strings.Repeat("a", 64),
-		"push-" + strings.Repeat("very-long-feature-branch-name-", 4) + "a",
-		strings.Repeat("a", 53) + "/" + strings.Repeat("b", 20),
-	} {
+	for _, s := range fuzzSeeds {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -218,4 +229,27 @@ func FuzzDNSLabel(f *testing.F) {
 // whether the fuzzed input had to be cut.
 func unshortened(s string) string {
 	return sanitize(s, 1<<30, false)
+}
+
+var updateCorpus = flag.Bool("update-corpus", false, "rewrite the seed corpus files under testdata/fuzz")
+
+// TestSeedCorpusFiles keeps testdata/fuzz/FuzzDNSLabel in step with
+// fuzzSeeds (go test -run TestSeedCorpusFiles -update-corpus rewrites it).
+func TestSeedCorpusFiles(t *testing.T) {
+	for i, s := range fuzzSeeds {
+		p := filepath.Join("testdata", "fuzz", "FuzzDNSLabel", fmt.Sprintf("seed-%02d", i))
+		want := "go test fuzz v1\nstring(" + strconv.Quote(s) + ")\n"
+		if *updateCorpus {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if got, err := os.ReadFile(p); err != nil || string(got) != want {
+			t.Errorf("%s is missing or stale (%v): run go test -run TestSeedCorpusFiles -update-corpus", p, err)
+		}
+	}
 }

@@ -85,7 +85,8 @@ type Command struct {
 	// OutputHead and OutputTail are how many bytes of the beginning and the
 	// end of the output to keep (defaults 16 KiB and 48 KiB).
 	OutputHead, OutputTail int
-	// Shell is the shell to run Script with (default /bin/sh).
+	// Shell is the shell to run Script with (default /bin/sh); a name
+	// without '/' is looked up in the bot's PATH.
 	Shell string
 }
 
@@ -95,8 +96,9 @@ type Result struct {
 	// signal N (as shells report it), -1 when it never started.
 	ExitCode int
 	Duration time.Duration
-	// Output is stdout and stderr interleaved, secrets masked, at most
-	// OutputHead+OutputTail bytes plus a marker line when Truncated.
+	// Output is stdout and stderr interleaved with secrets masked: the
+	// first OutputHead and last OutputTail bytes of the masked output, and
+	// a line saying how much was left out between them when Truncated.
 	Output    string
 	Truncated bool
 	// TimedOut: Command.Timeout or ctx's deadline ended the command.
@@ -146,6 +148,14 @@ func Run(ctx context.Context, c Command) (Result, error) {
 	shell := c.Shell
 	if shell == "" {
 		shell = DefaultShell
+	}
+	if !filepath.IsAbs(shell) {
+		// Found with the bot's PATH, but run with the command's environment.
+		p, err := exec.LookPath(shell)
+		if err != nil {
+			return Result{ExitCode: -1}, fmt.Errorf("runner: shell: %w", err)
+		}
+		shell = p
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{ExitCode: -1, TimedOut: errors.Is(err, context.DeadlineExceeded), Cancelled: errors.Is(err, context.Canceled)}, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -57,6 +58,16 @@ func TestExitCodes(t *testing.T) {
 	}
 	if err := run(t, Command{Script: "exit 3"}).Err(); err == nil || !strings.Contains(err.Error(), "status 3") {
 		t.Errorf("Err() = %v, want it to name status 3", err)
+	}
+}
+
+func TestShellByName(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash here")
+	}
+	res := run(t, Command{Shell: "bash", Script: `echo "${BASH_VERSION:+bash}"`})
+	if res.Output != "bash\n" {
+		t.Errorf("Output = %q, want the script run by bash", res.Output)
 	}
 }
 
@@ -171,7 +182,7 @@ func TestCancelMidRunKillsProcessGroup(t *testing.T) {
 	go func() {
 		res, err := Run(ctx, Command{
 			Dir:    dir,
-			Script: `sleep 1000 & echo $! > "$READY"; echo started; wait`,
+			Script: `echo started; sleep 1000 & echo $! > "$READY"; wait`,
 			Env:    map[string]string{"READY": ready},
 		})
 		if err != nil {

@@ -307,9 +307,10 @@ func (x *extractor) file(tr *tar.Reader, hdr *tar.Header, name, rel string) erro
 	if err != nil {
 		return x.fsError(name, err)
 	}
-	n, err := io.Copy(f, tr)
+	src := &readErrs{r: tr}
+	n, err := io.Copy(f, src)
 	if err == nil && n != hdr.Size {
-		err = io.ErrUnexpectedEOF
+		src.err, err = io.ErrUnexpectedEOF, io.ErrUnexpectedEOF
 	}
 	if err == nil {
 		err = f.Chmod(perm) // exact mode, whatever the umask
@@ -317,10 +318,13 @@ func (x *extractor) file(tr *tar.Reader, hdr *tar.Header, name, rel string) erro
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		if errors.Is(err, ErrLimit) {
-			return err
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrLimit):
+		return err
+	case src.err != nil: // the archive is damaged, not the disk
+		return fmt.Errorf("workspace: reading archive at entry %q: %w", name, src.err)
+	default:
 		return fmt.Errorf("workspace: entry %q: %w", name, err)
 	}
 	x.stats.Files++
@@ -438,6 +442,21 @@ func (x *extractor) fsError(name string, err error) error {
 		return unsafeEntry(name, "path escapes the workspace")
 	}
 	return fmt.Errorf("workspace: entry %q: %w", name, err)
+}
+
+// readErrs remembers a read error, to tell a damaged archive from a
+// failing disk after io.Copy.
+type readErrs struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrs) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // ctxReader stops reading once ctx is done, so a slow or endless download
