@@ -14,12 +14,13 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/bot ./cmd/bot
 # own commands with sh, like CI run: steps.
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates git \
+ && apt-get install -y --no-install-recommends ca-certificates git tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/deploybot --create-home deploybot
 COPY --from=build /out/bot /usr/local/bin/bot
 USER deploybot
 WORKDIR /var/lib/deploybot
 EXPOSE 8080
-ENTRYPOINT ["/usr/local/bin/bot"]
+# tini reaps the processes pipeline commands leave behind.
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/bot"]
 CMD ["serve", "--config", "/etc/deploybot/config.yml"]

@@ -67,7 +67,7 @@ func (h IssueComment) Handle(ctx context.Context, eventType, deliveryID string, 
 // mayHoldCommand is a cheap filter so that ordinary conversation queues no
 // job; the command parser decides what the lines really mean.
 func mayHoldCommand(body string) bool {
-	for line := range strings.Lines(body) {
+	for line := range strings.Lines(strings.TrimPrefix(body, "\uFEFF")) {
 		if strings.HasPrefix(strings.TrimLeft(line, " \t"), "/") {
 			return true
 		}

@@ -54,6 +54,9 @@ type Repo interface {
 	CreateDeployment(ctx context.Context, d github.Deployment) (int64, error)
 	SetDeploymentStatus(ctx context.Context, id int64, s github.DeploymentStatus) error
 	DeactivatePullRequestDeployments(ctx context.Context, env string, pr int, keep int64) (int, error)
+	CollaboratorRole(ctx context.Context, user string) (string, error)
+	React(ctx context.Context, commentID int64, content string) error
+	Reply(ctx context.Context, pr int, body string) (int64, error)
 }
 
 // Databases is the Neon API; *neon.Client implements it.
@@ -61,6 +64,7 @@ type Databases interface {
 	EnsureBranch(ctx context.Context, projectID string, opts neon.BranchOptions) (neon.Branch, error)
 	ConnectionURIs(ctx context.Context, projectID, branchID, database, role string) (neon.URIs, error)
 	DeleteBranchNamed(ctx context.Context, projectID, name string) error
+	ResetBranch(ctx context.Context, projectID, name string) error
 }
 
 // Workers is one Cloudflare account's Workers API; *cloudflare.Client

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,13 +32,14 @@ import (
 
 // previewRun is one sync of one PR.
 type previewRun struct {
-	p      *previews
-	repo   Repo
-	meta   intent.Meta
-	pr     github.PullRequest
-	st     *preview
-	jobID  int64
-	logger zerolog.Logger
+	p       *previews
+	repo    Repo
+	meta    intent.Meta
+	pr      github.PullRequest
+	st      *preview
+	jobID   int64
+	logger  zerolog.Logger
+	resetDB bool
 
 	runID    int64
 	checkID  int64
@@ -180,6 +182,12 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) ([]Step, *n
 			if err != nil {
 				return err
 			}
+			if r.resetDB {
+				if err := deps.Neon.ResetBranch(ctx, pl.file.Database.Project, pl.branch); err != nil {
+					return err
+				}
+				log.Printf("reset %s from %s", pl.branch, pl.file.Database.Parent)
+			}
 			u, err := deps.Neon.ConnectionURIs(ctx, pl.file.Database.Project, b.ID, "", "")
 			if err != nil {
 				return err
@@ -207,7 +215,7 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) ([]Step, *n
 				return nil
 			}
 			env := withEnv(pl.env, map[string]string{"DATABASE_URL": uris.Direct})
-			return runCommand(ctx, log, runner.Command{Script: pl.file.Database.Migrate, Dir: ws.Dir(), Env: env, Secrets: []string{uris.Direct, uris.Pooled}, Timeout: 15 * time.Minute})
+			return runCommand(ctx, log, runner.Command{Script: pl.file.Database.Migrate, Dir: ws.Dir(), Env: env, Secrets: uriSecrets(*uris), Timeout: 15 * time.Minute})
 		}},
 	}
 	var healthSteps []string
@@ -388,7 +396,11 @@ func (r *previewRun) conclude(ctx context.Context, pl *plan, states []StepState,
 	check := r.checkOutput(pl, states)
 	summary, _ := templates.CheckSummary(check)
 	text, _ := templates.CheckText(check)
-	run := github.CheckRun{Name: CheckPreview, Status: github.StatusCompleted, CompletedAt: time.Now(), Output: &github.CheckOutput{Summary: summary, Text: text}}
+	run := github.CheckRun{Name: CheckPreview, Status: github.StatusCompleted, CompletedAt: time.Now(), Output: &github.CheckOutput{Summary: summary, Text: text},
+		Actions: []github.CheckAction{
+			{Label: "Redeploy", Identifier: IdentifierRedeploy, Description: "Rebuild this preview at the PR's head"},
+			{Label: "Destroy", Identifier: IdentifierDestroy, Description: "Delete this preview"},
+		}}
 	status := "succeeded"
 	switch r.st.State {
 	case templates.Ready:
@@ -644,6 +656,20 @@ func runCommand(ctx context.Context, log *Log, c runner.Command) error {
 		return err
 	}
 	return res.Err()
+}
+
+// uriSecrets are what of a branch's connection URIs must never be shown:
+// the URIs and their password on its own (a tool may print it alone).
+func uriSecrets(u neon.URIs) []string {
+	out := []string{u.Direct, u.Pooled}
+	for _, raw := range out[:2] {
+		if p, err := url.Parse(raw); err == nil {
+			if pw, ok := p.User.Password(); ok {
+				out = append(out, pw)
+			}
+		}
+	}
+	return out
 }
 
 func errString(err error) string {

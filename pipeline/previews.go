@@ -35,17 +35,26 @@ type syncWorker[T intent.Intent] struct {
 func (w *syncWorker[T]) Timeout(*river.Job[T]) time.Duration { return previewTimeout }
 
 func (w *syncWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
-	return w.p.sync(ctx, job.ID, job.Args.Delivery(), intent.PRNumber(job.Args), syncOptions{})
+	_, err := w.p.sync(ctx, job.ID, job.Args.Delivery(), intent.PRNumber(job.Args), syncOptions{})
+	return err
 }
 
 // syncOptions are what commands add to a sync.
 type syncOptions struct {
-	force   bool // rebuild even if the head is already deployed
-	destroy bool // tear down although the PR is open
+	explicit bool   // a person asked (a command or a button): drafts deploy too
+	force    bool   // rebuild even if the head is already deployed
+	destroy  bool   // tear down although the PR is open
+	resetDB  bool   // reset the PR's database branch from its parent first
+	approve  string // a maintainer approved this head SHA of a fork PR
 }
 
+// errApprovalStale refuses a fork approval when the PR moved on since the
+// maintainer looked at it.
+var errApprovalStale = errors.New("the pull request has new commits since the approval")
+
 type previews struct {
-	deps Deps
+	deps  Deps
+	roles roleCache
 }
 
 // preview is the stored state of a PR's preview (table previews).
@@ -97,7 +106,8 @@ func (r resources) merge(plan resources) resources {
 	return out
 }
 
-func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number int, opts syncOptions) error {
+// sync converges the PR's preview and returns its state afterwards.
+func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number int, opts syncOptions) (*preview, error) {
 	repoName := m.Repo.FullName()
 	logger := p.deps.Logger.With().Str("repo", repoName).Int("pr", number).Int64("job_id", jobID).Logger()
 	ctx = logger.WithContext(ctx)
@@ -106,64 +116,73 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	// (their commands killed, their check runs concluded), then this job
 	// waits for the PR's lock.
 	if err := p.cancelOthers(ctx, repoName, number, jobID); err != nil {
-		return err
+		return nil, err
 	}
 	unlock, err := lockPR(ctx, p.deps, repoName, number)
 	if err != nil {
 		if ctx.Err() != nil {
 			logger.Info().Msg("superseded while waiting for the PR's previous run")
-			return nil
+			return nil, nil
 		}
-		return err
+		return nil, err
 	}
 	defer unlock()
 
 	repo, err := p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", repoName, err)
+		return nil, fmt.Errorf("open %s: %w", repoName, err)
 	}
 	pr, err := repo.PullRequest(ctx, number)
 	if err != nil {
-		return fmt.Errorf("read %s#%d: %w", repoName, number, err)
+		return nil, fmt.Errorf("read %s#%d: %w", repoName, number, err)
 	}
 	st, err := p.load(ctx, repoName, number, m.InstallationID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := p.concludeAbandoned(ctx, repo, repoName, number); err != nil {
-		return err
+		return nil, err
 	}
-	run := &previewRun{p: p, repo: repo, meta: m, pr: pr, st: st, jobID: jobID, logger: logger}
+	run := &previewRun{p: p, repo: repo, meta: m, pr: pr, st: st, jobID: jobID, logger: logger, resetDB: opts.resetDB}
 
 	if pr.State == "closed" || opts.destroy {
-		return run.teardown(ctx)
+		return st, run.teardown(ctx)
+	}
+	if opts.approve != "" {
+		if pr.HeadSHA != opts.approve {
+			return st, errApprovalStale
+		}
+		st.ApprovedSHA = pr.HeadSHA
+		if err := p.save(ctx, st); err != nil {
+			return nil, err
+		}
 	}
 	// The pipeline file always comes from the base branch: a PR must not
 	// choose what runs with the repository's secrets.
 	raw, err := repo.File(ctx, repoconfig.Path, pr.BaseRef)
 	if errors.Is(err, github.ErrNotFound) {
 		logger.Info().Str("base", pr.BaseRef).Msg("no pipeline file on the base branch: nothing to deploy")
-		return nil
+		return st, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read %s@%s: %w", repoconfig.Path, pr.BaseRef, err)
+		return nil, fmt.Errorf("read %s@%s: %w", repoconfig.Path, pr.BaseRef, err)
 	}
 	file, fileErr := repoconfig.Parse(repoconfig.Path+"@"+pr.BaseRef, raw)
-	if fileErr == nil && !opts.force && m.Event == "pull_request" && !contains(file.Preview.On, m.Action) {
+	if fileErr == nil && !opts.explicit && m.Event == "pull_request" && !contains(file.Preview.On, m.Action) {
 		logger.Info().Str("action", m.Action).Msg("the pipeline file does not deploy on this action")
-		return nil
+		return st, nil
 	}
 	switch {
-	case fileErr == nil && pr.Draft && !file.Preview.Drafts:
-		return run.showOnly(ctx, templates.Draft, "This pull request is a draft: mark it ready for review to deploy a preview.")
+	case fileErr == nil && pr.Draft && !file.Preview.Drafts && !opts.explicit:
+		return st, run.showOnly(ctx, templates.Draft, "This pull request is a draft: mark it ready for review (or comment `/deploy`) to deploy a preview.")
 	case pr.Fork && st.ApprovedSHA != pr.HeadSHA:
-		return run.showOnly(ctx, templates.AwaitingApproval, fmt.Sprintf(
-			"This pull request comes from a fork, so its code is not deployed automatically. A maintainer can review commit `%s` and comment `/deploy` to deploy it.", short(pr.HeadSHA)))
+		return st, run.showOnly(ctx, templates.AwaitingApproval, fmt.Sprintf(
+			"This pull request comes from a fork, so its code is not deployed automatically. A maintainer can review commit `%s` and comment `/deploy` to deploy it; each new commit needs a new approval.", short(pr.HeadSHA)))
 	case !opts.force && st.State == templates.Ready && st.DeployedSHA == pr.HeadSHA:
 		logger.Info().Str("sha", pr.HeadSHA).Msg("preview already deployed at the head commit")
-		return nil
+		return st, nil
 	}
-	return run.deploy(ctx, file, fileErr)
+	return st, run.deploy(ctx, file, fileErr)
 }
 
 // cancelOthers cancels the running jobs of other syncs of the PR.

@@ -40,6 +40,8 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 		river.AddWorker(workers, &syncWorker[intent.PreviewRequested]{p: p})
 		river.AddWorker(workers, &syncWorker[intent.PreviewDrafted]{p: p})
 		river.AddWorker(workers, &syncWorker[intent.PreviewClosed]{p: p})
+		river.AddWorker(workers, &commandWorker{p: p})
+		river.AddWorker(workers, &checkRunWorker{p: p})
 	}
 	AddRecorders(workers, pool, opts.Logger, opts.Pipelines != nil)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{

@@ -54,9 +54,9 @@ func AddRecorders(workers *river.Workers, pool *pgxpool.Pool, logger zerolog.Log
 		river.AddWorker(workers, &Recorder[intent.PreviewRequested]{pool: pool, logger: logger})
 		river.AddWorker(workers, &Recorder[intent.PreviewDrafted]{pool: pool, logger: logger})
 		river.AddWorker(workers, &Recorder[intent.PreviewClosed]{pool: pool, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.CommentCommand]{pool: pool, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.CheckRunAction]{pool: pool, logger: logger})
 	}
-	river.AddWorker(workers, &Recorder[intent.CommentCommand]{pool: pool, logger: logger})
-	river.AddWorker(workers, &Recorder[intent.CheckRunAction]{pool: pool, logger: logger})
 	river.AddWorker(workers, &Recorder[intent.CheckSuiteRequested]{pool: pool, logger: logger})
 	river.AddWorker(workers, &Recorder[intent.ProductionPush]{pool: pool, logger: logger})
 	river.AddWorker(workers, &Recorder[intent.TestRequested]{pool: pool, logger: logger})

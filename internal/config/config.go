@@ -85,6 +85,20 @@ type Cloudflare struct {
 type Repository struct {
 	Cloudflare RepoCloudflare    `yaml:"cloudflare"`
 	Secrets    map[string]Secret `yaml:"secrets"`
+	Commands   RepoCommands      `yaml:"commands"`
+}
+
+// RepoCommands says who may steer the bot with PR commands and check-run
+// buttons. By default anyone whose role on the repository is admin,
+// maintain or write may.
+type RepoCommands struct {
+	// Roles replaces the default roles (admin, maintain, write, triage, read).
+	Roles []string `yaml:"roles"`
+	// Allow lets these users in whatever their role (widening).
+	Allow []string `yaml:"allow"`
+	// Only, when set, lets only these users in, and still only with an
+	// allowed role (narrowing).
+	Only []string `yaml:"only"`
 }
 
 // RepoCloudflare places a repository's Workers and hostnames.
@@ -246,6 +260,13 @@ func (c *Config) validate() error {
 		key := "repositories." + name
 		if owner, repoName, ok := strings.Cut(name, "/"); !ok || owner == "" || repoName == "" || strings.Contains(repoName, "/") {
 			fail(key, "%q is not owner/name", name)
+		}
+		for i, role := range repo.Commands.Roles {
+			switch role {
+			case "admin", "maintain", "write", "triage", "read":
+			default:
+				fail(fmt.Sprintf("%s.commands.roles[%d]", key, i), "%q is not one of admin, maintain, write, triage, read", role)
+			}
 		}
 		cf := repo.Cloudflare
 		if cf.AccountID == "" {

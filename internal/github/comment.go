@@ -165,3 +165,13 @@ func (r *Reporter) React(ctx context.Context, commentID int64, content string) e
 	}
 	return nil
 }
+
+// Reply posts a new comment on pull request pr, e.g. the answer to /help or
+// to a refused command. Unlike the status comment it is never edited.
+func (r *Reporter) Reply(ctx context.Context, pr int, body string) (int64, error) {
+	c, resp, err := r.client.Issues.CreateComment(ctx, r.owner, r.repo, pr, &gh.IssueComment{Body: &body})
+	if err != nil {
+		return 0, r.wrap(fmt.Sprintf("reply on #%d", pr), resp, err)
+	}
+	return c.GetID(), nil
+}
