@@ -42,6 +42,8 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 		river.AddWorker(workers, &syncWorker[intent.PreviewClosed]{p: p})
 		river.AddWorker(workers, &commandWorker{p: p})
 		river.AddWorker(workers, &checkRunWorker{p: p})
+		registerProduction(workers, p)
+		registerTests(workers, p)
 	}
 	AddRecorders(workers, pool, opts.Logger, opts.Pipelines != nil)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{

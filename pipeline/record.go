@@ -48,18 +48,18 @@ func (w *Recorder[T]) Work(ctx context.Context, job *river.Job[T]) error {
 }
 
 // AddRecorders registers a Recorder for every intent kind without a
-// pipeline (all of them unless previews is set).
-func AddRecorders(workers *river.Workers, pool *pgxpool.Pool, logger zerolog.Logger, previews bool) {
-	if !previews {
+// pipeline: all of them unless the pipelines run.
+func AddRecorders(workers *river.Workers, pool *pgxpool.Pool, logger zerolog.Logger, pipelines bool) {
+	if !pipelines {
 		river.AddWorker(workers, &Recorder[intent.PreviewRequested]{pool: pool, logger: logger})
 		river.AddWorker(workers, &Recorder[intent.PreviewDrafted]{pool: pool, logger: logger})
 		river.AddWorker(workers, &Recorder[intent.PreviewClosed]{pool: pool, logger: logger})
 		river.AddWorker(workers, &Recorder[intent.CommentCommand]{pool: pool, logger: logger})
 		river.AddWorker(workers, &Recorder[intent.CheckRunAction]{pool: pool, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.CheckSuiteRequested]{pool: pool, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.ProductionPush]{pool: pool, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.TestRequested]{pool: pool, logger: logger})
 	}
-	river.AddWorker(workers, &Recorder[intent.CheckSuiteRequested]{pool: pool, logger: logger})
-	river.AddWorker(workers, &Recorder[intent.ProductionPush]{pool: pool, logger: logger})
-	river.AddWorker(workers, &Recorder[intent.TestRequested]{pool: pool, logger: logger})
 	river.AddWorker(workers, &Recorder[intent.BranchDeleted]{pool: pool, logger: logger})
 	river.AddWorker(workers, &Recorder[intent.InstallationChanged]{pool: pool, logger: logger})
 }
