@@ -2,9 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -253,51 +250,19 @@ func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw pl
 	if err != nil {
 		return err
 	}
-	script := cloudflare.Script{
-		Name:               pw.script,
-		MainModule:         filepath.Base(w.Main),
-		CompatibilityDate:  w.CompatibilityDate,
-		CompatibilityFlags: w.CompatibilityFlags,
-		Vars:               withEnv(w.Vars, map[string]string{cloudflare.CommitVar: r.pr.HeadSHA}),
-		Secrets:            map[string]string{},
-	}
-	for _, rel := range append([]string{w.Main}, w.Modules...) {
-		content, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
-		if err != nil {
-			return fmt.Errorf("worker %s: read module %s (did the build produce it?): %w", w.Name, rel, err)
-		}
-		script.Modules = append(script.Modules, cloudflare.Module{Name: filepath.Base(rel), Content: content})
-	}
-	if w.Assets != "" {
-		script.AssetsDir = filepath.Join(dir, filepath.FromSlash(w.Assets))
-	}
-	if w.DatabaseURL != "" {
-		script.Secrets[w.DatabaseURL] = uris.Pooled
-	}
-	for _, name := range w.GeneratedSecrets {
-		v, err := r.generatedSecret(name)
-		if err != nil {
-			return err
-		}
-		script.Secrets[name] = v
+	spec := scriptSpec{
+		worker: w, name: pw.script, dir: dir, commit: r.pr.HeadSHA, dbURL: uris.Pooled,
+		scope: "pr-" + strconv.Itoa(r.pr.Number), services: map[string]string{},
 	}
 	if pl.secrets {
-		for _, name := range w.Secrets {
-			sec, ok := pl.repoCfg.Secrets[name]
-			if !ok || sec.Value() == "" {
-				return fmt.Errorf("worker %s needs secret %s, which the bot's config does not hold for %s (repositories.%s.secrets.%s)", w.Name, name, r.meta.Repo.FullName(), r.meta.Repo.FullName(), name)
-			}
-			script.Secrets[name] = sec.Value()
-		}
-	} else if len(w.Secrets) > 0 {
-		log.Printf("fork pull request: secrets %s withheld", strings.Join(w.Secrets, ", "))
+		spec.configured = pl.repoCfg.Secrets
 	}
-	for _, s := range w.Services {
-		for _, other := range pl.workers {
-			if other.w.Name == s.Worker {
-				script.ServiceBindings = append(script.ServiceBindings, cloudflare.ServiceBinding{Binding: s.Binding, Service: other.script})
-			}
-		}
+	for _, other := range pl.workers {
+		spec.services[other.w.Name] = other.script
+	}
+	script, err := buildScript(r.p.deps, r.meta.Repo.FullName(), spec, log)
+	if err != nil {
+		return err
 	}
 	version, err := cf.UploadWorker(ctx, script)
 	if err != nil {
@@ -363,18 +328,6 @@ func (r *previewRun) recordDeployment(ctx context.Context, log *Log, pl *plan) e
 	r.st.DeploymentID = id
 	log.Printf("deployment %d", id)
 	return nil
-}
-
-// generatedSecret derives a per-PR secret: stable across redeploys, never
-// stored, different for every repository, PR and name.
-func (r *previewRun) generatedSecret(name string) (string, error) {
-	key := r.p.deps.Config.MasterKey.Value()
-	if key == "" {
-		return "", fmt.Errorf("the pipeline file asks for generated secret %s, but the bot has no master_key (set it, or %s)", name, config.EnvMasterKey)
-	}
-	mac := hmac.New(sha256.New, []byte(key))
-	fmt.Fprintf(mac, "%s#%d/%s", r.meta.Repo.FullName(), r.pr.Number, name)
-	return hex.EncodeToString(mac.Sum(nil)), nil
 }
 
 // conclude finishes the check run, the comment and the stored state.

@@ -1,0 +1,95 @@
+package pipeline
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/revelations-studio/deploybot/internal/cloudflare"
+	"github.com/revelations-studio/deploybot/internal/config"
+	"github.com/revelations-studio/deploybot/internal/repoconfig"
+)
+
+// scriptSpec is what a Worker upload needs beside the pipeline file: the
+// names and secret values of one environment (a PR's preview, production).
+type scriptSpec struct {
+	worker repoconfig.Worker
+	name   string // the script name in this environment
+	dir    string // the worker's folder in the workspace
+	commit string
+	dbURL  string // the pooled connection URI of this environment's branch
+	// scope keys the generated secrets: "pr-7", "production".
+	scope string
+	// configured holds the repository's secret values; nil withholds them
+	// (an approved fork PR without forks.secrets).
+	configured map[string]config.Secret
+	// services maps worker names of the file to their scripts here.
+	services map[string]string
+}
+
+// buildScript reads the built files and assembles the upload.
+func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Script, error) {
+	w := s.worker
+	script := cloudflare.Script{
+		Name:               s.name,
+		MainModule:         filepath.Base(w.Main),
+		CompatibilityDate:  w.CompatibilityDate,
+		CompatibilityFlags: w.CompatibilityFlags,
+		Vars:               withEnv(w.Vars, map[string]string{cloudflare.CommitVar: s.commit}),
+		Secrets:            map[string]string{},
+	}
+	for _, rel := range append([]string{w.Main}, w.Modules...) {
+		content, err := os.ReadFile(filepath.Join(s.dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return script, fmt.Errorf("worker %s: read module %s (did the build produce it?): %w", w.Name, rel, err)
+		}
+		script.Modules = append(script.Modules, cloudflare.Module{Name: filepath.Base(rel), Content: content})
+	}
+	if w.Assets != "" {
+		script.AssetsDir = filepath.Join(s.dir, filepath.FromSlash(w.Assets))
+	}
+	if w.DatabaseURL != "" {
+		script.Secrets[w.DatabaseURL] = s.dbURL
+	}
+	for _, name := range w.GeneratedSecrets {
+		v, err := generatedSecret(deps.Config, repo, s.scope, name)
+		if err != nil {
+			return script, err
+		}
+		script.Secrets[name] = v
+	}
+	if s.configured != nil {
+		for _, name := range w.Secrets {
+			sec, ok := s.configured[name]
+			if !ok || sec.Value() == "" {
+				return script, fmt.Errorf("worker %s needs secret %s, which the bot's config does not hold (repositories.%s.secrets.%s)", w.Name, name, repo, name)
+			}
+			script.Secrets[name] = sec.Value()
+		}
+	} else if len(w.Secrets) > 0 {
+		log.Printf("fork pull request: secrets %s withheld", strings.Join(w.Secrets, ", "))
+	}
+	for _, b := range w.Services {
+		if target, ok := s.services[b.Worker]; ok {
+			script.ServiceBindings = append(script.ServiceBindings, cloudflare.ServiceBinding{Binding: b.Binding, Service: target})
+		}
+	}
+	return script, nil
+}
+
+// generatedSecret derives a secret for one environment of a repository:
+// stable across deploys, never stored, different for every repository,
+// environment and name.
+func generatedSecret(cfg *config.Config, repo, scope, name string) (string, error) {
+	key := cfg.MasterKey.Value()
+	if key == "" {
+		return "", fmt.Errorf("the pipeline file asks for generated secret %s, but the bot has no master_key (set it, or %s)", name, config.EnvMasterKey)
+	}
+	mac := hmac.New(sha256.New, []byte(key))
+	fmt.Fprintf(mac, "%s#%s/%s", repo, scope, name)
+	return hex.EncodeToString(mac.Sum(nil)), nil
+}
