@@ -65,6 +65,7 @@ type Databases interface {
 	ConnectionURIs(ctx context.Context, projectID, branchID, database, role string) (neon.URIs, error)
 	DeleteBranchNamed(ctx context.Context, projectID, name string) error
 	ResetBranch(ctx context.Context, projectID, name string) error
+	FindBranch(ctx context.Context, projectID, name string) (neon.Branch, bool, error)
 }
 
 // Workers is one Cloudflare account's Workers API; *cloudflare.Client
@@ -74,6 +75,10 @@ type Workers interface {
 	AttachHostname(ctx context.Context, mode cloudflare.HostnameMode, h cloudflare.Hostname) error
 	DetachHostname(ctx context.Context, mode cloudflare.HostnameMode, h cloudflare.Hostname) error
 	DeleteScript(ctx context.Context, name string) error
+	CurrentDeployment(ctx context.Context, script string) (cloudflare.Deployment, error)
+	Deploy(ctx context.Context, script, versionID string) (cloudflare.Deployment, error)
+	ListCustomDomains(ctx context.Context, prefix string) ([]cloudflare.CustomDomain, error)
+	ListRoutes(ctx context.Context, zoneID, prefix string) ([]cloudflare.Route, error)
 }
 
 // GitHubFunc adapts a function to GitHub.

@@ -233,7 +233,7 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) ([]Step, *n
 				return r.deployWorker(ctx, log, pl, pw, dir, uris)
 			}},
 			Step{Name: check, Needs: []string{deploy}, Do: func(ctx context.Context, log *Log) error {
-				return r.checkHealth(ctx, log, pw)
+				return checkHealth(ctx, r.p.deps, log, pw.w, pw.hostname)
 			}},
 		)
 		healthSteps = append(healthSteps, check)
@@ -279,20 +279,22 @@ func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw pl
 	return nil
 }
 
-func (r *previewRun) checkHealth(ctx context.Context, log *Log, pw plannedWorker) error {
-	if pw.hostname == "" {
+// checkHealth polls a deployed worker's health path with backoff until it
+// answers as expected or the deadline passes.
+func checkHealth(ctx context.Context, deps Deps, log *Log, w repoconfig.Worker, hostname string) error {
+	if hostname == "" {
 		log.Printf("no hostname: nothing to check")
 		return nil
 	}
-	within := r.p.deps.HealthWithin
+	within := deps.HealthWithin
 	if within == 0 {
 		within = 5 * time.Minute
 	}
-	if pw.w.Health.Timeout != "" {
-		within, _ = time.ParseDuration(pw.w.Health.Timeout)
+	if w.Health.Timeout != "" {
+		within, _ = time.ParseDuration(w.Health.Timeout)
 	}
-	url := r.p.deps.HealthScheme + "://" + pw.hostname + pw.w.Health.Path
-	res, err := health.Check(ctx, r.p.deps.Health, health.Target{URL: url, ExpectStatus: pw.w.Health.Status}, health.Policy{
+	url := deps.HealthScheme + "://" + hostname + w.Health.Path
+	res, err := health.Check(ctx, deps.Health, health.Target{URL: url, ExpectStatus: w.Health.Status}, health.Policy{
 		Within: within,
 		OnAttempt: func(attempt, status int, err error, wait time.Duration) {
 			log.Printf("attempt %d: status %d %v; next in %s", attempt, status, errString(err), wait.Round(time.Millisecond))
@@ -302,7 +304,7 @@ func (r *previewRun) checkHealth(ctx context.Context, log *Log, pw plannedWorker
 		return err
 	}
 	if !res.Healthy {
-		return fmt.Errorf("%s did not answer %d within %s (%d attempts; last: status %d %s)", url, pw.w.Health.Status, within, res.Attempts, res.LastStatus, res.LastError)
+		return fmt.Errorf("%s did not answer %d within %s (%d attempts; last: status %d %s)", url, w.Health.Status, within, res.Attempts, res.LastStatus, res.LastError)
 	}
 	log.Printf("%s healthy after %d attempt(s), %s", url, res.Attempts, res.Elapsed.Round(time.Millisecond))
 	return nil

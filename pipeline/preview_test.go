@@ -480,7 +480,7 @@ func TestDNSRouteMode(t *testing.T) {
 	if recs := cf.DNSRecords(host("web", pr)); len(recs) != 1 || !recs[0].Proxied || recs[0].Type != "CNAME" {
 		t.Errorf("DNS records for %s: %+v", host("web", pr), recs)
 	}
-	if len(cf.Routes()) != 2 || len(e.s.Resources().Domains) != 0 {
+	if len(cf.Routes()) != 3 || len(e.s.Resources().Domains) != 0 {
 		t.Errorf("routes %+v, custom domains %v", cf.Routes(), e.s.Resources().Domains)
 	}
 	_, err := e.gh.ClosePR(demo.Repo, pr, false)

@@ -1,12 +1,547 @@
 package pipeline
 
 import (
-	"github.com/riverqueue/river"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/revelations-studio/deploybot/internal/cloudflare"
+	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/intent"
+	"github.com/revelations-studio/deploybot/internal/repoconfig"
+	"github.com/revelations-studio/deploybot/internal/runner"
+	"github.com/revelations-studio/deploybot/internal/workspace"
+	"github.com/revelations-studio/deploybot/templates"
 )
+
+// CheckProduction is the name of the production deploy's check run.
+const CheckProduction = "deploybot/production"
 
 // registerProduction adds the production deploy worker (ProductionPush).
 func registerProduction(workers *river.Workers, p *previews) {
-	river.AddWorker(workers, &Recorder[intent.ProductionPush]{pool: p.deps.Pool, logger: p.deps.Logger})
+	river.AddWorker(workers, &productionWorker{p: p})
+}
+
+// productionWorker deploys the default branch after a merge: validate and
+// build everything first, migrate, then deploy the workers one at a time,
+// each health-checked, rolling back what this run changed if one fails.
+//
+// Production runs of a repository never overlap and are never cancelled
+// mid-step: a merge arriving during a deploy waits its turn, and when
+// several wait, only the newest deploys (the older ones conclude as
+// superseded without touching anything).
+type productionWorker struct {
+	river.WorkerDefaults[intent.ProductionPush]
+	p *previews
+}
+
+func (w *productionWorker) Timeout(*river.Job[intent.ProductionPush]) time.Duration {
+	return previewTimeout
+}
+
+func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.ProductionPush]) error {
+	in := job.Args
+	m := in.Delivery()
+	repoName := m.Repo.FullName()
+	logger := w.p.deps.Logger.With().Str("repo", repoName).Str("sha", short(in.After)).Int64("job_id", job.ID).Logger()
+
+	unlock, err := lockKey(ctx, w.p.deps, "deploybot:production:"+repoName)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	repo, err := w.p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
+	if err != nil {
+		return err
+	}
+	pr := &productionRun{p: w.p, repo: repo, meta: m, sha: in.After, jobID: job.ID, logger: logger}
+	if err := pr.concludeAbandoned(ctx); err != nil {
+		return err
+	}
+	newest, err := w.p.newestProductionPush(ctx, repoName)
+	if err != nil {
+		return err
+	}
+	raw, err := repo.File(ctx, repoconfig.Path, in.After)
+	if errors.Is(err, github.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s@%s: %w", repoconfig.Path, short(in.After), err)
+	}
+	file, fileErr := repoconfig.Parse(repoconfig.Path+"@"+short(in.After), raw)
+	if fileErr == nil && !file.Production.Enabled {
+		logger.Info().Msg("production deploys are not enabled in the pipeline file")
+		return nil
+	}
+	if newest != "" && newest != in.After {
+		return pr.supersede(ctx, newest)
+	}
+	return pr.run(ctx, file, fileErr)
+}
+
+// newestProductionPush is the head of the newest production push stored
+// for repo: the commit that should be live once the queue drains.
+func (p *previews) newestProductionPush(ctx context.Context, repo string) (string, error) {
+	var sha string
+	err := p.deps.Pool.QueryRow(ctx, `
+		SELECT intent->>'after' FROM deliveries
+		WHERE repo = $1 AND intent_kind = 'production_push'
+		ORDER BY received_at DESC LIMIT 1`, repo).Scan(&sha)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return sha, err
+}
+
+// lockKey holds a session advisory lock on a dedicated connection.
+func lockKey(ctx context.Context, deps Deps, key string) (func(), error) {
+	conn, err := deps.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, key); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("lock %s: %w", key, err)
+	}
+	return func() {
+		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
+		conn.Release()
+	}, nil
+}
+
+type productionRun struct {
+	p      *previews
+	repo   Repo
+	meta   intent.Meta
+	sha    string
+	jobID  int64
+	logger zerolog.Logger
+
+	runID        int64
+	checkID      int64
+	checkURL     string
+	deploymentID int64
+}
+
+// prodWorker is a worker's production deploy and what it replaced.
+type prodWorker struct {
+	w        repoconfig.Worker
+	script   string
+	hostname string
+	previous string // version live before this run ("" if none)
+	version  string // version this run deployed
+	deployed bool   // this run changed what the script serves
+}
+
+func (r *productionRun) start(ctx context.Context) error {
+	err := r.p.deps.Pool.QueryRow(ctx, `
+		INSERT INTO runs (kind, repo, head_sha, job_id, reason) VALUES ('production', $1, $2, $3, 'push')
+		RETURNING id`, r.meta.Repo.FullName(), r.sha, r.jobID).Scan(&r.runID)
+	if err != nil {
+		return fmt.Errorf("record production run of %s: %w", r.meta.Repo.FullName(), err)
+	}
+	id, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
+		Name: CheckProduction, HeadSHA: r.sha, Status: github.StatusInProgress, StartedAt: time.Now(),
+		ExternalID: strconv.FormatInt(r.runID, 10),
+		Output:     &github.CheckOutput{Title: "Deploying to production", Summary: "Validating and building before anything changes."},
+	})
+	if err != nil {
+		return fmt.Errorf("create production check run: %w", err)
+	}
+	r.checkID = id
+	r.checkURL = fmt.Sprintf("https://github.com/%s/runs/%d", r.meta.Repo.FullName(), id)
+	_, err = r.p.deps.Pool.Exec(ctx, `UPDATE runs SET check_run_id = $2 WHERE id = $1`, r.runID, id)
+	return err
+}
+
+// supersede concludes a queued production push that a newer one replaces.
+func (r *productionRun) supersede(ctx context.Context, newest string) error {
+	if err := r.start(ctx); err != nil {
+		return err
+	}
+	r.logger.Info().Str("newest", short(newest)).Msg("production push superseded by a newer one")
+	note := fmt.Sprintf("A newer commit (`%s`) reached the default branch while this one waited; only the newest deploys.", short(newest))
+	if err := r.repo.UpdateCheckRun(ctx, r.checkID, github.CheckRun{
+		Name: CheckProduction, Status: github.StatusCompleted, Conclusion: github.ConclusionSkipped, CompletedAt: time.Now(),
+		Output: &github.CheckOutput{Title: "Superseded by " + short(newest), Summary: note},
+	}); err != nil {
+		return err
+	}
+	return r.finish(ctx, "skipped", nil)
+}
+
+func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr error) error {
+	if err := r.start(ctx); err != nil {
+		return err
+	}
+	if fileErr != nil {
+		return r.fail(ctx, "The pipeline file has errors", "```text\n"+fileErr.Error()+"\n```", fileErr)
+	}
+	repoName := r.meta.Repo.FullName()
+	repoCfg, ok := r.p.deps.Config.Repositories[repoName]
+	if !ok {
+		err := fmt.Errorf("repository %s is not configured in the bot's config (repositories)", repoName)
+		return r.fail(ctx, "Not configured", err.Error(), err)
+	}
+	cf, err := r.p.deps.Cloudflare(repoCfg.Cloudflare.AccountID)
+	if err != nil {
+		return r.fail(ctx, "Cloudflare", err.Error(), err)
+	}
+	mode := cloudflare.ModeCustomDomain
+	if repoCfg.Cloudflare.Hostnames == "dns_route" {
+		mode = cloudflare.ModeDNSRoute
+	}
+	branch := file.Production.Branch
+	if branch == "" {
+		branch = file.Database.Parent
+	}
+	did, err := r.repo.CreateDeployment(ctx, github.Deployment{
+		Ref: r.sha, Environment: "production", Production: true, Description: "Production deploy of " + short(r.sha),
+	})
+	if err != nil {
+		return r.fail(ctx, "GitHub Deployment", err.Error(), err)
+	}
+	r.deploymentID = did
+	_ = r.repo.SetDeploymentStatus(ctx, did, github.DeploymentStatus{State: github.DeployInProgress, LogURL: r.checkURL})
+
+	var workers []*prodWorker
+	services := map[string]string{}
+	for _, w := range file.Workers {
+		workers = append(workers, &prodWorker{w: w, script: w.Script, hostname: w.Hostname})
+		services[w.Name] = w.Script
+	}
+	if err := os.MkdirAll(r.p.deps.WorkDir, 0o700); err != nil {
+		return r.fail(ctx, "No workspace", err.Error(), err)
+	}
+	ws, err := workspace.New(r.p.deps.WorkDir)
+	if err != nil {
+		return r.fail(ctx, "No workspace", err.Error(), err)
+	}
+	defer ws.Remove()
+
+	env := map[string]string{
+		"CI": "true", "DEPLOYBOT": "true", "DEPLOYBOT_ENVIRONMENT": "production",
+		"DEPLOYBOT_REPO": repoName, "DEPLOYBOT_SHA": r.sha,
+	}
+	var dbURL string
+	migrateSecrets := []string{}
+	steps := []Step{
+		{Name: "source", Do: func(ctx context.Context, log *Log) error {
+			tar, err := r.repo.Tarball(ctx, r.sha)
+			if err != nil {
+				return err
+			}
+			defer tar.Close()
+			stats, err := ws.Extract(ctx, tar, workspace.Limits{})
+			log.Printf("%+v", stats)
+			return err
+		}},
+		// Validation touches nothing: every hostname must be free or
+		// already ours, before anything changes.
+		{Name: "validate", Do: func(ctx context.Context, log *Log) error {
+			for _, pw := range workers {
+				if pw.hostname == "" {
+					continue
+				}
+				owner, err := hostnameOwner(ctx, cf, mode, repoCfg.Cloudflare.ZoneID, pw.hostname)
+				if err != nil {
+					return err
+				}
+				switch owner {
+				case "":
+					log.Printf("%s is not attached yet: it will be attached to %s", pw.hostname, pw.script)
+				case pw.script:
+					log.Printf("%s → %s", pw.hostname, pw.script)
+				default:
+					return fmt.Errorf("%s serves Worker %s, not %s: fix the hostname in Cloudflare or the pipeline file", pw.hostname, owner, pw.script)
+				}
+				if d, err := cf.CurrentDeployment(ctx, pw.script); err == nil {
+					pw.previous = d.VersionID()
+				} else if !errors.Is(err, cloudflare.ErrNoDeployment) && !cloudflare.IsNotFound(err) {
+					return err
+				}
+				log.Printf("%s: live version %s", pw.script, orNone(pw.previous))
+			}
+			return nil
+		}},
+	}
+	var builds []string
+	for _, pw := range workers {
+		name := "build:" + pw.w.Name
+		builds = append(builds, name)
+		dir := filepath.Join(ws.Dir(), filepath.FromSlash(pw.w.Dir))
+		steps = append(steps, Step{Name: name, Needs: []string{"source"}, Do: func(ctx context.Context, log *Log) error {
+			if pw.w.Build == "" {
+				return nil
+			}
+			return runCommand(ctx, log, runner.Command{Script: pw.w.Build, Dir: dir, Env: withEnv(env, map[string]string{"DEPLOYBOT_WORKER": pw.w.Name}), Timeout: 20 * time.Minute})
+		}})
+	}
+	steps = append(steps, Step{Name: "migrate", Needs: append([]string{"validate"}, builds...), Do: func(ctx context.Context, log *Log) error {
+		b, found, err := r.p.deps.Neon.FindBranch(ctx, file.Database.Project, branch)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("the production database branch %q does not exist in Neon project %s", branch, file.Database.Project)
+		}
+		uris, err := r.p.deps.Neon.ConnectionURIs(ctx, file.Database.Project, b.ID, "", "")
+		if err != nil {
+			return err
+		}
+		dbURL = uris.Pooled
+		migrateSecrets = uriSecrets(uris)
+		if file.Database.Migrate == "" {
+			log.Printf("no migrate command")
+			return nil
+		}
+		log.Printf("migrating %s (migrations are never rolled back automatically)", branch)
+		return runCommand(ctx, log, runner.Command{Script: file.Database.Migrate, Dir: ws.Dir(),
+			Env: withEnv(env, map[string]string{"DATABASE_URL": uris.Direct}), Secrets: migrateSecrets, Timeout: 15 * time.Minute})
+	}})
+	prev := "migrate"
+	for _, pw := range workers {
+		dir := filepath.Join(ws.Dir(), filepath.FromSlash(pw.w.Dir))
+		deploy, check := "deploy:"+pw.w.Name, "health:"+pw.w.Name
+		steps = append(steps,
+			Step{Name: deploy, Needs: []string{prev}, Do: func(ctx context.Context, log *Log) error {
+				script, err := buildScript(r.p.deps, repoName, scriptSpec{
+					worker: pw.w, name: pw.script, dir: dir, commit: r.sha, dbURL: dbURL,
+					scope: "production", configured: repoCfg.Secrets, services: services,
+				}, log)
+				if err != nil {
+					return err
+				}
+				pw.deployed = true // from here on, a failure needs a rollback
+				if pw.version, err = cf.UploadWorker(ctx, script); err != nil {
+					return err
+				}
+				log.Printf("%s: version %s (was %s)", pw.script, pw.version, orNone(pw.previous))
+				if pw.hostname != "" {
+					return cf.AttachHostname(ctx, mode, cloudflare.Hostname{ZoneID: repoCfg.Cloudflare.ZoneID, Name: pw.hostname, Script: pw.script, Target: repoCfg.Cloudflare.DNSTarget})
+				}
+				return nil
+			}},
+			Step{Name: check, Needs: []string{deploy}, Do: func(ctx context.Context, log *Log) error {
+				return checkHealth(ctx, r.p.deps, log, pw.w, pw.hostname)
+			}},
+		)
+		prev = check
+	}
+
+	states, runErr := execute(ctx, r.p.deps.Pool, r.runID, steps, nil)
+	ctx = context.WithoutCancel(ctx)
+	var rollback []StepState
+	if runErr != nil {
+		rollback = r.rollback(ctx, cf, mode, repoCfg.Cloudflare.ZoneID, repoCfg.Cloudflare.DNSTarget, workers)
+	}
+	return r.conclude(ctx, file, workers, states, rollback, runErr)
+}
+
+// rollback returns every worker this run changed to the version that was
+// live before it, newest change first; a worker that had no live version
+// is removed again. The migration is not undone.
+func (r *productionRun) rollback(ctx context.Context, cf Workers, mode cloudflare.HostnameMode, zoneID, target string, workers []*prodWorker) []StepState {
+	var steps []Step
+	for i := len(workers) - 1; i >= 0; i-- {
+		pw := workers[i]
+		if !pw.deployed {
+			continue
+		}
+		steps = append(steps, Step{Name: "rollback:" + pw.w.Name, Do: func(ctx context.Context, log *Log) error {
+			if pw.previous == "" {
+				if pw.hostname != "" {
+					if err := cf.DetachHostname(ctx, mode, cloudflare.Hostname{ZoneID: zoneID, Name: pw.hostname, Script: pw.script, Target: target}); err != nil {
+						return err
+					}
+				}
+				log.Printf("%s had no live version before: removed", pw.script)
+				return cf.DeleteScript(ctx, pw.script)
+			}
+			if _, err := cf.Deploy(ctx, pw.script, pw.previous); err != nil {
+				return err
+			}
+			log.Printf("%s: back to version %s", pw.script, pw.previous)
+			return nil
+		}})
+	}
+	// Sequential: one rollback after the other, newest first.
+	for i := 1; i < len(steps); i++ {
+		steps[i].Needs = []string{steps[i-1].Name}
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+	states, err := execute(ctx, r.p.deps.Pool, r.runID, steps, nil)
+	if err != nil {
+		r.logger.Error().Err(err).Msg("production rollback failed")
+	}
+	return states
+}
+
+func (r *productionRun) conclude(ctx context.Context, file *repoconfig.File, workers []*prodWorker, states, rollback []StepState, runErr error) error {
+	check := templates.Check{}
+	for _, s := range append(states, rollback...) {
+		check.Steps = append(check.Steps, templates.CheckStep{Name: s.Name, Status: s.Status, Duration: s.Duration(), Log: s.Log})
+	}
+	var lines []string
+	lines = append(lines, "| Worker | Previous version | New version | URL |", "| --- | --- | --- | --- |")
+	for _, pw := range workers {
+		url := "—"
+		if pw.hostname != "" {
+			url = "https://" + pw.hostname
+		}
+		lines = append(lines, fmt.Sprintf("| %s | `%s` | `%s` | %s |", pw.w.Name, orNone(pw.previous), orNone(pw.version), url))
+	}
+	summary, _ := templates.CheckSummary(check)
+	text, _ := templates.CheckText(check)
+	run := github.CheckRun{Name: CheckProduction, Status: github.StatusCompleted, CompletedAt: time.Now()}
+	status, deployState := "succeeded", github.DeploySuccess
+	var note string
+	switch {
+	case runErr == nil:
+		run.Conclusion = github.ConclusionSuccess
+		note = fmt.Sprintf("Production serves `%s` everywhere.", short(r.sha))
+	default:
+		run.Conclusion, status, deployState = github.ConclusionFailure, "failed", github.DeployFailure
+		failed := firstFailed(states)
+		rolledBack := allSucceeded(rollback)
+		switch {
+		case len(rollback) == 0:
+			note = fmt.Sprintf("`%s` failed before anything changed: production is as it was.", failed)
+		case rolledBack:
+			note = fmt.Sprintf("`%s` failed: every worker this run changed was rolled back, production is as it was before this run.", failed)
+		default:
+			note = fmt.Sprintf("`%s` failed and the rollback failed too: production may be mixed. See the rollback steps below.", failed)
+		}
+		if stepSucceeded(states, "migrate") && file.Database.Migrate != "" {
+			note += " The migration ran and was not rolled back (`" + file.Database.Migrate + "`)."
+		}
+	}
+	run.Output = &github.CheckOutput{
+		Title:   map[bool]string{true: "Deployed " + short(r.sha), false: "Production deploy failed"}[runErr == nil],
+		Summary: note + "\n\n" + strings.Join(lines, "\n") + "\n\n" + summary,
+		Text:    text,
+	}
+	if err := r.repo.UpdateCheckRun(ctx, r.checkID, run); err != nil {
+		r.logger.Warn().Err(err).Msg("concluding the production check run")
+	}
+	envURL := ""
+	for _, pw := range workers {
+		if pw.hostname != "" {
+			envURL = "https://" + pw.hostname
+			break
+		}
+	}
+	if err := r.repo.SetDeploymentStatus(ctx, r.deploymentID, github.DeploymentStatus{
+		State: deployState, EnvironmentURL: envURL, LogURL: r.checkURL, Description: note, AutoInactive: true,
+	}); err != nil {
+		r.logger.Warn().Err(err).Msg("setting the production deployment status")
+	}
+	return r.finish(ctx, status, runErr)
+}
+
+func (r *productionRun) fail(ctx context.Context, title, summary string, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := r.repo.UpdateCheckRun(ctx, r.checkID, github.CheckRun{
+		Name: CheckProduction, Status: github.StatusCompleted, Conclusion: github.ConclusionFailure, CompletedAt: time.Now(),
+		Output: &github.CheckOutput{Title: title, Summary: summary + "\n\nNothing was changed."},
+	}); err != nil {
+		r.logger.Warn().Err(err).Msg("concluding the production check run")
+	}
+	if r.deploymentID != 0 {
+		_ = r.repo.SetDeploymentStatus(ctx, r.deploymentID, github.DeploymentStatus{State: github.DeployFailure, LogURL: r.checkURL, Description: title})
+	}
+	return r.finish(ctx, "failed", cause)
+}
+
+func (r *productionRun) finish(ctx context.Context, status string, cause error) error {
+	msg := ""
+	if cause != nil {
+		msg = cause.Error()
+	}
+	_, err := r.p.deps.Pool.Exec(context.WithoutCancel(ctx), `
+		UPDATE runs SET status = $2, error = $3, finished_at = now() WHERE id = $1`, r.runID, status, msg)
+	return err
+}
+
+// concludeAbandoned ends production runs of the repository left running by
+// a stopped bot (the lock is held, so none is really running).
+func (r *productionRun) concludeAbandoned(ctx context.Context) error {
+	rows, err := r.p.deps.Pool.Query(ctx, `
+		UPDATE runs SET status = 'cancelled', error = 'abandoned: the bot stopped during this run', finished_at = now()
+		WHERE repo = $1 AND kind = 'production' AND status = 'running'
+		RETURNING check_run_id`, r.meta.Repo.FullName())
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id == 0 {
+			continue
+		}
+		if err := r.repo.UpdateCheckRun(ctx, id, github.CheckRun{
+			Name: CheckProduction, Status: github.StatusCompleted, Conclusion: github.ConclusionCancelled, CompletedAt: time.Now(),
+			Output: &github.CheckOutput{Title: "Interrupted", Summary: "The bot stopped during this deploy; the next production run converges from here."},
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hostnameOwner is the script a hostname serves today ("" when none).
+func hostnameOwner(ctx context.Context, cf Workers, mode cloudflare.HostnameMode, zoneID, hostname string) (string, error) {
+	if mode == cloudflare.ModeDNSRoute {
+		routes, err := cf.ListRoutes(ctx, zoneID, hostname)
+		if err != nil {
+			return "", err
+		}
+		for _, rt := range routes {
+			if rt.Pattern == cloudflare.RoutePattern(hostname) {
+				return rt.Script, nil
+			}
+		}
+		return "", nil
+	}
+	domains, err := cf.ListCustomDomains(ctx, hostname)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range domains {
+		if d.Hostname == hostname {
+			return d.Service, nil
+		}
+	}
+	return "", nil
+}
+
+func stepSucceeded(states []StepState, name string) bool {
+	for _, s := range states {
+		if s.Name == name {
+			return s.Status == StepSucceeded
+		}
+	}
+	return false
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

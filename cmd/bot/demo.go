@@ -66,7 +66,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err := demo.Walk(walkCtx, stack, stdout); err != nil {
 		return fmt.Errorf("demo failed: %w", err)
 	}
-	fmt.Fprintln(stdout, "\nThe demo passed: the preview was built, updated in place, and deleted with the PR.")
+	fmt.Fprintln(stdout, "\nThe demo passed: the preview was built, updated in place and deleted with the PR, and the merge reached production.")
 	if *keep {
 		fmt.Fprintf(stdout, "\nStill running. Sandbox: %s (state: %s); bot webhooks: %s. Ctrl-C to stop.\n",
 			stack.URLs.GitHub, stack.URLs.State, stack.HookURL)

@@ -73,11 +73,18 @@ func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 		return err
 	}
 
-	stage("The PR is merged")
-	if _, err := gh.ClosePR(Repo, pr, true); err != nil {
+	stage("The PR is merged: the preview goes, the merge deploys production")
+	mergeSHA, err := gh.ClosePR(Repo, pr, true)
+	if err != nil {
 		return err
 	}
 	if ev, err = gh.PullRequestEvent(Repo, pr, "closed"); err != nil {
+		return err
+	}
+	if _, err := s.Deliver(ctx, ev); err != nil {
+		return err
+	}
+	if ev, err = gh.PushEvent(Repo, "main"); err != nil {
 		return err
 	}
 	if _, err := s.Deliver(ctx, ev); err != nil {
@@ -89,7 +96,40 @@ func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 	if err := s.show(out, pr); err != nil {
 		return err
 	}
-	return s.expectGone(pr)
+	if err := s.expectGone(pr); err != nil {
+		return err
+	}
+	return s.expectProduction(out, mergeSHA)
+}
+
+// ProductionHosts are the sample's production hostnames by worker.
+var ProductionHosts = map[string]string{"web": "codex.revelations.studio", "auth": "auth.revelations.studio", "api": "api.revelations.studio"}
+
+// expectProduction prints what production serves and checks it is sha
+// everywhere.
+func (s *Stack) expectProduction(out io.Writer, sha string) error {
+	fmt.Fprintf(out, "\nProduction after the merge (%s):\n", sha[:7])
+	var bad []string
+	for _, w := range []string{"web", "auth", "api"} {
+		host := ProductionHosts[w]
+		site, ok := s.Sandbox.Cloudflare.ResolveHost(host, "/")
+		got := site.Vars["DEPLOYBOT_COMMIT"]
+		fmt.Fprintf(out, "    https://%-28s → %s version %s, commit %.7s\n", host, site.Script, short(site.VersionID), got)
+		if !ok || got != sha {
+			bad = append(bad, host)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("production does not serve %s at %v", sha[:7], bad)
+	}
+	return nil
+}
+
+func short(s string) string {
+	if len(s) > 8 {
+		return s[:8]
+	}
+	return s
 }
 
 var marker = regexp.MustCompile(`(?m)^<!--.*-->\n?`)
@@ -184,13 +224,15 @@ func (s *Stack) expectGone(pr int) error {
 	suffix := fmt.Sprintf("-%d", pr)
 	for _, l := range [][]string{r.Branches, r.Scripts} {
 		for _, name := range l {
-			if strings.HasSuffix(name, suffix) {
+			if strings.HasSuffix(name, suffix) && strings.Contains(name, "-preview") || name == fmt.Sprintf("pr-%d", pr) {
 				return fmt.Errorf("%s is left after PR #%d closed", name, pr)
 			}
 		}
 	}
-	if len(r.Domains) > 0 {
-		return fmt.Errorf("custom domains left after PR #%d closed: %v", pr, r.Domains)
+	for _, d := range r.Domains {
+		if strings.Contains(d, fmt.Sprintf("-preview-%d.", pr)) {
+			return fmt.Errorf("custom domain %s left after PR #%d closed", d, pr)
+		}
 	}
 	comments := s.Comments(pr)
 	if len(comments) != 1 || !strings.Contains(comments[0], "destroyed") {

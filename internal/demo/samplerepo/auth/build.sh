@@ -1,0 +1,2 @@
+mkdir -p dist
+cp src/index.js dist/index.js

@@ -1,0 +1,5 @@
+export default {
+  async fetch(request, env) {
+    return Response.json({ service: "auth", commit: env.DEPLOYBOT_COMMIT });
+  },
+};

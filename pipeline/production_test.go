@@ -1,0 +1,163 @@
+package pipeline_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/revelations-studio/deploybot/internal/demo"
+	"github.com/revelations-studio/deploybot/internal/sandbox/edge"
+)
+
+var prodHosts = map[string]string{
+	"web":  "codex.revelations.studio",
+	"auth": "auth.revelations.studio",
+	"api":  "api.revelations.studio",
+}
+
+// merge commits files to main and delivers the push, as a merge would.
+func (e *env) merge(files map[string]string) string {
+	e.t.Helper()
+	sha, err := e.gh.Commit(demo.Repo, "main", files, "Merge")
+	e.must(err)
+	ev, err := e.gh.PushEvent(demo.Repo, "main")
+	e.must(err)
+	_, err = e.s.Deliver(e.ctx, ev)
+	e.must(err)
+	return sha
+}
+
+// production maps each commit's production check run to its conclusion.
+func (e *env) production() map[string]string {
+	out := map[string]string{}
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		if c.Name == "deploybot/production" {
+			out[c.HeadSHA] = c.Conclusion
+		}
+	}
+	return out
+}
+
+// liveEverywhere reports which commit each production hostname serves.
+func (e *env) liveEverywhere() map[string]string {
+	out := map[string]string{}
+	for w, h := range prodHosts {
+		out[w] = e.live(h)
+	}
+	return out
+}
+
+func expectAll(t *testing.T, live map[string]string, sha string) {
+	t.Helper()
+	for w, got := range live {
+		if got != sha {
+			t.Errorf("%s serves %q, want %s", w, got, sha)
+		}
+	}
+}
+
+func TestProductionDeploysWorkersInOrder(t *testing.T) {
+	e := start(t)
+	sha := e.merge(map[string]string{"migrations/002_orders.sql": "CREATE TABLE IF NOT EXISTS orders (id bigserial PRIMARY KEY);\n"})
+	e.idle()
+
+	if got := e.production()[sha]; got != "success" {
+		t.Fatalf("production check run: %q", got)
+	}
+	expectAll(t, e.liveEverywhere(), sha)
+	if !e.tableExists("production", "orders") {
+		t.Error("the production branch was not migrated")
+	}
+	// One at a time, in the file's order, each after the previous one's
+	// health check.
+	rows, err := e.s.App.Pool.Query(e.ctx, `
+		SELECT s.name FROM run_steps s JOIN runs r ON r.id = s.run_id
+		WHERE r.kind = 'production' AND (s.name LIKE 'deploy:%' OR s.name LIKE 'health:%') ORDER BY s.started_at`)
+	e.must(err)
+	var order []string
+	for rows.Next() {
+		var n string
+		e.must(rows.Scan(&n))
+		order = append(order, n)
+	}
+	want := "deploy:web health:web deploy:auth health:auth deploy:api health:api"
+	if strings.Join(order, " ") != want {
+		t.Errorf("order %v, want %s", order, want)
+	}
+	var deployed bool
+	for _, d := range e.gh.Snapshot().Deployments {
+		if d.Environment == "production" && d.SHA == sha && len(d.Statuses) > 0 && d.Statuses[len(d.Statuses)-1].State == "success" {
+			deployed = true
+		}
+	}
+	if !deployed {
+		t.Errorf("no successful production deployment: %+v", e.gh.Snapshot().Deployments)
+	}
+	if v, _ := e.s.Sandbox.Cloudflare.SecretValue("ecom-api", "STRIPE_SECRET_KEY"); !strings.HasPrefix(v, "sk_test_") {
+		t.Error("production api lacks its configured secret")
+	}
+}
+
+// TestProductionRollsBack: the second worker's health check fails, so the
+// first two go back to what was live and production is as it was.
+func TestProductionRollsBack(t *testing.T) {
+	e := start(t)
+	sha1 := e.merge(map[string]string{"web/src/v.js": "1\n"})
+	e.idle()
+	expectAll(t, e.liveEverywhere(), sha1)
+
+	e.s.Sandbox.Edge.SetHealth(prodHosts["auth"], edge.Health{Never: true})
+	sha2 := e.merge(map[string]string{"web/src/v.js": "2\n", "migrations/003_x.sql": "CREATE TABLE IF NOT EXISTS x (id int);\n"})
+	e.idle()
+
+	if got := e.production()[sha2]; got != "failure" {
+		t.Fatalf("production check run of %s: %q, want failure", sha2[:7], got)
+	}
+	expectAll(t, e.liveEverywhere(), sha1)
+	var rolled []string
+	rows, err := e.s.App.Pool.Query(e.ctx, `SELECT name, status FROM run_steps WHERE name LIKE 'rollback:%' ORDER BY started_at`)
+	e.must(err)
+	for rows.Next() {
+		var n, st string
+		e.must(rows.Scan(&n, &st))
+		rolled = append(rolled, n+"="+st)
+	}
+	if strings.Join(rolled, " ") != "rollback:auth=succeeded rollback:web=succeeded" {
+		t.Errorf("rollbacks %v", rolled)
+	}
+	// The migration stays: it is never rolled back automatically.
+	if !e.tableExists("production", "x") {
+		t.Error("the migration was undone")
+	}
+}
+
+// TestProductionQueuesAndSupersedes: merges during a deploy wait for it
+// (it is never cancelled), and of the waiting ones only the newest deploys.
+func TestProductionQueuesAndSupersedes(t *testing.T) {
+	e := start(t)
+	release := filepath.Join(t.TempDir(), "release")
+	hold := "while [ ! -f '" + release + "' ]; do sleep 0.05; done\nmkdir -p dist\ncp src/index.js dist/index.js\n"
+	sha1 := e.merge(map[string]string{"web/build.sh": hold})
+	e.waitForStep("build:web")
+
+	normal := "mkdir -p dist\ncp src/index.js dist/index.js\n"
+	sha2 := e.merge(map[string]string{"web/build.sh": normal, "web/src/q.js": "2\n"})
+	sha3 := e.merge(map[string]string{"web/src/q.js": "3\n"})
+	e.must(os.WriteFile(release, nil, 0o644))
+	e.idle()
+
+	got := e.production()
+	if got[sha1] != "success" || got[sha2] != "skipped" || got[sha3] != "success" {
+		t.Errorf("production check runs: %s=%q %s=%q %s=%q; want success, skipped, success",
+			sha1[:7], got[sha1], sha2[:7], got[sha2], sha3[:7], got[sha3])
+	}
+	expectAll(t, e.liveEverywhere(), sha3)
+	var overlaps int
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `
+		SELECT count(*) FROM runs a JOIN runs b ON a.id < b.id
+		WHERE a.kind = 'production' AND b.kind = 'production' AND b.started_at < a.finished_at AND a.status <> 'skipped' AND b.status <> 'skipped'`).Scan(&overlaps))
+	if overlaps != 0 {
+		t.Errorf("%d production runs overlapped", overlaps)
+	}
+}
