@@ -66,6 +66,7 @@ type Databases interface {
 	DeleteBranchNamed(ctx context.Context, projectID, name string) error
 	ResetBranch(ctx context.Context, projectID, name string) error
 	FindBranch(ctx context.Context, projectID, name string) (neon.Branch, bool, error)
+	ListBranches(ctx context.Context, projectID string, f neon.Filter) ([]neon.Branch, error)
 }
 
 // Workers is one Cloudflare account's Workers API; *cloudflare.Client

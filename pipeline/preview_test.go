@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/revelations-studio/deploybot/internal/demo"
 	"github.com/revelations-studio/deploybot/internal/github"
+	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/pgtest"
 	"github.com/revelations-studio/deploybot/internal/sandbox/edge"
 	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
@@ -514,5 +516,62 @@ func TestBadPipelineFile(t *testing.T) {
 	}
 	if r := e.s.Resources(); len(r.Scripts) != 0 || len(r.Branches) != 1 {
 		t.Errorf("deployed despite the bad file: %+v", r)
+	}
+}
+
+// TestSweepMissedClose: the close event never arrived, an orphaned branch
+// lingers, and a person's own branch sits beside them. The sweep removes the
+// bot's leftovers, repairs the PR's comment, and leaves the person's branch.
+func TestSweepMissedClose(t *testing.T) {
+	e := start(t)
+	pr, _ := e.open("feature/missed", map[string]string{"web/src/m.js": "1\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+	_, err := e.gh.ClosePR(demo.Repo, pr, false) // no event delivered
+	e.must(err)
+
+	nc := neon.New(e.s.URLs.Neon, "key", nil)
+	_, err = nc.EnsureBranch(e.ctx, e.s.Sandbox.NeonProject.ID, neon.BranchOptions{
+		Name: "pr-99", Parent: "production", Tags: neon.Tags{Repo: demo.Repo, Purpose: neon.PurposePreview, PR: 99},
+	})
+	e.must(err)
+	body := fmt.Sprintf(`{"branch":{"name":"scratch","parent_id":%q},"endpoints":[{"type":"read_write"}]}`, e.s.Sandbox.NeonProject.DefaultBranchID)
+	req, _ := http.NewRequest(http.MethodPost, e.s.URLs.Neon+"/projects/"+e.s.Sandbox.NeonProject.ID+"/branches", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer key")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	e.must(err)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("creating a person's branch: %d", resp.StatusCode)
+	}
+
+	dry, err := e.s.App.Sweep(e.ctx, true)
+	e.must(err)
+	var said []string
+	for _, a := range dry {
+		said = append(said, a.String())
+	}
+	if len(dry) != 2 || !strings.Contains(strings.Join(said, "\n"), "pull request is closed") || !strings.Contains(strings.Join(said, "\n"), "neon branch pr-99") {
+		t.Fatalf("dry run: %q", said)
+	}
+	if len(e.s.Resources().Scripts) == 0 {
+		t.Fatal("the dry run removed something")
+	}
+
+	_, err = e.s.App.Sweep(e.ctx, false)
+	e.must(err)
+	e.idle()
+	r := e.s.Resources()
+	if len(r.Scripts) != 0 || len(r.Domains) != 0 || strings.Join(r.Branches, ",") != "production,scratch" {
+		t.Errorf("after the sweep: branches %v, scripts %v, domains %v", r.Branches, r.Scripts, r.Domains)
+	}
+	if c := e.comment(pr); !strings.Contains(c, "🗑️ Preview destroyed") {
+		t.Errorf("comment not repaired:\n%s", c)
+	}
+	again, err := e.s.App.Sweep(e.ctx, true)
+	e.must(err)
+	if len(again) != 0 {
+		t.Errorf("a second sweep still finds %v", again)
 	}
 }

@@ -29,6 +29,9 @@ type QueueOptions struct {
 	// Pipelines runs the preview pipelines. Without it every intent is only
 	// recorded (for tests of the webhook intake alone).
 	Pipelines *Deps
+	// SweepEvery is how often the sweeper runs (0: SweepInterval; negative:
+	// never, for tests that arrange leftovers on purpose).
+	SweepEvery time.Duration
 }
 
 // NewQueue returns the River client that inserts and works the bot's jobs.
@@ -44,12 +47,22 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 		river.AddWorker(workers, &checkRunWorker{p: p})
 		registerProduction(workers, p)
 		registerTests(workers, p)
+		registerSweep(workers, p)
 	}
 	AddRecorders(workers, pool, opts.Logger, opts.Pipelines != nil)
+	var periodic []*river.PeriodicJob
+	if opts.Pipelines != nil && opts.SweepEvery >= 0 {
+		every := opts.SweepEvery
+		if every == 0 {
+			every = SweepInterval
+		}
+		periodic = append(periodic, sweepJob(every))
+	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: max(opts.Workers, 1)}},
-		Workers: workers,
-		Logger:  logging.Slog(opts.Logger, slog.LevelWarn),
+		PeriodicJobs: periodic,
+		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: max(opts.Workers, 1)}},
+		Workers:      workers,
+		Logger:       logging.Slog(opts.Logger, slog.LevelWarn),
 		// A job whose process died is retried after this long; it must
 		// exceed the longest step a pipeline runs without heartbeat.
 		RescueStuckJobsAfter: previewTimeout + 5*time.Minute,

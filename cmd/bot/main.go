@@ -29,6 +29,8 @@ Usage:
   bot migrate [--config FILE] up|down|status
                                          manage the database schema (serve migrates up by itself)
   bot sandbox [--addr 127.0.0.1:8900]    serve simulated GitHub, Neon and Cloudflare APIs and their edge
+  bot sweep   [--config FILE] [--dry-run]
+                                         remove previews of closed PRs and orphaned branches the bot made
 
 The config file defaults to config.yml; config.example.yml documents every key.
 `
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return demoCmd(ctx, args, stdout, stderr, getenv)
 	case "sandbox":
 		return sandboxCmd(ctx, args, stdout, stderr, getenv)
+	case "sweep":
+		return sweepCmd(ctx, args, stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

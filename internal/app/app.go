@@ -45,6 +45,11 @@ type Options struct {
 	// BotLogin is the App's bot user ("<slug>[bot]"), whose comments are the
 	// status comments.
 	BotLogin string
+	// InsertOnly opens the queue without working jobs (for commands such as
+	// `bot sweep` that leave the work to the running bot).
+	InsertOnly bool
+	// SweepEvery: see pipeline.QueueOptions.
+	SweepEvery time.Duration
 }
 
 // App is the running bot.
@@ -52,6 +57,8 @@ type App struct {
 	Pool    *pgxpool.Pool
 	Queue   *river.Client[pgx.Tx]
 	Handler http.Handler
+	deps    *pipeline.Deps
+	started bool
 	closeDB func()
 }
 
@@ -76,7 +83,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		return fail(err)
 	}
 
-	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger}
+	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger, SweepEvery: opts.SweepEvery}
 	if cfg.GitHub.App.IntegrationID != 0 && cfg.GitHub.App.PrivateKey.Value() != "" {
 		deps, err := pipelineDeps(cfg, opts, pool)
 		if err != nil {
@@ -92,8 +99,10 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	}
 	// Jobs get a context that outlives ctx: shutdown is Stop's job, so that
 	// running steps can finish instead of being cut at the signal.
-	if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
-		return fail(fmt.Errorf("start job queue: %w", err))
+	if !opts.InsertOnly {
+		if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
+			return fail(fmt.Errorf("start job queue: %w", err))
+		}
 	}
 	handler := server.New(server.Options{
 		WebhookSecret: cfg.GitHub.App.WebhookSecret.Value(),
@@ -101,7 +110,19 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		Ready:         ready(pool),
 		Logger:        logger,
 	})
-	return &App{Pool: pool, Queue: queue, Handler: handler, closeDB: closeDB}, nil
+	return &App{Pool: pool, Queue: queue, Handler: handler, deps: qopts.Pipelines, started: !opts.InsertOnly, closeDB: closeDB}, nil
+}
+
+// Sweep runs the sweeper now (see pipeline.Sweep); teardowns are queued for
+// the job workers.
+func (a *App) Sweep(ctx context.Context, dry bool) ([]pipeline.SweepAction, error) {
+	if a.deps == nil {
+		return nil, errors.New("sweep needs the GitHub App's id and private key in the config")
+	}
+	return pipeline.Sweep(ctx, *a.deps, func(ctx context.Context, args river.JobArgs) error {
+		_, err := a.Queue.Insert(ctx, args, nil)
+		return err
+	}, dry)
 }
 
 // Stop lets running jobs finish within timeout, cancels the rest (River
@@ -109,6 +130,10 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 func (a *App) Stop(timeout time.Duration, logger zerolog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if !a.started {
+		a.closeDB()
+		return
+	}
 	if err := a.Queue.Stop(ctx); err != nil {
 		logger.Warn().Err(err).Msg("jobs still running at the shutdown timeout: cancelling them")
 		hardCtx, hardCancel := context.WithTimeout(context.Background(), 10*time.Second)

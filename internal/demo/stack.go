@@ -48,6 +48,9 @@ type StackOptions struct {
 	// DNSRoutes attaches preview hostnames as proxied CNAMEs plus Worker
 	// routes instead of Workers Custom Domains.
 	DNSRoutes bool
+	// PeriodicSweep lets the sweeper run on its own schedule; tests that
+	// leave things behind on purpose keep it off and call App.Sweep.
+	PeriodicSweep bool
 }
 
 // Stack is the bot running against the sandbox: what `bot demo` shows and
@@ -120,6 +123,7 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		HealthScheme: "http",
 		HealthWithin: within,
 		BotLogin:     sb.GitHub.BotLogin(),
+		SweepEvery:   map[bool]time.Duration{true: 0, false: -1}[opts.PeriodicSweep],
 	})
 	if err != nil {
 		return nil, err

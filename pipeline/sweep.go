@@ -1,0 +1,253 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/revelations-studio/deploybot/internal/github"
+	"github.com/revelations-studio/deploybot/internal/intent"
+	"github.com/revelations-studio/deploybot/internal/neon"
+	"github.com/revelations-studio/deploybot/internal/repoconfig"
+	"github.com/revelations-studio/deploybot/templates"
+)
+
+// The sweeper is the safety net under the pipelines: a missed close event,
+// a crash between creating and recording, a test run killed with its
+// machine. Periodically (and on `bot sweep`) it compares what exists with
+// what should, and removes what should not — but only what the bot made:
+// previews it recorded, and Neon branches carrying its annotations.
+
+// SweepInterval is how often the periodic sweep runs.
+const SweepInterval = 10 * time.Minute
+
+// testBranchMaxAge is when an ephemeral test branch is surely orphaned: no
+// test run lasts this long.
+const testBranchMaxAge = previewTimeout + 30*time.Minute
+
+// SweepAction is one thing the sweep did (or would do, when dry).
+type SweepAction struct {
+	Repo     string
+	PR       int
+	Resource string
+	Reason   string
+}
+
+func (a SweepAction) String() string {
+	pr := ""
+	if a.PR != 0 {
+		pr = fmt.Sprintf("#%d ", a.PR)
+	}
+	return fmt.Sprintf("%s %s%s: %s", a.Repo, pr, a.Resource, a.Reason)
+}
+
+// sweepArgs is the periodic sweep job.
+type sweepArgs struct{}
+
+func (sweepArgs) Kind() string { return "sweep" }
+
+type sweepWorker struct {
+	river.WorkerDefaults[sweepArgs]
+	p *previews
+}
+
+func (w *sweepWorker) Work(ctx context.Context, job *river.Job[sweepArgs]) error {
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	enqueue := func(ctx context.Context, args river.JobArgs) error {
+		_, err := client.Insert(ctx, args, nil)
+		return err
+	}
+	actions, err := Sweep(ctx, w.p.deps, enqueue, false)
+	for _, a := range actions {
+		w.p.deps.Logger.Info().Str("repo", a.Repo).Int("pr", a.PR).Str("resource", a.Resource).Str("reason", a.Reason).Msg("swept")
+	}
+	return err
+}
+
+// previewSweepArgs tears down (or converges) one PR's preview for the
+// sweeper, through the same sync as every PR event.
+type previewSweepArgs struct {
+	Repo           intent.Repo `json:"repo"`
+	InstallationID int64       `json:"installation_id"`
+	PR             int         `json:"pr"`
+	Destroy        bool        `json:"destroy"`
+}
+
+func (previewSweepArgs) Kind() string { return "sweep_preview" }
+
+type previewSweepWorker struct {
+	river.WorkerDefaults[previewSweepArgs]
+	p *previews
+}
+
+func (w *previewSweepWorker) Timeout(*river.Job[previewSweepArgs]) time.Duration {
+	return previewTimeout
+}
+
+func (w *previewSweepWorker) Work(ctx context.Context, job *river.Job[previewSweepArgs]) error {
+	a := job.Args
+	m := intent.Meta{DeliveryID: fmt.Sprintf("sweep-%d", job.ID), Event: "sweep", InstallationID: a.InstallationID, Repo: a.Repo}
+	_, err := w.p.sync(ctx, job.ID, m, a.PR, syncOptions{explicit: true, destroy: a.Destroy})
+	return err
+}
+
+func registerSweep(workers *river.Workers, p *previews) {
+	river.AddWorker(workers, &sweepWorker{p: p})
+	river.AddWorker(workers, &previewSweepWorker{p: p})
+}
+
+// sweepJob is the periodic job that runs the sweep on one replica (River's
+// leader), also right after start-up: a restart is when leftovers are likely.
+func sweepJob(every time.Duration) *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(every),
+		func() (river.JobArgs, *river.InsertOpts) { return sweepArgs{}, nil },
+		&river.PeriodicJobOpts{RunOnStart: true})
+}
+
+// Sweep finds what the bot created and should no longer exist, and removes
+// it (or, when dry, only reports it):
+//   - previews of PRs that are closed (a missed close event) or past the
+//     pipeline file's preview TTL: torn down by a queued sync job, which also
+//     repairs the status comment and deactivates the deployments;
+//   - Neon branches with the bot's annotations whose PR is closed and whose
+//     preview the bot does not remember, and ephemeral test branches older
+//     than any test run.
+//
+// enqueue queues the teardown jobs (the running bot works them).
+func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.JobArgs) error, dry bool) ([]SweepAction, error) {
+	var actions []SweepAction
+	var errs []error
+	rows, err := deps.Pool.Query(ctx, `
+		SELECT repo, pr_number, installation_id, state, resources::text, updated_at FROM previews
+		WHERE resources <> '{}'::jsonb OR state NOT IN ('destroyed', 'pending')`)
+	if err != nil {
+		return nil, fmt.Errorf("sweep: list previews: %w", err)
+	}
+	type row struct {
+		repo      string
+		pr        int
+		inst      int64
+		state     string
+		resources string
+		updated   time.Time
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		return x, r.Scan(&x.repo, &x.pr, &x.inst, &x.state, &x.resources, &x.updated)
+	})
+	if err != nil {
+		return nil, err
+	}
+	projects := map[string]map[string]bool{} // project → repos seen
+	known := map[string]bool{}               // "repo#pr" with a preview row
+	for _, x := range list {
+		known[fmt.Sprintf("%s#%d", x.repo, x.pr)] = true
+		owner, name, _ := strings.Cut(x.repo, "/")
+		repo, err := deps.GitHub.Repo(ctx, x.inst, owner, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		pr, err := repo.PullRequest(ctx, x.pr)
+		closed := err == nil && pr.State == "closed"
+		if errors.Is(err, github.ErrNotFound) {
+			closed, err = true, nil // a deleted PR (or repository) is as good as closed
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var reason string
+		destroy := false
+		switch {
+		case closed && x.state != templates.Destroyed:
+			reason = "pull request is closed"
+		case !closed && x.state != templates.Destroyed:
+			if ttl := previewTTL(ctx, repo, pr.BaseRef); ttl > 0 && time.Since(x.updated) > ttl {
+				reason, destroy = fmt.Sprintf("preview unchanged for longer than its TTL (%s)", ttl), true
+			}
+		}
+		if reason == "" {
+			continue
+		}
+		actions = append(actions, SweepAction{Repo: x.repo, PR: x.pr, Resource: "preview", Reason: reason})
+		if dry {
+			continue
+		}
+		if err := enqueue(ctx, previewSweepArgs{
+			Repo: intent.Repo{Owner: owner, Name: name}, InstallationID: x.inst, PR: x.pr, Destroy: destroy,
+		}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	// Neon: find the projects from the repositories' previews and runs.
+	prj, err := deps.Pool.Query(ctx, `SELECT DISTINCT repo, resources->>'project' FROM previews WHERE resources ? 'project'`)
+	if err == nil {
+		pairs, _ := pgx.CollectRows(prj, func(r pgx.CollectableRow) ([2]string, error) {
+			var p [2]string
+			return p, r.Scan(&p[0], &p[1])
+		})
+		for _, p := range pairs {
+			if projects[p[1]] == nil {
+				projects[p[1]] = map[string]bool{}
+			}
+			projects[p[1]][p[0]] = true
+		}
+	}
+	for project := range projects {
+		branches, err := deps.Neon.ListBranches(ctx, project, neon.Filter{})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, b := range branches {
+			repoName := b.Annotations[neon.AnnotationRepo]
+			var reason string
+			switch b.Annotations[neon.AnnotationPurpose] {
+			case neon.PurposeTest:
+				if age := time.Since(b.CreatedAt); age > testBranchMaxAge {
+					reason = fmt.Sprintf("test branch older than any test run (%s)", age.Round(time.Minute))
+				}
+			case neon.PurposePreview:
+				pr, _ := strconv.Atoi(b.Annotations[neon.AnnotationPR])
+				if pr == 0 || known[fmt.Sprintf("%s#%d", repoName, pr)] {
+					continue // the preview sweep above owns it
+				}
+				reason = "preview branch of a pull request the bot has no preview for"
+			}
+			if reason == "" {
+				continue
+			}
+			pr, _ := strconv.Atoi(b.Annotations[neon.AnnotationPR])
+			actions = append(actions, SweepAction{Repo: repoName, PR: pr, Resource: "neon branch " + b.Name, Reason: reason})
+			if dry {
+				continue
+			}
+			if err := deps.Neon.DeleteBranchNamed(ctx, project, b.Name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return actions, errors.Join(errs...)
+}
+
+// previewTTL reads preview.ttl from the pipeline file on base (0 = none).
+func previewTTL(ctx context.Context, repo Repo, base string) time.Duration {
+	raw, err := repo.File(ctx, repoconfig.Path, base)
+	if err != nil {
+		return 0
+	}
+	f, err := repoconfig.Parse(repoconfig.Path, raw)
+	if err != nil || f.Preview.TTL == "" {
+		return 0
+	}
+	d, _ := time.ParseDuration(f.Preview.TTL)
+	return d
+}
