@@ -43,6 +43,9 @@ type previewRun struct {
 	checkURL string
 
 	commentMu sync.Mutex
+	// lastComment is the body this run last sent: most step changes leave
+	// the comment as it was, and those cost no request at all.
+	lastComment string
 }
 
 // plan is what a preview of this PR consists of, all names resolved.
@@ -446,11 +449,15 @@ func (r *previewRun) postComment(ctx context.Context, c templates.Comment) {
 		r.logger.Error().Err(err).Msg("rendering the status comment")
 		return
 	}
+	if body == r.lastComment && r.st.CommentID != 0 {
+		return
+	}
 	id, err := r.repo.UpsertStatusComment(ctx, r.pr.Number, body, r.st.CommentID)
 	if err != nil {
 		r.logger.Warn().Err(err).Msg("updating the status comment")
 		return
 	}
+	r.lastComment = body
 	if id != r.st.CommentID {
 		r.st.CommentID = id
 		_ = r.p.save(ctx, r.st)
