@@ -22,6 +22,8 @@ import (
 
 	"github.com/gregjones/httpcache"
 	"github.com/palantir/go-githubapp/githubapp"
+
+	"github.com/revelations-studio/deploybot/internal/retry"
 	"github.com/rs/zerolog"
 )
 
@@ -49,6 +51,8 @@ type Config struct {
 	CacheBytes int
 	// RateLimits tunes rate-limit waiting.
 	RateLimits RateLimits
+	// Retry tunes the retries of transient failures (TransientRetryMiddleware).
+	Retry retry.Policy
 }
 
 // DefaultV4URL derives the GraphQL URL from a REST base URL the way GitHub
@@ -72,7 +76,9 @@ func DefaultV4URL(v3 string) string {
 //     which costs no rate limit, and nothing stale is ever served (GitHub's
 //     max-age=60 would otherwise hide a new head SHA for a minute);
 //   - requests are logged at debug level with the context's zerolog logger;
-//   - rate limits are waited out (RateLimitMiddleware), each attempt logged.
+//   - rate limits are waited out (RateLimitMiddleware), and transient
+//     failures retried where that is safe (TransientRetryMiddleware), each
+//     attempt logged.
 func NewClientCreator(cfg Config) (githubapp.ClientCreator, error) {
 	if cfg.AppID <= 0 {
 		return nil, errors.New("github: app ID is not set")
@@ -106,6 +112,7 @@ func NewClientCreator(cfg Config) (githubapp.ClientCreator, error) {
 		// so every attempt is logged.
 		githubapp.WithClientMiddleware(
 			RateLimitMiddleware(cfg.RateLimits),
+			TransientRetryMiddleware(cfg.Retry),
 			githubapp.ClientLogging(zerolog.DebugLevel),
 			drainBodies,
 		),

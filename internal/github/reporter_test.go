@@ -16,6 +16,7 @@ import (
 
 	gh "github.com/google/go-github/v66/github"
 
+	"github.com/revelations-studio/deploybot/internal/retry"
 	"github.com/revelations-studio/deploybot/internal/sandbox/fault"
 	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
 )
@@ -455,5 +456,29 @@ func TestRequestTheDescriptionRejects(t *testing.T) {
 	var ge *gh.ErrorResponse
 	if !errors.As(err, &ge) || ge.Response.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(ge.Message, "head_sha") {
 		t.Errorf("check run without head_sha: %v, want 422 naming head_sha", err)
+	}
+}
+
+// TestTransientFailuresAreRetried: a 502 on a read is retried; a creating
+// POST that may have been acted on is not repeated.
+func TestTransientFailuresAreRetried(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	e.cfg.Retry = retry.Policy{Sleep: e.clock.Sleep}
+	e.client = e.installationClient(e.cfg)
+	e.rep = NewReporter(e.client, owner, name, WithBotLogin(e.sim.BotLogin()))
+	ctx := context.Background()
+
+	e.sim.Faults().Set(fault.Rule{Method: "GET", Path: "/repos/acme/app/pulls/1", Times: 2, Status: http.StatusBadGateway})
+	pr, err := e.rep.PullRequest(ctx, 1)
+	if err != nil || pr.HeadSHA != e.headSHA {
+		t.Fatalf("read after two 502s: %+v, %v", pr, err)
+	}
+
+	e.sim.Faults().Set(fault.Rule{Method: "POST", Path: "/repos/acme/app/check-runs", Times: 1, Status: http.StatusBadGateway, AfterServe: true})
+	if _, err := e.rep.CreateCheckRun(ctx, CheckRun{Name: "deploybot/preview", HeadSHA: e.headSHA}); err == nil {
+		t.Fatal("a 502 on create was hidden")
+	}
+	if n := len(e.state().CheckRuns); n != 1 {
+		t.Fatalf("%d check runs after one create answered 502, want exactly 1 (not repeated)", n)
 	}
 }
