@@ -111,6 +111,7 @@ func (w *commandWorker) run(ctx context.Context, jobID int64, in intent.CommentC
 	default:
 		return "unknown command"
 	}
+	opts.waitLock = true
 	st, err := w.p.sync(ctx, jobID, m, in.PR, opts)
 	switch {
 	case errors.Is(err, errApprovalStale):
@@ -274,6 +275,9 @@ func (w *checkRunWorker) Timeout(*river.Job[intent.CheckRunAction]) time.Duratio
 
 func (w *checkRunWorker) Work(ctx context.Context, job *river.Job[intent.CheckRunAction]) error {
 	in := job.Args
+	if isTestCheck(in.Name) {
+		return w.p.queueTestRerun(ctx, in)
+	}
 	if in.Name != CheckPreview {
 		return nil
 	}
@@ -304,7 +308,7 @@ func (w *checkRunWorker) Work(ctx context.Context, job *river.Job[intent.CheckRu
 	if errors.Is(err, errApprovalStale) {
 		return nil
 	}
-	return err
+	return snoozeIfLocked(err)
 }
 
 // Identifiers of the preview check run's buttons.

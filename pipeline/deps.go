@@ -35,6 +35,9 @@ type Deps struct {
 	// WorkDir holds the runs' workspaces (one folder per run, removed after).
 	WorkDir string
 	Logger  zerolog.Logger
+	// TestCommands bounds the test-stage and test-migration commands that
+	// run at once in this process, across all test runs (default 4).
+	TestCommands int
 }
 
 // GitHub opens a repository as an installation of the App.

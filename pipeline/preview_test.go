@@ -125,7 +125,7 @@ func (e *env) live(host string) string {
 }
 
 func host(worker string, pr int) string {
-	prefix := map[string]string{"web": "codex", "api": "api"}[worker]
+	prefix := map[string]string{"web": "codex", "auth": "auth", "api": "api"}[worker]
 	return fmt.Sprintf("%s-preview-%d.revelations.studio", prefix, pr)
 }
 

@@ -36,7 +36,7 @@ func (w *syncWorker[T]) Timeout(*river.Job[T]) time.Duration { return previewTim
 
 func (w *syncWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 	_, err := w.p.sync(ctx, job.ID, job.Args.Delivery(), intent.PRNumber(job.Args), syncOptions{})
-	return err
+	return snoozeIfLocked(err)
 }
 
 // syncOptions are what commands add to a sync.
@@ -46,6 +46,9 @@ type syncOptions struct {
 	destroy  bool   // tear down although the PR is open
 	resetDB  bool   // reset the PR's database branch from its parent first
 	approve  string // a maintainer approved this head SHA of a fork PR
+	// waitLock waits for the PR's lock instead of failing with errLocked:
+	// a comment's commands run in order and must not be replayed.
+	waitLock bool
 }
 
 // errApprovalStale refuses a fork approval when the PR moved on since the
@@ -119,11 +122,15 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 		return nil, err
 	}
 	unlock, err := lockPR(ctx, p.deps, repoName, number)
-	if err != nil {
-		if ctx.Err() != nil {
-			logger.Info().Msg("superseded while waiting for the PR's previous run")
-			return nil, nil
+	for opts.waitLock && errors.Is(err, errLocked) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(lockRetry):
 		}
+		unlock, err = lockPR(ctx, p.deps, repoName, number)
+	}
+	if err != nil {
 		return nil, err
 	}
 	defer unlock()
@@ -156,6 +163,9 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 		if err := p.save(ctx, st); err != nil {
 			return nil, err
 		}
+	}
+	if pr.Fork && st.ApprovedSHA == pr.HeadSHA {
+		p.queueForkTests(ctx, m, pr) // fork code is tested once a maintainer approved its head (tests.go)
 	}
 	// The pipeline file always comes from the base branch: a PR must not
 	// choose what runs with the repository's secrets.
@@ -252,19 +262,45 @@ func (p *previews) concludeAbandoned(ctx context.Context, repo Repo, repoName st
 // lockPR serialises the syncs of one PR across workers and replicas with a
 // session advisory lock held on a dedicated connection.
 func lockPR(ctx context.Context, deps Deps, repo string, pr int) (func(), error) {
+	return lockKey(ctx, deps, fmt.Sprintf("deploybot:preview:%s#%d", repo, pr))
+}
+
+// errLocked says another job holds the lock this one needs. The job is
+// snoozed (not failed): it frees its worker and connection instead of
+// blocking them, and tries again shortly.
+var errLocked = errors.New("another run holds the lock")
+
+// lockRetry is how long a job waiting for a lock snoozes.
+const lockRetry = 500 * time.Millisecond
+
+// lockKey takes a session advisory lock on a dedicated connection without
+// waiting: errLocked when another session holds it.
+func lockKey(ctx context.Context, deps Deps, key string) (func(), error) {
 	conn, err := deps.Pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	key := fmt.Sprintf("deploybot:preview:%s#%d", repo, pr)
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, key); err != nil {
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
 		conn.Release()
-		return nil, fmt.Errorf("lock %s#%d: %w", repo, pr, err)
+		return nil, fmt.Errorf("lock %s: %w", key, err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, errLocked
 	}
 	return func() {
 		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
 		conn.Release()
 	}, nil
+}
+
+// snoozeIfLocked turns errLocked into a River snooze.
+func snoozeIfLocked(err error) error {
+	if errors.Is(err, errLocked) {
+		return river.JobSnooze(lockRetry)
+	}
+	return err
 }
 
 func (p *previews) load(ctx context.Context, repo string, pr int, installationID int64) (*preview, error) {

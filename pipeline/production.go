@@ -56,7 +56,7 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 
 	unlock, err := lockKey(ctx, w.p.deps, "deploybot:production:"+repoName)
 	if err != nil {
-		return err
+		return snoozeIfLocked(err)
 	}
 	defer unlock()
 
@@ -102,22 +102,6 @@ func (p *previews) newestProductionPush(ctx context.Context, repo string) (strin
 		return "", nil
 	}
 	return sha, err
-}
-
-// lockKey holds a session advisory lock on a dedicated connection.
-func lockKey(ctx context.Context, deps Deps, key string) (func(), error) {
-	conn, err := deps.Pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, key); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("lock %s: %w", key, err)
-	}
-	return func() {
-		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
-		conn.Release()
-	}, nil
 }
 
 type productionRun struct {

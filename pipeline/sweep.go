@@ -94,7 +94,7 @@ func (w *previewSweepWorker) Work(ctx context.Context, job *river.Job[previewSwe
 	a := job.Args
 	m := intent.Meta{DeliveryID: fmt.Sprintf("sweep-%d", job.ID), Event: "sweep", InstallationID: a.InstallationID, Repo: a.Repo}
 	_, err := w.p.sync(ctx, job.ID, m, a.PR, syncOptions{explicit: true, destroy: a.Destroy})
-	return err
+	return snoozeIfLocked(err)
 }
 
 func registerSweep(workers *river.Workers, p *previews) {

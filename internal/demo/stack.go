@@ -202,7 +202,7 @@ func (s *Stack) WaitIdle(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		var busy int
-		err := s.App.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable', 'pending')`).Scan(&busy)
+		err := s.App.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable', 'pending', 'scheduled')`).Scan(&busy)
 		if err != nil {
 			return err
 		}

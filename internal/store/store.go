@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,6 +29,11 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		// pgx's parse errors can echo the URL, password included.
 		return nil, fmt.Errorf("store: the database URL is not valid (check its syntax)")
 	}
+	// pgx sizes the pool by CPU count (4 on a small machine), which is less
+	// than the bot's job workers plus the webhook handler need at once.
+	if !strings.Contains(url, "pool_max_conns") && cfg.MaxConns < minPoolConns {
+		cfg.MaxConns = minPoolConns
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: open pool for %s: %w", cfg.ConnConfig.Host, err)
@@ -38,6 +44,9 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	return pool, nil
 }
+
+// minPoolConns is the pool size unless the URL sets pool_max_conns.
+const minPoolConns = 40
 
 // migrationLock is the advisory lock that serialises migrations between
 // replicas starting at the same time ("deploybot" in ASCII).

@@ -1,0 +1,84 @@
+package pipeline_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/revelations-studio/deploybot/internal/demo"
+	"github.com/revelations-studio/deploybot/internal/sandbox/fault"
+	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
+)
+
+// TestConvergesUnderFaults: a fifth of the calls to Neon and Cloudflare fail
+// with mixed statuses, GitHub's reads and edits fail too, every call is
+// slowed down, and every webhook arrives three times and out of order. The
+// PR still ends with exactly its newest commit live and one status comment,
+// and with nothing left after it closes.
+func TestConvergesUnderFaults(t *testing.T) {
+	e := start(t)
+	sb := e.s.Sandbox
+	sb.Neon.Faults().Set(
+		fault.Rule{Rate: 0.08, Status: http.StatusServiceUnavailable, Latency: 2 * time.Millisecond},
+		fault.Rule{Rate: 0.06, Status: http.StatusLocked},
+		fault.Rule{Rate: 0.06, Status: http.StatusTooManyRequests},
+		fault.Rule{Method: http.MethodGet, Rate: 0.05, Reset: true},
+	)
+	sb.Cloudflare.Faults().Set(
+		fault.Rule{Rate: 0.1, Status: http.StatusServiceUnavailable, Latency: 2 * time.Millisecond},
+		fault.Rule{Rate: 0.1, Status: http.StatusTooManyRequests},
+	)
+	sb.GitHub.Faults().Set(
+		fault.Rule{Method: http.MethodGet, Path: "/repos/", Rate: 0.2, Status: http.StatusBadGateway, Latency: 2 * time.Millisecond},
+		fault.Rule{Method: http.MethodPatch, Rate: 0.2, Status: http.StatusServiceUnavailable},
+	)
+
+	pr, _ := e.open("feature/faults", map[string]string{"web/src/f.js": "1\n"}, false)
+	opened, err := e.gh.PullRequestEvent(demo.Repo, pr, "opened")
+	e.must(err)
+	sha2 := e.push(pr, map[string]string{"web/src/f.js": "2\n"})
+	synced, err := e.gh.PullRequestEvent(demo.Repo, pr, "synchronize")
+	e.must(err)
+	// Three copies each, the newer event first.
+	e.deliverAll(synced, opened, synced, opened, opened, synced)
+	e.idle()
+
+	if e.live(host("web", pr)) != sha2 || e.live(host("auth", pr)) != sha2 || e.live(host("api", pr)) != sha2 {
+		t.Errorf("live: web %.7s auth %.7s api %.7s, want %.7s everywhere",
+			e.live(host("web", pr)), e.live(host("auth", pr)), e.live(host("api", pr)), sha2)
+	}
+	if c := e.comment(pr); !strings.Contains(c, "✅ Preview ready for `"+sha2[:7]+"`") {
+		t.Errorf("comment:\n%s", c)
+	}
+
+	_, err = e.gh.ClosePR(demo.Repo, pr, false)
+	e.must(err)
+	closed, err := e.gh.PullRequestEvent(demo.Repo, pr, "closed")
+	e.must(err)
+	// A stale synchronize arrives after the close: it must not resurrect.
+	e.deliverAll(closed, synced, closed, closed)
+	e.idle()
+	sb.Neon.Faults().Set()
+	sb.Cloudflare.Faults().Set()
+	sb.GitHub.Faults().Set()
+	e.expectNothingLeft(pr)
+	if c := e.comment(pr); !strings.Contains(c, "🗑️ Preview destroyed") {
+		t.Errorf("comment after close:\n%s", c)
+	}
+	injected := sb.Neon.Snapshot().FaultsInjected + sb.Cloudflare.Snapshot().FaultsInjected + sb.GitHub.Snapshot().FaultsInjected
+	if injected < 5 {
+		t.Errorf("only %d faults injected: the test did not test much", injected)
+	}
+	t.Logf("%d faults injected", injected)
+}
+
+// deliverAll sends events as GitHub would on redelivery: each copy has its
+// own delivery id, and the bot must treat them all alike.
+func (e *env) deliverAll(events ...ghsim.Event) {
+	e.t.Helper()
+	for _, ev := range events {
+		_, err := e.s.Deliver(e.ctx, ev)
+		e.must(err)
+	}
+}
