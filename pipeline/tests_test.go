@@ -414,3 +414,88 @@ func (e *env) deliverCheckSuite(sha, branch, action string) {
 	_, err = e.s.Deliver(e.ctx, ghsim.Event{Name: "check_suite", Action: action, Payload: body})
 	e.must(err)
 }
+
+// commitMain replaces the sample pipeline file on main.
+func (e *env) commitMain(edit func(string) string) {
+	e.t.Helper()
+	files, err := e.s.SampleFiles()
+	e.must(err)
+	_, err = e.gh.Commit(demo.Repo, "main", map[string]string{".github/deploybot.yml": edit(files[".github/deploybot.yml"])}, "pipeline")
+	e.must(err)
+}
+
+// TestStageTimeout: a stage that outlives its timeout is killed and its
+// check run says it timed out; the stage that needs it is skipped.
+func TestStageTimeout(t *testing.T) {
+	e := start(t)
+	e.commitMain(func(f string) string {
+		return strings.Replace(f, "run: sh tests/unit.sh\n      timeout: 5m", "run: sh tests/unit.sh\n      timeout: 1s", 1)
+	})
+	sha := e.pushBranch("feature/hang", "Hang", map[string]string{"tests/unit.sh": "echo starting\nsleep 60\n"})
+	e.idle()
+	got := e.stageChecks(sha)
+	want := map[string][]string{"static": {"success"}, "unit": {"timed_out"}, "integration": {"skipped"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("check runs: %v, want %v", got, want)
+	}
+	if c := e.stageCheck(sha, "unit"); c.OutputTitle != "Timed out after 1s" {
+		t.Errorf("unit title %q", c.OutputTitle)
+	}
+	if steps := e.testSteps(sha); steps["unit"].finished.Sub(steps["unit"].started) > 30*time.Second {
+		t.Errorf("the stage ran %s despite its 1s timeout", steps["unit"].finished.Sub(steps["unit"].started))
+	}
+}
+
+// TestBadPipelineFileFailsTests: a pipeline file on main that cannot be
+// read is reported on one check run, and nothing runs.
+func TestBadPipelineFileFailsTests(t *testing.T) {
+	e := start(t)
+	e.commitMain(func(f string) string { return strings.Replace(f, "needs: [static, unit]", "needs: [static, unti]", 1) })
+	sha := e.pushBranch("feature/x", "Change", map[string]string{"web/src/x.js": "1\n"})
+	e.idle()
+	var found []ghsim.CheckRunState
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		if c.HeadSHA == sha {
+			found = append(found, c)
+		}
+	}
+	if len(found) != 1 || found[0].Name != "deploybot/test" || found[0].Conclusion != "failure" || found[0].OutputTitle != "The pipeline file has errors" {
+		t.Fatalf("check runs: %+v", found)
+	}
+	if got := e.runStatuses(sha); !slices.Equal(got, []string{"failed"}) {
+		t.Errorf("runs: %v", got)
+	}
+}
+
+// TestBranchNameIsData: a branch name reaches the commands only as the
+// value of DEPLOYBOT_BRANCH, never as shell code, and the commands get
+// none of the bot's own secrets.
+func TestBranchNameIsData(t *testing.T) {
+	e := start(t)
+	branch := "x/$(echo${IFS}INJECTED)`echo${IFS}INJECTED`"
+	sha := e.pushBranch(branch, "Odd name", map[string]string{
+		"tests/unit.sh": "echo \"branch=[$DEPLOYBOT_BRANCH]\"\nenv | sort\n",
+	})
+	e.idle()
+	if got := e.stageChecks(sha); fmt.Sprint(got["unit"]) != "[success]" || fmt.Sprint(got["integration"]) != "[success]" {
+		t.Fatalf("check runs: %v", got)
+	}
+	var logTail string
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT log_tail FROM run_steps s JOIN runs r ON r.id = s.run_id
+		WHERE r.head_sha = $1 AND s.name = 'unit'`, sha).Scan(&logTail))
+	if !strings.Contains(logTail, "branch=["+branch+"]") || strings.Contains(logTail, "=[x/INJECTED") {
+		t.Errorf("the branch name was not passed as data:\n%s", logTail)
+	}
+	stripe := e.s.Config.Repositories[demo.Repo].Secrets["STRIPE_SECRET_KEY"].Value()
+	for _, secret := range []string{stripe, e.s.Config.MasterKey.Value(), e.s.Config.GitHub.App.WebhookSecret.Value(), "sandbox-neon-key"} {
+		if strings.Contains(logTail, secret) {
+			t.Errorf("a bot secret reached the stage's environment:\n%s", logTail)
+		}
+	}
+	if !strings.Contains(logTail, "CI=true") || !strings.Contains(logTail, "DEPLOYBOT_SHA="+sha) || strings.Contains(logTail, "DATABASE_URL") {
+		t.Errorf("stage environment:\n%s", logTail)
+	}
+	if left := e.testBranches(); len(left) != 0 {
+		t.Errorf("ephemeral branches left: %v", left)
+	}
+}
