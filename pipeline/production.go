@@ -54,6 +54,16 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 	repoName := m.Repo.FullName()
 	logger := w.p.deps.Logger.With().Str("repo", repoName).Str("sha", short(in.After)).Int64("job_id", job.ID).Logger()
 
+	// The default branch gets its test stages like every other branch; the
+	// deploy does not wait for them. Unique by args: a retried or snoozed
+	// production job queues them once.
+	if client := river.ClientFromContext[pgx.Tx](ctx); client != nil {
+		if _, err := client.Insert(ctx, intent.TestRequested{Meta: in.Meta, Push: in.Push},
+			&river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}); err != nil {
+			logger.Warn().Err(err).Msg("queueing the default branch's tests")
+		}
+	}
+
 	unlock, err := lockKey(ctx, w.p.deps, "deploybot:production:"+repoName)
 	if err != nil {
 		return snoozeIfLocked(err)

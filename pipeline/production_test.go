@@ -97,6 +97,21 @@ func TestProductionDeploysWorkersInOrder(t *testing.T) {
 	if v, _ := e.s.Sandbox.Cloudflare.SecretValue("ecom-api", "STRIPE_SECRET_KEY"); !strings.HasPrefix(v, "sk_test_") {
 		t.Error("production api lacks its configured secret")
 	}
+	// The merge's tests ran too, each stage once.
+	stages := map[string]int{}
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		if strings.HasPrefix(c.Name, "deploybot/test: ") && c.HeadSHA == sha {
+			stages[c.Name]++
+		}
+	}
+	if len(stages) == 0 {
+		t.Error("no test check runs for the merge")
+	}
+	for name, n := range stages {
+		if n != 1 {
+			t.Errorf("%s ran %d times", name, n)
+		}
+	}
 }
 
 // TestProductionRollsBack: the second worker's health check fails, so the

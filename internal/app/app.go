@@ -185,6 +185,7 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 		HealthScheme: opts.HealthScheme,
 		HealthWithin: opts.HealthWithin,
 		WorkDir:      filepath.Join(cfg.DataDir, "workspaces"),
+		TestCommands: cfg.Jobs.TestCommands,
 		Logger:       opts.Logger,
 	}
 	if deps.Health == nil {

@@ -114,6 +114,8 @@ type RepoCloudflare struct {
 // Jobs tunes the durable job queue.
 type Jobs struct {
 	Workers int `yaml:"workers"`
+	// TestCommands bounds the test-stage commands running at once.
+	TestCommands int `yaml:"test_commands"`
 }
 
 // Log selects log verbosity and format.
@@ -133,7 +135,7 @@ func Defaults() Config {
 		},
 		Neon:       Neon{APIURL: "https://console.neon.tech/api/v2"},
 		Cloudflare: Cloudflare{APIURL: "https://api.cloudflare.com/client/v4"},
-		Jobs:       Jobs{Workers: 10},
+		Jobs:       Jobs{Workers: 10, TestCommands: 4},
 		Log:        Log{Level: "info", Format: "json"},
 	}
 }
@@ -250,6 +252,9 @@ func (c *Config) validate() error {
 	}
 	if c.Jobs.Workers < 1 || c.Jobs.Workers > 1000 {
 		fail("jobs.workers", "must be between 1 and 1000, not %d", c.Jobs.Workers)
+	}
+	if c.Jobs.TestCommands < 1 || c.Jobs.TestCommands > 256 {
+		fail("jobs.test_commands", "must be between 1 and 256, not %d", c.Jobs.TestCommands)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
