@@ -17,6 +17,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/pgtest"
 	"github.com/revelations-studio/deploybot/internal/sandbox/edge"
 	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
+	"github.com/revelations-studio/deploybot/pipeline"
 )
 
 // These tests drive the whole bot (webhook → job → pipeline → simulated
@@ -546,7 +547,7 @@ func TestSweepMissedClose(t *testing.T) {
 		t.Fatalf("creating a person's branch: %d", resp.StatusCode)
 	}
 
-	dry, err := e.s.App.Sweep(e.ctx, true)
+	dry, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{DryRun: true})
 	e.must(err)
 	var said []string
 	for _, a := range dry {
@@ -559,7 +560,7 @@ func TestSweepMissedClose(t *testing.T) {
 		t.Fatal("the dry run removed something")
 	}
 
-	_, err = e.s.App.Sweep(e.ctx, false)
+	_, err = e.s.App.Sweep(e.ctx, pipeline.SweepOptions{})
 	e.must(err)
 	e.idle()
 	r := e.s.Resources()
@@ -569,9 +570,57 @@ func TestSweepMissedClose(t *testing.T) {
 	if c := e.comment(pr); !strings.Contains(c, "🗑️ Preview destroyed") {
 		t.Errorf("comment not repaired:\n%s", c)
 	}
-	again, err := e.s.App.Sweep(e.ctx, true)
+	again, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{DryRun: true})
 	e.must(err)
 	if len(again) != 0 {
 		t.Errorf("a second sweep still finds %v", again)
+	}
+}
+
+// TestSweepOrphanedTestBranch: a test run killed with its machine leaves its
+// ephemeral branch; the sweep deletes it once no test run could be using it.
+func TestSweepOrphanedTestBranch(t *testing.T) {
+	e := start(t)
+	pr, _ := e.open("feature/t", map[string]string{"web/src/t.js": "1\n"}, false)
+	e.event(pr, "opened") // the bot now knows the repository and its installation
+	e.idle()
+
+	nc := neon.New(e.s.URLs.Neon, "key", nil)
+	_, err := nc.EnsureBranch(e.ctx, e.s.Sandbox.NeonProject.ID, neon.BranchOptions{
+		Name: "push-crashed-abc1234", Parent: "production", Tags: neon.Tags{Repo: demo.Repo, Purpose: neon.PurposeTest},
+	})
+	e.must(err)
+	has := func() bool {
+		for _, b := range e.s.Resources().Branches {
+			if b == "push-crashed-abc1234" {
+				return true
+			}
+		}
+		return false
+	}
+	sweepAt := func(later time.Duration) {
+		_, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{Now: time.Now().Add(later)})
+		e.must(err)
+	}
+
+	sweepAt(time.Minute)
+	if !has() {
+		t.Fatal("a fresh test branch was swept (its run may be about to record it)")
+	}
+	// While a test run of the repository is active, only a very old branch goes.
+	_, err = e.s.App.Pool.Exec(e.ctx, `INSERT INTO runs (kind, repo, status) VALUES ('test', $1, 'running')`, demo.Repo)
+	e.must(err)
+	sweepAt(10 * time.Minute)
+	if !has() {
+		t.Fatal("a test branch was swept while a test run was active")
+	}
+	_, err = e.s.App.Pool.Exec(e.ctx, `UPDATE runs SET status = 'failed' WHERE kind = 'test'`)
+	e.must(err)
+	sweepAt(10 * time.Minute)
+	if has() {
+		t.Fatal("the orphaned test branch survived the sweep")
+	}
+	if r := e.s.Resources(); len(r.Scripts) != 3 {
+		t.Errorf("the sweep touched the open PR's preview: %v", r.Scripts)
 	}
 }

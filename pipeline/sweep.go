@@ -31,6 +31,20 @@ const SweepInterval = 10 * time.Minute
 // test run lasts this long.
 const testBranchMaxAge = previewTimeout + 30*time.Minute
 
+// testBranchGrace is how old a test branch must be before the sweep deletes
+// it while no test run of its repository is active: a run creates its
+// branch a moment before it records it.
+const testBranchGrace = 5 * time.Minute
+
+// SweepOptions tune one sweep.
+type SweepOptions struct {
+	// DryRun only reports.
+	DryRun bool
+	// Now is the sweep's notion of the time (default: the clock), against
+	// which branch ages are measured.
+	Now time.Time
+}
+
 // SweepAction is one thing the sweep did (or would do, when dry).
 type SweepAction struct {
 	Repo     string
@@ -63,7 +77,7 @@ func (w *sweepWorker) Work(ctx context.Context, job *river.Job[sweepArgs]) error
 		_, err := client.Insert(ctx, args, nil)
 		return err
 	}
-	actions, err := Sweep(ctx, w.p.deps, enqueue, false)
+	actions, err := Sweep(ctx, w.p.deps, enqueue, SweepOptions{})
 	for _, a := range actions {
 		w.p.deps.Logger.Info().Str("repo", a.Repo).Int("pr", a.PR).Str("resource", a.Resource).Str("reason", a.Reason).Msg("swept")
 	}
@@ -120,7 +134,12 @@ func sweepJob(every time.Duration) *river.PeriodicJob {
 //     than any test run.
 //
 // enqueue queues the teardown jobs (the running bot works them).
-func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.JobArgs) error, dry bool) ([]SweepAction, error) {
+func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.JobArgs) error, opts SweepOptions) ([]SweepAction, error) {
+	dry := opts.DryRun
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
 	var actions []SweepAction
 	var errs []error
 	rows, err := deps.Pool.Query(ctx, `
@@ -169,7 +188,7 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		case closed && x.state != templates.Destroyed:
 			reason = "pull request is closed"
 		case !closed && x.state != templates.Destroyed:
-			if ttl := previewTTL(ctx, repo, pr.BaseRef); ttl > 0 && time.Since(x.updated) > ttl {
+			if ttl := previewTTL(ctx, repo, pr.BaseRef); ttl > 0 && now.Sub(x.updated) > ttl {
 				reason, destroy = fmt.Sprintf("preview unchanged for longer than its TTL (%s)", ttl), true
 			}
 		}
@@ -187,7 +206,18 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		}
 	}
 
-	// Neon: find the projects from the repositories' previews and runs.
+	// Neon: the projects are named in the repositories' pipeline files;
+	// the previews remember theirs, and each configured repository's file on
+	// its default branch names the one its test branches live in.
+	addProject := func(project, repo string) {
+		if project == "" {
+			return
+		}
+		if projects[project] == nil {
+			projects[project] = map[string]bool{}
+		}
+		projects[project][repo] = true
+	}
 	prj, err := deps.Pool.Query(ctx, `SELECT DISTINCT repo, resources->>'project' FROM previews WHERE resources ? 'project'`)
 	if err == nil {
 		pairs, _ := pgx.CollectRows(prj, func(r pgx.CollectableRow) ([2]string, error) {
@@ -195,11 +225,15 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 			return p, r.Scan(&p[0], &p[1])
 		})
 		for _, p := range pairs {
-			if projects[p[1]] == nil {
-				projects[p[1]] = map[string]bool{}
-			}
-			projects[p[1]][p[0]] = true
+			addProject(p[1], p[0])
 		}
+	}
+	for repoName := range deps.Config.Repositories {
+		project, err := defaultBranchProject(ctx, deps, repoName)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		addProject(project, repoName)
 	}
 	for project := range projects {
 		branches, err := deps.Neon.ListBranches(ctx, project, neon.Filter{})
@@ -212,8 +246,12 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 			var reason string
 			switch b.Annotations[neon.AnnotationPurpose] {
 			case neon.PurposeTest:
-				if age := time.Since(b.CreatedAt); age > testBranchMaxAge {
+				age := now.Sub(b.CreatedAt)
+				switch {
+				case age > testBranchMaxAge:
 					reason = fmt.Sprintf("test branch older than any test run (%s)", age.Round(time.Minute))
+				case age > testBranchGrace && !testsActive(ctx, deps, repoName):
+					reason = "test branch left by a test run that ended (no test run of the repository is active)"
 				}
 			case neon.PurposePreview:
 				pr, _ := strconv.Atoi(b.Annotations[neon.AnnotationPR])
@@ -236,6 +274,47 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		}
 	}
 	return actions, errors.Join(errs...)
+}
+
+// testsActive reports whether a test run of repo is queued or running.
+func testsActive(ctx context.Context, deps Deps, repo string) bool {
+	var n int
+	err := deps.Pool.QueryRow(ctx, `SELECT count(*) FROM runs WHERE kind = 'test' AND repo = $1 AND status IN ('queued', 'running')`, repo).Scan(&n)
+	return err != nil || n > 0 // when unsure, assume active: never delete a branch in use
+}
+
+// defaultBranchProject is the Neon project named by repo's pipeline file on
+// its default branch ("" when the bot has never heard from the repository
+// or it has no file).
+func defaultBranchProject(ctx context.Context, deps Deps, repoName string) (string, error) {
+	var inst int64
+	var branch string
+	err := deps.Pool.QueryRow(ctx, `
+		SELECT installation_id, coalesce(intent->'repo'->>'default_branch', '') FROM deliveries
+		WHERE repo = $1 AND installation_id <> 0 ORDER BY received_at DESC LIMIT 1`, repoName).Scan(&inst, &branch)
+	if errors.Is(err, pgx.ErrNoRows) || branch == "" {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	owner, name, _ := strings.Cut(repoName, "/")
+	repo, err := deps.GitHub.Repo(ctx, inst, owner, name)
+	if err != nil {
+		return "", err
+	}
+	raw, err := repo.File(ctx, repoconfig.Path, branch)
+	if errors.Is(err, github.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	f, err := repoconfig.Parse(repoconfig.Path, raw)
+	if err != nil {
+		return "", nil // the pipelines report a broken file; the sweep skips it
+	}
+	return f.Database.Project, nil
 }
 
 // previewTTL reads preview.ttl from the pipeline file on base (0 = none).

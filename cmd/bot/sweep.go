@@ -10,6 +10,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/app"
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/logging"
+	"github.com/revelations-studio/deploybot/pipeline"
 )
 
 // sweepCmd runs the sweeper once: it lists what the bot created and should
@@ -33,7 +34,7 @@ func sweepCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	defer a.Stop(10*time.Second, logger)
-	actions, err := a.Sweep(ctx, *dry)
+	actions, err := a.Sweep(ctx, pipeline.SweepOptions{DryRun: *dry})
 	verb := "removing"
 	if *dry {
 		verb = "would remove"

@@ -115,14 +115,14 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 
 // Sweep runs the sweeper now (see pipeline.Sweep); teardowns are queued for
 // the job workers.
-func (a *App) Sweep(ctx context.Context, dry bool) ([]pipeline.SweepAction, error) {
+func (a *App) Sweep(ctx context.Context, opts pipeline.SweepOptions) ([]pipeline.SweepAction, error) {
 	if a.deps == nil {
 		return nil, errors.New("sweep needs the GitHub App's id and private key in the config")
 	}
 	return pipeline.Sweep(ctx, *a.deps, func(ctx context.Context, args river.JobArgs) error {
 		_, err := a.Queue.Insert(ctx, args, nil)
 		return err
-	}, dry)
+	}, opts)
 }
 
 // Stop lets running jobs finish within timeout, cancels the rest (River
