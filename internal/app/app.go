@@ -59,7 +59,9 @@ type App struct {
 	Handler http.Handler
 	deps    *pipeline.Deps
 	started bool
-	closeDB func()
+	// stopLiveness ends the heartbeat after the queue stopped.
+	stopLiveness func()
+	closeDB      func()
 }
 
 // Start opens the database (or a private cluster), migrates it, and starts
@@ -99,10 +101,24 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	}
 	// Jobs get a context that outlives ctx: shutdown is Stop's job, so that
 	// running steps can finish instead of being cut at the signal.
+	var stopLiveness func()
 	if !opts.InsertOnly {
+		// Heartbeat first: the jobs this process takes must never look
+		// abandoned to another replica.
+		live := pipeline.NewLiveness(pool, queue.ID(), logger)
+		if err := live.Beat(ctx); err != nil {
+			return fail(err)
+		}
+		if _, err := live.RescueDead(ctx); err != nil {
+			return fail(err)
+		}
 		if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
 			return fail(fmt.Errorf("start job queue: %w", err))
 		}
+		liveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { live.Run(liveCtx); close(done) }()
+		stopLiveness = func() { cancel(); <-done }
 	}
 	handler := server.New(server.Options{
 		WebhookSecret: cfg.GitHub.App.WebhookSecret.Value(),
@@ -110,7 +126,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		Ready:         ready(pool),
 		Logger:        logger,
 	})
-	return &App{Pool: pool, Queue: queue, Handler: handler, deps: qopts.Pipelines, started: !opts.InsertOnly, closeDB: closeDB}, nil
+	return &App{Pool: pool, Queue: queue, Handler: handler, deps: qopts.Pipelines, started: !opts.InsertOnly, stopLiveness: stopLiveness, closeDB: closeDB}, nil
 }
 
 // Sweep runs the sweeper now (see pipeline.Sweep); teardowns are queued for
@@ -140,6 +156,7 @@ func (a *App) Stop(timeout time.Duration, logger zerolog.Logger) {
 		defer hardCancel()
 		_ = a.Queue.StopAndCancel(hardCtx)
 	}
+	a.stopLiveness()
 	a.closeDB()
 }
 
