@@ -70,6 +70,10 @@ type preview struct {
 	DeploymentID int64
 	ApprovedSHA  string
 	Resources    resources
+	// Known: the bot had a row for this PR before this sync (it has been
+	// asked to build it before), so the PR deserves a status comment even if
+	// nothing was built.
+	Known bool
 }
 
 // resources is everything a preview created, recorded before it is created
@@ -309,8 +313,8 @@ func (p *previews) load(ctx context.Context, repo string, pr int, installationID
 	err := p.deps.Pool.QueryRow(ctx, `
 		INSERT INTO previews (repo, pr_number, installation_id) VALUES ($1, $2, $3)
 		ON CONFLICT (repo, pr_number) DO UPDATE SET installation_id = EXCLUDED.installation_id
-		RETURNING state, deployed_sha, comment_id, deployment_id, approved_sha, resources`,
-		repo, pr, installationID).Scan(&st.State, &st.DeployedSHA, &st.CommentID, &st.DeploymentID, &st.ApprovedSHA, &raw)
+		RETURNING state, deployed_sha, comment_id, deployment_id, approved_sha, resources, xmax <> 0`,
+		repo, pr, installationID).Scan(&st.State, &st.DeployedSHA, &st.CommentID, &st.DeploymentID, &st.ApprovedSHA, &raw, &st.Known)
 	if err != nil {
 		return nil, fmt.Errorf("load preview of %s#%d: %w", repo, pr, err)
 	}

@@ -82,8 +82,20 @@ func (r *previewRun) teardown(ctx context.Context) error {
 	if r.pr.State == "open" {
 		note = "The preview was deleted. Push a commit or comment `/deploy` to bring it back."
 	}
-	if r.st.CommentID != 0 || len(states) > 1 {
+	// Every PR the bot was asked to build gets the closing word, even when
+	// it was closed before anything was built.
+	if r.st.CommentID != 0 || len(states) > 1 || r.st.Known || r.p.wasRequested(ctx, r.meta.Repo.FullName(), r.pr.Number) {
+		if len(rows) == 0 && r.pr.State != "open" {
+			note = "The pull request was closed before a preview was built."
+		}
 		r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: templates.Destroyed, Rows: rows, Note: note})
 	}
 	return r.finishRun(ctx, status, nil)
+}
+
+// wasRequested reports whether a delivery asked for a preview of the PR.
+func (p *previews) wasRequested(ctx context.Context, repo string, pr int) bool {
+	var ok bool
+	_ = p.deps.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE repo = $1 AND pr_number = $2 AND intent_kind = 'preview_requested')`, repo, pr).Scan(&ok)
+	return ok
 }

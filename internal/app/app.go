@@ -23,6 +23,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/github"
+	"github.com/revelations-studio/deploybot/internal/health"
 	"github.com/revelations-studio/deploybot/internal/intake"
 	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/pgcluster"
@@ -106,6 +107,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		// Heartbeat first: the jobs this process takes must never look
 		// abandoned to another replica.
 		live := pipeline.NewLiveness(pool, queue.ID(), logger)
+		live.Every, live.DeadAfter = cfg.Jobs.Heartbeat.Std(), 6*cfg.Jobs.Heartbeat.Std()
 		if err := live.Beat(ctx); err != nil {
 			return fail(err)
 		}
@@ -207,9 +209,12 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 	}
 	if deps.Health == nil {
 		deps.Health = &http.Client{Timeout: 30 * time.Second}
+		if cfg.HealthCheck.ConnectTo != "" {
+			deps.Health = health.ClientResolvingTo(cfg.HealthCheck.ConnectTo)
+		}
 	}
 	if deps.HealthScheme == "" {
-		deps.HealthScheme = "https"
+		deps.HealthScheme = cfg.HealthCheck.Scheme
 	}
 	return deps, nil
 }

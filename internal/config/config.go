@@ -29,6 +29,8 @@ type Config struct {
 	Cloudflare Cloudflare `yaml:"cloudflare"`
 	Jobs       Jobs       `yaml:"jobs"`
 	Log        Log        `yaml:"log"`
+	// HealthCheck says how deployed Workers are reached for health checks.
+	HealthCheck HealthCheck `yaml:"health_check"`
 	// MasterKey derives the per-PR generated secrets (HMAC of the key and
 	// repo+PR), so they are stable across redeploys and never stored.
 	MasterKey Secret `yaml:"master_key"`
@@ -114,8 +116,22 @@ type RepoCloudflare struct {
 // Jobs tunes the durable job queue.
 type Jobs struct {
 	Workers int `yaml:"workers"`
+	// Heartbeat is how often this process tells the others it is alive; a
+	// process silent for six heartbeats is taken for dead and its running
+	// jobs are resumed elsewhere.
+	Heartbeat Duration `yaml:"heartbeat"`
 	// TestCommands bounds the test-stage commands running at once.
 	TestCommands int `yaml:"test_commands"`
+}
+
+// HealthCheck routes health checks. Both keys are for the sandbox and
+// tests; in production the hostnames are requested over https as they are.
+type HealthCheck struct {
+	// ConnectTo sends every health check to this host:port (keeping the
+	// hostname in the Host header), e.g. the sandbox's edge.
+	ConnectTo string `yaml:"connect_to"`
+	// Scheme is https (default) or http.
+	Scheme string `yaml:"scheme"`
 }
 
 // Log selects log verbosity and format.
@@ -133,10 +149,11 @@ func Defaults() Config {
 			V3APIURL: "https://api.github.com/",
 			V4APIURL: "https://api.github.com/graphql",
 		},
-		Neon:       Neon{APIURL: "https://console.neon.tech/api/v2"},
-		Cloudflare: Cloudflare{APIURL: "https://api.cloudflare.com/client/v4"},
-		Jobs:       Jobs{Workers: 10, TestCommands: 4},
-		Log:        Log{Level: "info", Format: "json"},
+		Neon:        Neon{APIURL: "https://console.neon.tech/api/v2"},
+		Cloudflare:  Cloudflare{APIURL: "https://api.cloudflare.com/client/v4"},
+		Jobs:        Jobs{Workers: 10, TestCommands: 4, Heartbeat: Duration(5 * time.Second)},
+		HealthCheck: HealthCheck{Scheme: "https"},
+		Log:         Log{Level: "info", Format: "json"},
 	}
 }
 
@@ -252,6 +269,12 @@ func (c *Config) validate() error {
 	}
 	if c.Jobs.Workers < 1 || c.Jobs.Workers > 1000 {
 		fail("jobs.workers", "must be between 1 and 1000, not %d", c.Jobs.Workers)
+	}
+	if c.Jobs.Heartbeat <= 0 {
+		fail("jobs.heartbeat", "must be positive")
+	}
+	if c.HealthCheck.Scheme != "http" && c.HealthCheck.Scheme != "https" {
+		fail("health_check.scheme", "%q is not http or https", c.HealthCheck.Scheme)
 	}
 	if c.Jobs.TestCommands < 1 || c.Jobs.TestCommands > 256 {
 		fail("jobs.test_commands", "must be between 1 and 256, not %d", c.Jobs.TestCommands)

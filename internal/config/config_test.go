@@ -33,7 +33,7 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 		{"typo gets a suggestion", "server:\n  adress: :80\n" + minimal,
 			[]string{"config.yml:2: server.adress: unknown key (did you mean \"address\"?)"}},
 		{"unknown nested key lists the known ones", minimal + "jobs:\n  zzz: 1\n",
-			[]string{"config.yml:6: jobs.zzz: unknown key (known keys: test_commands, workers)"}},
+			[]string{"config.yml:6: jobs.zzz: unknown key (known keys: heartbeat, test_commands, workers)"}},
 		{"wrong type", minimal + "jobs:\n  workers: many\n",
 			[]string{"config.yml:6: jobs.workers: expected a whole number, found \"many\""}},
 		{"bad duration", "server:\n  shutdown_timeout: soon\n" + minimal,

@@ -150,7 +150,13 @@ func (s *Stack) Close() {
 
 // SampleFiles is the sample repository, with the sandbox's Neon project in
 // its pipeline file.
-func (s *Stack) SampleFiles() (map[string]string, error) {
+func (s *Stack) SampleFiles() (map[string]string, error) { return SampleFiles(s.Sandbox) }
+
+func (s *Stack) seedRepo() error { return SeedSample(s.Sandbox) }
+
+// SampleFiles is the sample repository for sb, with sb's Neon project in its
+// pipeline file.
+func SampleFiles(sb *sandbox.Sandbox) (map[string]string, error) {
 	files := map[string]string{}
 	err := fs.WalkDir(sample, "samplerepo", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -160,21 +166,22 @@ func (s *Stack) SampleFiles() (map[string]string, error) {
 		if err != nil {
 			return err
 		}
-		files[strings.TrimPrefix(path, "samplerepo/")] = strings.ReplaceAll(string(b), "PROJECT_ID", s.Sandbox.NeonProject.ID)
+		files[strings.TrimPrefix(path, "samplerepo/")] = strings.ReplaceAll(string(b), "PROJECT_ID", sb.NeonProject.ID)
 		return nil
 	})
 	return files, err
 }
 
-func (s *Stack) seedRepo() error {
-	files, err := s.SampleFiles()
+// SeedSample pushes the sample repository to sb's GitHub.
+func SeedSample(sb *sandbox.Sandbox) error {
+	files, err := SampleFiles(sb)
 	if err != nil {
 		return err
 	}
-	if err := s.Sandbox.GitHub.CreateRepo(Owner, RepoName, "main"); err != nil {
+	if err := sb.GitHub.CreateRepo(Owner, RepoName, "main"); err != nil {
 		return err
 	}
-	_, err = s.Sandbox.GitHub.Commit(Repo, "main", files, "Initial commit")
+	_, err = sb.GitHub.Commit(Repo, "main", files, "Initial commit")
 	return err
 }
 

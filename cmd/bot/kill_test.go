@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/revelations-studio/deploybot/internal/demo"
+	"github.com/revelations-studio/deploybot/internal/pgtest"
+	"github.com/revelations-studio/deploybot/internal/sandbox"
+	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
+)
+
+// TestSurvivesKills runs the real binary against the sandbox and SIGKILLs it
+// at random moments while pull requests are opened, pushed to and closed.
+// After the last restart the bot must have converged: every check run
+// concluded, one status comment per PR, previews exactly for the open PRs at
+// their newest commits, nothing left of the closed ones, and no delivery
+// worked twice.
+func TestSurvivesKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill test skipped in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bot")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+
+	const secret = "kill-test-secret"
+	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: pgtest.ServerURL(t), WebhookSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sb.Close(context.Background()) })
+	sbServer := httptest.NewServer(sb.Handler())
+	t.Cleanup(sbServer.Close)
+	urls := sb.URLsAt(sbServer.URL)
+	if err := demo.SeedSample(sb); err != nil {
+		t.Fatal(err)
+	}
+	gh := sb.GitHub
+
+	keyFile := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(keyFile, gh.AppPrivateKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, dbURL := pgtest.NewDatabaseURL(t)
+	addr := freeAddr(t)
+	cfgPath := filepath.Join(dir, "config.yml")
+	cfg := fmt.Sprintf(`server: {address: %q, shutdown_timeout: 5s}
+database: {url: {env: KILL_DB}}
+data_dir: %q
+github:
+  v3_api_url: %q
+  app: {integration_id: %d, webhook_secret: %q, private_key: {file: %q}}
+neon: {api_url: %q, api_key: sandbox}
+cloudflare: {api_url: %q, api_token: sandbox}
+master_key: 0123456789abcdef0123456789abcdef
+jobs: {workers: 6, heartbeat: 300ms}
+health_check: {connect_to: %q, scheme: http}
+log: {level: warn}
+repositories:
+  %s:
+    cloudflare: {account_id: %q, zone_id: %q}
+    secrets: {STRIPE_SECRET_KEY: sk_test_kill}
+`, addr, filepath.Join(dir, "data"), urls.GitHub, gh.AppID(), secret, keyFile, urls.Neon, urls.Cloudflare,
+		strings.TrimPrefix(sbServer.URL, "http://"), demo.Repo, sb.Cloudflare.AccountID(), sb.ZoneID)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	b := &botProcess{t: t, bin: bin, cfg: cfgPath, addr: addr, env: []string{"KILL_DB=" + dbURL}, log: filepath.Join(dir, "bot.log")}
+	b.start(ctx)
+	t.Cleanup(b.stop)
+	hook := "http://" + addr + "/api/github/hook"
+
+	// deliver sends an event; while the bot is down, GitHub would show a
+	// failed delivery and someone (or the bot's own catch-up) redelivers
+	// the same id until it is taken.
+	deliver := func(ev ghsim.Event) {
+		t.Helper()
+		d, err := gh.Deliver(ctx, hook, ev)
+		for tries := 0; d.Status != http.StatusOK && d.Status != http.StatusAccepted; tries++ {
+			if d.ID == "" || tries > 100 {
+				t.Fatalf("delivery never taken: %+v, %v", d, err)
+			}
+			b.waitReady(ctx)
+			d, err = gh.Redeliver(ctx, d.ID)
+		}
+	}
+
+	// The killer: SIGKILL at random moments, restart at once.
+	var kills atomic.Int32
+	killerDone := make(chan struct{})
+	stopKilling := make(chan struct{})
+	go func() {
+		defer close(killerDone)
+		rng := rand.New(rand.NewPCG(7, 11))
+		for {
+			select {
+			case <-stopKilling:
+				return
+			// Long enough apart that runs (about a second each) can finish
+			// between kills, short enough to hit every phase of them.
+			case <-time.After(time.Duration(200+rng.IntN(2300)) * time.Millisecond):
+			}
+			b.kill()
+			kills.Add(1)
+			b.start(ctx)
+		}
+	}()
+
+	// Three PRs through their lives, twice over, while the killer works.
+	var prs []int
+	for i := range 3 {
+		branch := fmt.Sprintf("kill/%d", i)
+		if _, err := gh.Commit(demo.Repo, branch, map[string]string{"web/src/k.js": fmt.Sprintf("%d\n", i)}, "k"); err != nil {
+			t.Fatal(err)
+		}
+		pr, err := gh.OpenPR(demo.Repo, branch, "main", branch, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prs = append(prs, pr)
+	}
+	event := func(pr int, action string) {
+		ev, err := gh.PullRequestEvent(demo.Repo, pr, action)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deliver(ev)
+	}
+	for round := range 3 {
+		for _, pr := range prs {
+			if round == 0 {
+				event(pr, "opened")
+				continue
+			}
+			if _, err := gh.PushPR(demo.Repo, pr, map[string]string{"web/src/k.js": fmt.Sprintf("%d-%d\n", pr, round)}, "more"); err != nil {
+				t.Fatal(err)
+			}
+			event(pr, "synchronize")
+		}
+	}
+	closed := prs[1]
+	if _, err := gh.ClosePR(demo.Repo, closed, false); err != nil {
+		t.Fatal(err)
+	}
+	event(closed, "closed")
+	// Keep killing while the work goes on, and poke the bot now and then
+	// with a synchronize it has seen (as a redelivery or a re-sync would).
+	for kills.Load() < 30 {
+		event(prs[0], "synchronize")
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			t.Fatal("timed out before 30 kills")
+		}
+	}
+	close(stopKilling)
+	<-killerDone
+	b.waitReady(ctx)
+	b.waitIdle(ctx, dbURL)
+	t.Logf("%d kills", kills.Load())
+
+	st := gh.Snapshot()
+	for _, c := range st.CheckRuns {
+		if c.Status != "completed" {
+			t.Errorf("check run %s@%.7s left %s", c.Name, c.HeadSHA, c.Status)
+		}
+	}
+	for _, pr := range prs {
+		var n int
+		for _, c := range st.Comments {
+			if c.Issue == pr && c.Author == gh.BotLogin() && strings.Contains(c.Body, "deploybot:status") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("PR #%d has %d status comments", pr, n)
+		}
+	}
+	for _, p := range st.PullRequests {
+		host := fmt.Sprintf("codex-preview-%d.revelations.studio", p.Number)
+		site, live := sb.Cloudflare.ResolveHost(host, "/")
+		switch {
+		case p.State == "open" && site.Vars["DEPLOYBOT_COMMIT"] != p.HeadSHA:
+			t.Errorf("open PR #%d serves %.7q, want its head %.7s", p.Number, site.Vars["DEPLOYBOT_COMMIT"], p.HeadSHA)
+		case p.State == "closed" && live:
+			t.Errorf("closed PR #%d still has a preview", p.Number)
+		}
+	}
+	for _, s := range sb.Cloudflare.Snapshot().Scripts {
+		if strings.HasSuffix(s.Name, fmt.Sprintf("-preview-%d", closed)) {
+			t.Errorf("script %s of the closed PR is left", s.Name)
+		}
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var twice int
+	if err := conn.QueryRow(ctx, `
+		SELECT count(*) FROM (SELECT args->>'delivery_id' FROM river_job WHERE args ? 'delivery_id'
+		GROUP BY 1 HAVING count(*) > 1) d`).Scan(&twice); err != nil {
+		t.Fatal(err)
+	}
+	if twice != 0 {
+		t.Errorf("%d deliveries queued more than one job", twice)
+	}
+	if t.Failed() {
+		rows, _ := conn.Query(ctx, `SELECT pr_number, kind, status, error, id FROM runs ORDER BY id`)
+		for rows.Next() {
+			var pr int
+			var kind, status, e string
+			var id int64
+			_ = rows.Scan(&pr, &kind, &status, &e, &id)
+			t.Logf("run %d pr %d %s %s %.120s", id, pr, kind, status, e)
+		}
+		rows, _ = conn.Query(ctx, `SELECT pr_number, state, comment_id, resources::text FROM previews`)
+		for rows.Next() {
+			var pr int
+			var state, res string
+			var cid int64
+			_ = rows.Scan(&pr, &state, &cid, &res)
+			t.Logf("preview pr %d %s comment %d %.100s", pr, state, cid, res)
+		}
+		log, _ := os.ReadFile(b.log)
+		t.Logf("bot log (tail):\n%s", tail(string(log), 4000))
+	}
+}
+
+type botProcess struct {
+	t    *testing.T
+	bin  string
+	cfg  string
+	addr string
+	env  []string
+	log  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (b *botProcess) start(ctx context.Context) {
+	logFile, err := os.OpenFile(b.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		b.t.Error(err)
+		return
+	}
+	cmd := exec.Command(b.bin, "serve", "--config", b.cfg)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}, b.env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		b.t.Error(err)
+		return
+	}
+	logFile.Close()
+	b.cmd, b.done = cmd, make(chan struct{})
+	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(b.done)
+}
+
+func (b *botProcess) kill() {
+	if b.cmd == nil {
+		return
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGKILL)
+	<-b.done
+	b.cmd = nil
+}
+
+func (b *botProcess) stop() {
+	if b.cmd == nil {
+		return
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.done:
+	case <-time.After(20 * time.Second):
+		b.kill()
+	}
+	b.cmd = nil
+}
+
+// waitReady polls the bot's readiness probe, as a load balancer would.
+func (b *botProcess) waitReady(ctx context.Context) {
+	for ctx.Err() == nil {
+		resp, err := http.Get("http://" + b.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.t.Fatal("the bot never became ready")
+}
+
+// waitIdle polls the bot's database until no job is left to work.
+func (b *botProcess) waitIdle(ctx context.Context, dbURL string) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for ctx.Err() == nil {
+		var busy int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable', 'pending', 'scheduled') AND kind <> 'sweep'`).Scan(&busy)
+		if err == nil && busy == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rows, err := conn.Query(context.Background(), `SELECT id, kind, state, attempt, coalesce(array_to_string(attempted_by, ','), ''), errors::text FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded')`)
+	if err == nil {
+		for rows.Next() {
+			var id int64
+			var kind, state, by, errs string
+			var attempt int
+			_ = rows.Scan(&id, &kind, &state, &attempt, &by, &errs)
+			b.t.Logf("job %d %s %s attempt %d by %s errors %.300s", id, kind, state, attempt, by, errs)
+		}
+	}
+	log, _ := os.ReadFile(b.log)
+	b.t.Logf("bot log (tail):\n%s", tail(string(log), 3000))
+	b.t.Fatal("the bot never finished its work")
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
