@@ -251,6 +251,14 @@ func (x *extractor) relative(name string, isDir bool) (string, error) {
 		if c == ".." {
 			return "", unsafeEntry(name, `path contains ".."`)
 		}
+		// The file system would refuse it anyway (ENAMETOOLONG); refusing
+		// here names the entry and the rule instead of an OS error.
+		if len(c) > maxNameBytes {
+			return "", overLimit(name, "a path component is longer than %d bytes", maxNameBytes)
+		}
+	}
+	if len(name) > maxPathBytes {
+		return "", overLimit(name, "the path is longer than %d bytes", maxPathBytes)
 	}
 	clean := path.Clean(name) // only drops "." and repeated '/' now
 	top, rest, _ := strings.Cut(clean, "/")
@@ -267,6 +275,12 @@ func (x *extractor) relative(name string, isDir bool) (string, error) {
 	}
 	return rest, nil
 }
+
+// maxNameBytes and maxPathBytes are Linux's NAME_MAX and PATH_MAX.
+const (
+	maxNameBytes = 255
+	maxPathBytes = 4096
+)
 
 // checkParents refuses an entry below a symbolic link: the link's target is
 // checked for itself, but ".." after a link resolves differently than it
