@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
 )
 
 // Walk opens a PR on the sample repository, pushes to it, and merges it,
@@ -20,6 +22,32 @@ import (
 func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 	gh := s.Sandbox.GitHub
 	stage := func(title string) { fmt.Fprintf(out, "\n━━ %s\n", title) }
+	// settle delivers events as GitHub would, waits for the bot to finish,
+	// and prints the PR's comment and the resources.
+	settle := func(pr int, events ...func() (ghsim.Event, error)) error {
+		for _, build := range events {
+			ev, err := build()
+			if err != nil {
+				return err
+			}
+			d, err := s.Deliver(ctx, ev)
+			if err != nil {
+				return err
+			}
+			if ev.Action == "opened" { // GitHub may deliver twice; the copy must change nothing
+				if _, err := gh.Redeliver(ctx, d.ID); err != nil {
+					return err
+				}
+			}
+		}
+		if err := s.WaitIdle(ctx); err != nil {
+			return err
+		}
+		return s.show(out, pr)
+	}
+	prEvent := func(pr int, action string) func() (ghsim.Event, error) {
+		return func() (ghsim.Event, error) { return gh.PullRequestEvent(Repo, pr, action) }
+	}
 
 	stage("A developer opens PR #1 (feature/login)")
 	sha1, err := gh.Commit(Repo, "feature/login", map[string]string{"web/src/login.js": "export const login = () => 'v1';\n"}, "Add login")
@@ -30,22 +58,7 @@ func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ev, err := gh.PullRequestEvent(Repo, pr, "opened")
-	if err != nil {
-		return err
-	}
-	d, err := s.Deliver(ctx, ev)
-	if err != nil {
-		return err
-	}
-	// GitHub may deliver twice; the second copy must change nothing.
-	if _, err := gh.Redeliver(ctx, d.ID); err != nil {
-		return err
-	}
-	if err := s.WaitIdle(ctx); err != nil {
-		return err
-	}
-	if err := s.show(out, pr); err != nil {
+	if err := settle(pr, prEvent(pr, "opened")); err != nil {
 		return err
 	}
 	if err := s.expectLive(ctx, pr, sha1); err != nil {
@@ -57,16 +70,7 @@ func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if ev, err = gh.PullRequestEvent(Repo, pr, "synchronize"); err != nil {
-		return err
-	}
-	if _, err := s.Deliver(ctx, ev); err != nil {
-		return err
-	}
-	if err := s.WaitIdle(ctx); err != nil {
-		return err
-	}
-	if err := s.show(out, pr); err != nil {
+	if err := settle(pr, prEvent(pr, "synchronize")); err != nil {
 		return err
 	}
 	if err := s.expectLive(ctx, pr, sha2); err != nil {
@@ -78,22 +82,8 @@ func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if ev, err = gh.PullRequestEvent(Repo, pr, "closed"); err != nil {
-		return err
-	}
-	if _, err := s.Deliver(ctx, ev); err != nil {
-		return err
-	}
-	if ev, err = gh.PushEvent(Repo, "main"); err != nil {
-		return err
-	}
-	if _, err := s.Deliver(ctx, ev); err != nil {
-		return err
-	}
-	if err := s.WaitIdle(ctx); err != nil {
-		return err
-	}
-	if err := s.show(out, pr); err != nil {
+	pushMain := func() (ghsim.Event, error) { return gh.PushEvent(Repo, "main") }
+	if err := settle(pr, prEvent(pr, "closed"), pushMain); err != nil {
 		return err
 	}
 	if err := s.expectGone(pr); err != nil {
