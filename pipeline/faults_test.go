@@ -82,3 +82,67 @@ func (e *env) deliverAll(events ...ghsim.Event) {
 		e.must(err)
 	}
 }
+
+// TestProductionAndTestsUnderFaults: a merge delivered three times while the
+// clouds and GitHub fail a share of calls still deploys the merge everywhere
+// once, runs each test stage once to a conclusion, and leaves no ephemeral
+// test branch.
+func TestProductionAndTestsUnderFaults(t *testing.T) {
+	e := start(t)
+	sb := e.s.Sandbox
+	sb.Neon.Faults().Set(
+		fault.Rule{Rate: 0.08, Status: http.StatusServiceUnavailable},
+		fault.Rule{Rate: 0.06, Status: http.StatusLocked},
+		fault.Rule{Method: http.MethodGet, Rate: 0.05, Reset: true},
+	)
+	sb.Cloudflare.Faults().Set(fault.Rule{Rate: 0.1, Status: http.StatusServiceUnavailable})
+	sb.GitHub.Faults().Set(
+		fault.Rule{Method: http.MethodGet, Path: "/repos/", Rate: 0.2, Status: http.StatusBadGateway},
+		fault.Rule{Method: http.MethodPatch, Rate: 0.2, Status: http.StatusServiceUnavailable},
+	)
+	sha, err := e.gh.Commit(demo.Repo, "main", map[string]string{"web/src/m.js": "1\n"}, "Merge")
+	e.must(err)
+	ev, err := e.gh.PushEvent(demo.Repo, "main")
+	e.must(err)
+	e.deliverAll(ev, ev, ev)
+	e.idle()
+	sb.Neon.Faults().Set()
+	sb.Cloudflare.Faults().Set()
+	sb.GitHub.Faults().Set()
+
+	for w, h := range prodHosts {
+		if got := e.live(h); got != sha {
+			t.Errorf("production %s serves %.7q, want %.7s", w, got, sha)
+		}
+	}
+	prod, stages := 0, map[string]string{}
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		switch {
+		case c.Name == "deploybot/production" && c.HeadSHA == sha:
+			prod++
+			if c.Conclusion != "success" && c.Conclusion != "skipped" {
+				t.Errorf("production check run concluded %q", c.Conclusion)
+			}
+		case strings.HasPrefix(c.Name, "deploybot/test: "):
+			if c.Status != "completed" {
+				t.Errorf("%s left %s", c.Name, c.Status)
+			}
+			if _, dup := stages[c.Name]; dup {
+				t.Errorf("%s ran twice for one merge delivered three times", c.Name)
+			}
+			stages[c.Name] = c.Conclusion
+		}
+	}
+	if prod != 1 {
+		t.Errorf("%d production check runs for one merge delivered three times, want 1", prod)
+	}
+	if len(stages) == 0 {
+		t.Error("no test check runs")
+	}
+	for _, b := range e.s.Resources().Branches {
+		if strings.HasPrefix(b, "push-") {
+			t.Errorf("test branch %s left behind", b)
+		}
+	}
+	t.Logf("test stages: %v", stages)
+}

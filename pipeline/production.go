@@ -54,6 +54,28 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 	repoName := m.Repo.FullName()
 	logger := w.p.deps.Logger.With().Str("repo", repoName).Str("sha", short(in.After)).Int64("job_id", job.ID).Logger()
 
+	unlock, err := lockKey(ctx, w.p.deps, "deploybot:production:"+repoName)
+	if err != nil {
+		return snoozeIfLocked(err)
+	}
+	defer unlock()
+
+	// The same push delivered again under another delivery id deploys
+	// nothing new: the latest production run is already for this commit.
+	// (A branch reset to an older commit after a newer deploy is not a
+	// duplicate: a later run exists for another commit, and it deploys.)
+	var last string
+	err = w.p.deps.Pool.QueryRow(ctx, `
+		SELECT head_sha FROM runs WHERE kind = 'production' AND repo = $1 AND job_id <> $2
+		  AND status IN ('running', 'succeeded', 'failed')
+		ORDER BY id DESC LIMIT 1`, repoName, job.ID).Scan(&last)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if last == in.After {
+		logger.Info().Msg("this commit's production run already happened: a duplicate push")
+		return nil
+	}
 	// The default branch gets its test stages like every other branch; the
 	// deploy does not wait for them. Unique by args: a retried or snoozed
 	// production job queues them once.
@@ -63,12 +85,6 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 			logger.Warn().Err(err).Msg("queueing the default branch's tests")
 		}
 	}
-
-	unlock, err := lockKey(ctx, w.p.deps, "deploybot:production:"+repoName)
-	if err != nil {
-		return snoozeIfLocked(err)
-	}
-	defer unlock()
 
 	repo, err := w.p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
 	if err != nil {

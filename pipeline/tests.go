@@ -357,6 +357,21 @@ func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error 
 	r := &testRun{t: t, req: req, jobID: jobID, logger: logger,
 		checks: map[string]int64{}, results: map[string]stageResult{}, concluded: map[string]bool{}}
 
+	// The same push delivered again under another delivery id (GitHub's
+	// duplicates, a merge's production job retried) tests nothing new.
+	if req.reason == reasonPush {
+		var dup bool
+		if err := deps.Pool.QueryRow(ctx, `
+			SELECT EXISTS (SELECT 1 FROM runs WHERE kind = 'test' AND repo = $1 AND branch = $2 AND head_sha = $3
+			  AND reason = $4 AND job_id <> $5 AND status IN ('queued', 'running', 'succeeded', 'failed'))`,
+			repoName, req.key, req.sha, reasonPush, jobID).Scan(&dup); err != nil {
+			return err
+		}
+		if dup {
+			logger.Info().Msg("this commit's tests already ran or are running: a duplicate push")
+			return nil
+		}
+	}
 	if req.reason == reasonPush && skipCI(req.message) {
 		logger.Info().Msg("[skip ci] in the head commit message: no tests")
 		return r.record(ctx, "skipped", "[skip ci] in the head commit message")
