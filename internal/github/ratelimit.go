@@ -12,6 +12,8 @@ import (
 
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
+
+	"github.com/revelations-studio/deploybot/internal/retry"
 )
 
 // RateLimits configures how clients wait out GitHub's rate limits. The zero
@@ -41,20 +43,9 @@ func (p RateLimits) withDefaults() RateLimits {
 		p.Now = time.Now
 	}
 	if p.Sleep == nil {
-		p.Sleep = sleepCtx
+		p.Sleep = retry.Sleep
 	}
 	return p
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // RateLimitMiddleware returns client middleware that honours GitHub's

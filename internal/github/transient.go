@@ -68,7 +68,7 @@ func TransientRetryMiddleware(p retry.Policy) githubapp.ClientMiddleware {
 				}
 				sleep := p.Sleep
 				if sleep == nil {
-					sleep = sleepCtx
+					sleep = retry.Sleep
 				}
 				if serr := sleep(req.Context(), wait); serr != nil {
 					if err == nil {

@@ -105,7 +105,7 @@ func Check(ctx context.Context, client *http.Client, t Target, p Policy) (Result
 	}
 	sleep := p.Backoff.Sleep
 	if sleep == nil {
-		sleep = sleepCtx
+		sleep = retry.Sleep
 	}
 	if _, err := http.NewRequest(http.MethodGet, t.URL, nil); err != nil {
 		return Result{}, fmt.Errorf("health: check %s: %w", t.URL, err)
@@ -218,18 +218,4 @@ func ClientResolvingTo(addr string) *http.Client {
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
 	return &http.Client{Transport: tr}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

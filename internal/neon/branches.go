@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/revelations-studio/deploybot/internal/retry"
 )
 
 // Annotation keys deploybot puts on the branches it creates, so that it can
@@ -300,7 +302,7 @@ func (c *Client) EnsureBranch(ctx context.Context, projectID string, o BranchOpt
 		if attempt >= createAttempts || ctx.Err() != nil {
 			return fail(fmt.Errorf("create from %q (%d attempts): %w", parent.Name, attempt, err))
 		}
-		if err := sleepCtx(ctx, c.retry.Backoff(attempt)); err != nil {
+		if err := retry.Sleep(ctx, c.retry.Backoff(attempt)); err != nil {
 			return fail(fmt.Errorf("create from %q: %w", parent.Name, err))
 		}
 	}
@@ -342,7 +344,7 @@ func (c *Client) settle(ctx context.Context, projectID string, b Branch) (Branch
 		if b.CurrentState == "ready" || b.CurrentState == "archived" {
 			return b, nil
 		}
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return fail(fmt.Errorf("waiting for state ready (is %s): %w", b.CurrentState, err))
 		}
 		wait = min(wait*2, c.pollMax)
@@ -415,15 +417,4 @@ func (c *Client) ResetBranch(ctx context.Context, projectID, name string) error 
 		return fail(err)
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

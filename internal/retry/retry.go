@@ -192,7 +192,7 @@ func (p Policy) Do(ctx context.Context, client *http.Client, newRequest func(ctx
 	}
 	sleep := p.Sleep
 	if sleep == nil {
-		sleep = sleepCtx
+		sleep = Sleep
 	}
 	for attempt := 1; ; attempt++ {
 		req, err := newRequest(ctx)
@@ -229,7 +229,10 @@ func describe(resp *http.Response, err error) string {
 	return resp.Status
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits for d or until ctx ends, whichever comes first, and returns
+// ctx's error in the second case. It is the default Policy.Sleep, shared by
+// the clients that wait without a Policy.
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

@@ -233,13 +233,13 @@ func TestDoRetriesDroppedConnectionForGET(t *testing.T) {
 }
 
 func TestSleepCtx(t *testing.T) {
-	if err := sleepCtx(context.Background(), time.Millisecond); err != nil {
+	if err := Sleep(context.Background(), time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	start := time.Now()
-	if err := sleepCtx(ctx, time.Hour); !errors.Is(err, context.Canceled) || time.Since(start) > time.Second {
-		t.Fatalf("sleepCtx ignored cancellation: %v", err)
+	if err := Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) || time.Since(start) > time.Second {
+		t.Fatalf("Sleep ignored cancellation: %v", err)
 	}
 }
