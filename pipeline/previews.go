@@ -230,12 +230,21 @@ func (p *previews) cancelOthers(ctx context.Context, repo string, pr int, jobID 
 // spin forever on the PR; they are concluded as cancelled, and this sync
 // converges the preview from where they stopped.
 func (p *previews) concludeAbandoned(ctx context.Context, repo Repo, repoName string, number int) error {
-	rows, err := p.deps.Pool.Query(ctx, `
+	return concludeAbandoned(ctx, p.deps, repo, CheckPreview,
+		`repo = $1 AND pr_number = $2 AND kind IN ('preview', 'teardown')`, repoName, number)
+}
+
+// concludeAbandoned marks the runs matching where (a SQL condition on runs,
+// with args) that are still running as cancelled, and concludes their check
+// runs, named check. The caller holds the lock those runs took, so none of
+// them is really running: the process that ran them stopped.
+func concludeAbandoned(ctx context.Context, deps Deps, repo Repo, check, where string, args ...any) error {
+	rows, err := deps.Pool.Query(ctx, `
 		UPDATE runs SET status = 'cancelled', error = 'abandoned: the bot stopped during this run', finished_at = now()
-		WHERE repo = $1 AND pr_number = $2 AND status = 'running'
-		RETURNING id, kind, check_run_id`, repoName, number)
+		WHERE status = 'running' AND `+where+`
+		RETURNING id, kind, check_run_id`, args...)
 	if err != nil {
-		return fmt.Errorf("conclude abandoned runs of %s#%d: %w", repoName, number, err)
+		return fmt.Errorf("conclude abandoned runs: %w", err)
 	}
 	type abandoned struct {
 		id, checkRunID int64
@@ -254,8 +263,8 @@ func (p *previews) concludeAbandoned(ctx context.Context, repo Repo, repoName st
 			continue
 		}
 		if err := repo.UpdateCheckRun(ctx, a.checkRunID, github.CheckRun{
-			Name: CheckPreview, Status: github.StatusCompleted, Conclusion: github.ConclusionCancelled, CompletedAt: time.Now(),
-			Output: &github.CheckOutput{Title: "Interrupted", Summary: "The bot stopped during this run; a new run took over."},
+			Name: check, Status: github.StatusCompleted, Conclusion: github.ConclusionCancelled, CompletedAt: time.Now(),
+			Output: &github.CheckOutput{Title: "Interrupted", Summary: "The bot stopped during this run; a new run took over and converges from where it stopped."},
 		}); err != nil {
 			return fmt.Errorf("conclude check run %d of abandoned run %d: %w", a.checkRunID, a.id, err)
 		}

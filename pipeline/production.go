@@ -489,29 +489,7 @@ func (r *productionRun) finish(ctx context.Context, status string, cause error) 
 // concludeAbandoned ends production runs of the repository left running by
 // a stopped bot (the lock is held, so none is really running).
 func (r *productionRun) concludeAbandoned(ctx context.Context) error {
-	rows, err := r.p.deps.Pool.Query(ctx, `
-		UPDATE runs SET status = 'cancelled', error = 'abandoned: the bot stopped during this run', finished_at = now()
-		WHERE repo = $1 AND kind = 'production' AND status = 'running'
-		RETURNING check_run_id`, r.meta.Repo.FullName())
-	if err != nil {
-		return err
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if id == 0 {
-			continue
-		}
-		if err := r.repo.UpdateCheckRun(ctx, id, github.CheckRun{
-			Name: CheckProduction, Status: github.StatusCompleted, Conclusion: github.ConclusionCancelled, CompletedAt: time.Now(),
-			Output: &github.CheckOutput{Title: "Interrupted", Summary: "The bot stopped during this deploy; the next production run converges from here."},
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return concludeAbandoned(ctx, r.p.deps, r.repo, CheckProduction, `repo = $1 AND kind = 'production'`, r.meta.Repo.FullName())
 }
 
 // hostnameOwner is the script a hostname serves today ("" when none).
