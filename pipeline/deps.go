@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,6 +15,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/neon"
+	"github.com/revelations-studio/deploybot/internal/workspace"
 )
 
 // Deps are the side effects the pipelines need, injected by cmd/bot: the
@@ -91,4 +94,13 @@ type GitHubFunc func(ctx context.Context, installationID int64, owner, name stri
 // Repo calls f.
 func (f GitHubFunc) Repo(ctx context.Context, installationID int64, owner, name string) (Repo, error) {
 	return f(ctx, installationID, owner, name)
+}
+
+// newWorkspace makes a run's workspace under Deps.WorkDir, which a first
+// run on a fresh machine has to create.
+func newWorkspace(deps Deps) (*workspace.Workspace, error) {
+	if err := os.MkdirAll(deps.WorkDir, 0o700); err != nil {
+		return nil, fmt.Errorf("workspace: create %s: %w", deps.WorkDir, err)
+	}
+	return workspace.New(deps.WorkDir)
 }

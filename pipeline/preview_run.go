@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -150,19 +149,15 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 		return r.finishRun(ctx, "failed", err)
 	}
 
-	if err := os.MkdirAll(r.p.deps.WorkDir, 0o700); err != nil {
-		return r.fail(ctx, "No workspace", err.Error(), err)
-	}
-	ws, err := workspace.New(r.p.deps.WorkDir)
+	ws, err := newWorkspace(r.p.deps)
 	if err != nil {
 		return r.fail(ctx, "No workspace", err.Error(), err)
 	}
 	defer ws.Remove()
 
-	steps, uris := r.previewSteps(pl, ws)
+	steps := r.previewSteps(pl, ws)
 	r.updateComment(ctx, pl, nil)
 	states, runErr := execute(ctx, r.p.deps.Pool, r.runID, steps, func(s []StepState) { r.updateComment(ctx, pl, s) })
-	_ = uris
 	return r.conclude(ctx, pl, states, runErr)
 }
 
@@ -170,7 +165,7 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 // the migration and every worker's build at once, each worker's upload,
 // hostname and health check as soon as its build (and the migration) are
 // done, and the GitHub Deployment when all workers are healthy.
-func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) ([]Step, *neon.URIs) {
+func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 	deps := r.p.deps
 	uris := &neon.URIs{}
 	steps := []Step{
@@ -244,7 +239,7 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) ([]Step, *n
 	steps = append(steps, Step{Name: "deployment", Needs: healthSteps, Do: func(ctx context.Context, log *Log) error {
 		return r.recordDeployment(ctx, log, pl)
 	}})
-	return steps, uris
+	return steps
 }
 
 func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw plannedWorker, dir string, uris *neon.URIs) error {

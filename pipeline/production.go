@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -231,10 +230,7 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 		workers = append(workers, &prodWorker{w: w, script: w.Script, hostname: w.Hostname})
 		services[w.Name] = w.Script
 	}
-	if err := os.MkdirAll(r.p.deps.WorkDir, 0o700); err != nil {
-		return r.fail(ctx, "No workspace", err.Error(), err)
-	}
-	ws, err := workspace.New(r.p.deps.WorkDir)
+	ws, err := newWorkspace(r.p.deps)
 	if err != nil {
 		return r.fail(ctx, "No workspace", err.Error(), err)
 	}

@@ -464,15 +464,13 @@ func (r *testRun) test(ctx context.Context) error {
 		_ = r.finish(ctx, "failed", err)
 		return err
 	}
-	if err := os.MkdirAll(deps.WorkDir, 0o700); err == nil {
-		var ws *workspace.Workspace
-		if ws, err = workspace.New(deps.WorkDir); err == nil {
-			r.dir = ws.Dir()
-			defer ws.Remove()
-		}
+	ws, wsErr := newWorkspace(deps)
+	if wsErr == nil {
+		r.dir = ws.Dir()
+		defer ws.Remove()
 	}
 	if r.dir == "" {
-		err := fmt.Errorf("no workspace under %s", deps.WorkDir)
+		err := fmt.Errorf("no workspace: %w", wsErr)
 		r.concludeAll(ctx, nil, err)
 		return r.finish(ctx, "failed", err)
 	}
