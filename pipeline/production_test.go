@@ -28,6 +28,22 @@ func (e *env) merge(files map[string]string) string {
 	return sha
 }
 
+// failedSteps lists the failed steps of all runs with their errors, for
+// messages.
+func (e *env) failedSteps() string {
+	rows, err := e.s.App.Pool.Query(e.ctx, `SELECT name, error FROM run_steps WHERE status = 'failed'`)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for rows.Next() {
+		var n, msg string
+		_ = rows.Scan(&n, &msg)
+		out = append(out, n+": "+msg)
+	}
+	return strings.Join(out, "; ")
+}
+
 // production maps each commit's production check run to its conclusion.
 func (e *env) production() map[string]string {
 	out := map[string]string{}
@@ -63,7 +79,7 @@ func TestProductionDeploysWorkersInOrder(t *testing.T) {
 	e.idle()
 
 	if got := e.production()[sha]; got != "success" {
-		t.Fatalf("production check run: %q", got)
+		t.Fatalf("production check run: %q; failed steps: %s", got, e.failedSteps())
 	}
 	expectAll(t, e.liveEverywhere(), sha)
 	if !e.tableExists("production", "orders") {

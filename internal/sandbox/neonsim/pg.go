@@ -69,30 +69,40 @@ func (p *physical) createEmpty(ctx context.Context, db string) error {
 }
 
 // copy creates db as a copy of template. PostgreSQL refuses to copy a
-// database others are connected to, so their sessions are ended first, as
-// a Neon compute restart would; callers serialise copies.
+// database others are connected to; real Neon branches a busy parent
+// without disturbing its sessions, so the copy waits for the parent to be
+// free (a migration finishing, say) rather than ending them. Only a parent
+// held for longer than copyPatience has its sessions ended, as a Neon
+// compute restart would. Callers serialise copies.
 func (p *physical) copy(ctx context.Context, db, template string) error {
-	var err error
-	for attempt := 0; attempt < 20; attempt++ {
-		if _, err = p.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, template); err != nil {
-			return err
-		}
-		_, err = p.pool.Exec(ctx, "CREATE DATABASE "+ident(db)+" TEMPLATE "+ident(template))
+	deadline := time.Now().Add(copyPatience)
+	wait := 10 * time.Millisecond
+	for {
+		_, err := p.pool.Exec(ctx, "CREATE DATABASE "+ident(db)+" TEMPLATE "+ident(template))
 		var pgErr *pgconn.PgError
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" { // object_in_use
 			return err
 		}
-		// A client reconnected between terminate and copy: try again shortly.
-		t := time.NewTimer(time.Duration(attempt+1) * 10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			if _, err := p.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, template); err != nil {
+				return err
+			}
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
 		}
+		wait = min(2*wait, 250*time.Millisecond)
 	}
-	return err
 }
+
+// copyPatience is how long a copy waits for its busy parent: longer than a
+// sandbox migration runs, short enough that a session merely left open
+// (which real Neon would not mind) costs little.
+const copyPatience = 2 * time.Second
 
 // truncateAll empties every user table of db, keeping the schema: what a
 // schema-only branch is.
