@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/revelations-studio/deploybot/internal/retry"
 )
 
 // Step is one unit of a run. Steps whose Needs are done run at once, in
@@ -225,21 +227,46 @@ func execute(ctx context.Context, pool *pgxpool.Pool, runID int64, steps []Step,
 	return snapshot(), firstErr
 }
 
-// runStep runs one step, turning a panic into a failure of that step rather
-// than of the whole bot.
-func runStep(ctx context.Context, s Step, log *Log) (err error) {
+// stepAttempts is how often a step is tried when it fails transiently (a
+// service said "not now" after the client's own retries, or a connection
+// dropped): a preview should not fail because GitHub answered 502 for a
+// second. Steps are idempotent, so another attempt converges.
+const stepAttempts = 3
+
+// stepRetryBase is the wait before the second attempt; it doubles after.
+const stepRetryBase = time.Second
+
+// runStep runs one step, trying it again after transient failures, and turns
+// a panic into a failure of that step rather than of the whole bot.
+func runStep(ctx context.Context, s Step, log *Log) error {
+	policy := retry.Policy{Base: stepRetryBase}
+	for attempt := 1; ; attempt++ {
+		err := tryStep(ctx, s, log)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt >= stepAttempts || !retry.Transient(err) || ctx.Err() != nil {
+			return err
+		}
+		// Half the ceiling at least: full jitter could retry at once.
+		wait := stepRetryBase<<(attempt-1)/2 + policy.Backoff(attempt)/2
+		log.Printf("%v\n→ a transient failure: trying the step again in %s (attempt %d of %d)", err, wait.Round(time.Millisecond), attempt+1, stepAttempts)
+		if err := retry.Sleep(ctx, wait); err != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func tryStep(ctx context.Context, s Step, log *Log) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)
 		}
 	}()
-	if err := s.Do(ctx, log); err != nil {
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return err
-	}
-	return nil
+	return s.Do(ctx, log)
 }
 
 func stepNames(steps []Step) []string {

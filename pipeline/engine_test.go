@@ -3,13 +3,16 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/pgtest"
 )
 
@@ -121,6 +124,54 @@ func TestExecuteCancelled(t *testing.T) {
 		if s.Status != StepCancelled {
 			t.Errorf("%s: %s, want cancelled", s.Name, s.Status)
 		}
+	}
+}
+
+// TestTransientStepFailuresAreRetried: a step that meets a service's "not
+// now" is tried again (and its log says so); a step that meets a "no" is
+// not; a service that stays down fails the step after stepAttempts tries.
+func TestTransientStepFailuresAreRetried(t *testing.T) {
+	pool := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runID := newRun(t, pool)
+	tries := map[string]int{}
+	steps := []Step{
+		{Name: "flaky", Do: func(ctx context.Context, log *Log) error {
+			if tries["flaky"]++; tries["flaky"] == 1 {
+				return &neon.APIError{Status: http.StatusServiceUnavailable, Message: "try later"}
+			}
+			return nil
+		}},
+		{Name: "refused", Do: func(ctx context.Context, log *Log) error {
+			tries["refused"]++
+			return &neon.APIError{Status: http.StatusUnprocessableEntity, Message: "branch name taken"}
+		}},
+		{Name: "down", Do: func(ctx context.Context, log *Log) error {
+			tries["down"]++
+			return &neon.APIError{Status: http.StatusBadGateway}
+		}},
+	}
+	// Each step runs in its own goroutine; tries is written by one step each
+	// but read after execute returns, so guard it anyway for the race detector.
+	var mu sync.Mutex
+	for i := range steps {
+		do := steps[i].Do
+		steps[i].Do = func(ctx context.Context, log *Log) error { mu.Lock(); defer mu.Unlock(); return do(ctx, log) }
+	}
+	states, _ := execute(ctx, pool, runID, steps, nil)
+	got := map[string]StepState{}
+	for _, s := range states {
+		got[s.Name] = s
+	}
+	if got["flaky"].Status != StepSucceeded || tries["flaky"] != 2 || !strings.Contains(got["flaky"].Log, "trying the step again") {
+		t.Errorf("flaky: %s after %d tries, log %q", got["flaky"].Status, tries["flaky"], got["flaky"].Log)
+	}
+	if got["refused"].Status != StepFailed || tries["refused"] != 1 {
+		t.Errorf("refused: %s after %d tries, want failed after 1", got["refused"].Status, tries["refused"])
+	}
+	if got["down"].Status != StepFailed || tries["down"] != stepAttempts {
+		t.Errorf("down: %s after %d tries, want failed after %d", got["down"].Status, tries["down"], stepAttempts)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/revelations-studio/deploybot/internal/retry"
 )
 
 // APIError is an error answer of the Cloudflare API.
@@ -38,6 +40,10 @@ func (e *APIError) Error() string {
 	}
 	return b.String()
 }
+
+// Transient reports whether the answer said "not now" (rate limited,
+// overloaded) rather than "no": the caller may try again later.
+func (e *APIError) Transient() bool { return retry.TransientStatus(e.Status) }
 
 // HasCode reports whether the API answered with the given Cloudflare error code.
 func (e *APIError) HasCode(code int) bool {

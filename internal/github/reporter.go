@@ -7,9 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
 	gh "github.com/google/go-github/v66/github"
+
+	"github.com/revelations-studio/deploybot/internal/retry"
 )
 
 // ErrNotFound is matched (errors.Is) by errors for things GitHub says do not
@@ -85,20 +86,7 @@ func (r *Reporter) PullRequest(ctx context.Context, n int) (PullRequest, error) 
 	if err != nil {
 		return PullRequest{}, r.wrap(fmt.Sprintf("get pull request #%d", n), resp, err)
 	}
-	out := PullRequest{
-		Number:  pr.GetNumber(),
-		Title:   pr.GetTitle(),
-		State:   pr.GetState(),
-		Draft:   pr.GetDraft(),
-		Merged:  pr.GetMerged(),
-		Author:  pr.GetUser().GetLogin(),
-		HeadSHA: pr.GetHead().GetSHA(),
-		HeadRef: pr.GetHead().GetRef(),
-		BaseRef: pr.GetBase().GetRef(),
-	}
-	out.HeadRepo = pr.GetHead().GetRepo().GetFullName()
-	out.Fork = !strings.EqualFold(out.HeadRepo, r.FullName())
-	return out, nil
+	return r.pullRequestOf(pr), nil
 }
 
 // Roles a collaborator may have, most powerful first.
@@ -189,6 +177,15 @@ func unwrapURLError(err error) error {
 	return err
 }
 
+// transientError is GitHub's "not now" (5xx, 429) that outlasted the
+// client's own retries: retry.Transient reports it, so a pipeline step may
+// be tried again a little later.
+type transientError struct{ err error }
+
+func (e transientError) Error() string   { return e.err.Error() }
+func (e transientError) Unwrap() error   { return e.err }
+func (e transientError) Transient() bool { return true }
+
 // notFoundError keeps GitHub's message while matching ErrNotFound.
 type notFoundError struct{ err error }
 
@@ -199,8 +196,11 @@ func (e notFoundError) Is(target error) bool { return target == ErrNotFound }
 // wrap names the operation and repository once; a 404 also matches
 // ErrNotFound.
 func (r *Reporter) wrap(op string, resp *gh.Response, err error) error {
-	if resp != nil && resp.StatusCode == http.StatusNotFound {
+	switch {
+	case resp != nil && resp.StatusCode == http.StatusNotFound:
 		err = notFoundError{err}
+	case resp != nil && retry.TransientStatus(resp.StatusCode):
+		err = transientError{err}
 	}
 	return fmt.Errorf("github: %s in %s: %w", op, r.FullName(), err)
 }

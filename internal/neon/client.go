@@ -92,6 +92,10 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
+// Transient reports whether the answer said "not now" (locked, rate limited,
+// overloaded) rather than "no": the caller may try again later.
+func (e *APIError) Transient() bool { return retry.TransientStatus(e.Status) }
+
 // StatusOf returns the HTTP status of a Neon error answer, or 0.
 func StatusOf(err error) int {
 	var ae *APIError

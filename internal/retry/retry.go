@@ -245,3 +245,30 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// TransientStatus reports whether an HTTP answer with status code says
+// "not now" rather than "no": rate limits, locks and server errors.
+func TransientStatus(code int) bool {
+	switch {
+	case code == http.StatusTooManyRequests, code == http.StatusLocked:
+		return true
+	case code >= 500:
+		return code != http.StatusNotImplemented && code != http.StatusHTTPVersionNotSupported
+	}
+	return false
+}
+
+// Transient reports whether err is a failure a later attempt may well not
+// meet: a service's "not now" (its error type has a Transient method, as
+// the bot's API clients' errors do) or a dropped connection. A cancelled or
+// expired context is not: the caller stopped waiting.
+func Transient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var t interface{ Transient() bool }
+	if errors.As(err, &t) {
+		return t.Transient()
+	}
+	return TransportError(err)
+}
