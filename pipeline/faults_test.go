@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -145,4 +146,150 @@ func TestProductionAndTestsUnderFaults(t *testing.T) {
 		}
 	}
 	t.Logf("test stages: %v", stages)
+}
+
+// TestCommandsUnderFaults: each comment is delivered three times (under
+// distinct delivery ids) while the clouds and GitHub fail a share of calls.
+// Every command is still carried out exactly once, with one set of
+// reactions, and the PRs end in the state the last command asked for.
+func TestCommandsUnderFaults(t *testing.T) {
+	e := start(t)
+	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
+	e.must(e.gh.SetPermission(demo.Repo, "reo", "read"))
+	sb := e.s.Sandbox
+	sb.Neon.Faults().Set(
+		fault.Rule{Rate: 0.08, Status: http.StatusServiceUnavailable, Latency: 2 * time.Millisecond},
+		fault.Rule{Rate: 0.06, Status: http.StatusLocked},
+		fault.Rule{Method: http.MethodGet, Rate: 0.05, Reset: true},
+	)
+	sb.Cloudflare.Faults().Set(
+		fault.Rule{Rate: 0.1, Status: http.StatusServiceUnavailable, Latency: 2 * time.Millisecond},
+		fault.Rule{Rate: 0.1, Status: http.StatusTooManyRequests},
+	)
+	sb.GitHub.Faults().Set(
+		fault.Rule{Method: http.MethodGet, Path: "/repos/", Rate: 0.2, Status: http.StatusBadGateway, Latency: 2 * time.Millisecond},
+		fault.Rule{Method: http.MethodPatch, Rate: 0.2, Status: http.StatusServiceUnavailable},
+	)
+	// sayThrice posts a comment and delivers it three times.
+	sayThrice := func(pr int, user, body string) int64 {
+		t.Helper()
+		id, err := e.gh.AddComment(demo.Repo, pr, user, body)
+		e.must(err)
+		ev, err := e.gh.IssueCommentEvent(demo.Repo, id)
+		e.must(err)
+		e.deliverAll(ev, ev, ev)
+		e.idle()
+		return id
+	}
+	expectReactions := func(comment int64, want string) {
+		t.Helper()
+		if got := strings.Join(e.reactions(comment), ","); got != want {
+			t.Errorf("reactions %q, want %q", got, want)
+		}
+	}
+	liveEverywhere := func(pr int) string {
+		t.Helper()
+		web, auth, api := e.live(host("web", pr)), e.live(host("auth", pr)), e.live(host("api", pr))
+		if web != auth || web != api {
+			t.Errorf("PR #%d: web %.7s auth %.7s api %.7s differ", pr, web, auth, api)
+		}
+		return web
+	}
+
+	pr, sha := e.open("feature/commands-under-faults", map[string]string{"web/src/c.js": "1\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+	if got := liveEverywhere(pr); got != sha {
+		t.Fatalf("preview serves %.7q after open, want %.7s", got, sha)
+	}
+	runsBefore := e.checkRunsOf(sha)
+
+	c := sayThrice(pr, "ada", "/redeploy --reset-db")
+	expectReactions(c, "eyes,rocket")
+	if t.Failed() {
+		t.Logf("comment after /redeploy:\n%s\nsteps:\n%s", e.comment(pr), e.stepsOf(pr))
+	}
+	if n := e.checkRunsOf(sha) - runsBefore; n != 1 {
+		t.Errorf("one /redeploy delivered three times made %d new check runs, want 1", n)
+	}
+
+	c = sayThrice(pr, "reo", "/destroy")
+	expectReactions(c, "confused")
+	if r := e.replies(pr); len(r) != 1 || !strings.Contains(r[0], "not allowed") {
+		t.Errorf("a refused command delivered three times: replies %q, want one refusal", r)
+	}
+	if got := liveEverywhere(pr); got != sha {
+		t.Errorf("a reader's /destroy changed the preview: serves %.7q", got)
+	}
+
+	c = sayThrice(pr, "ada", "/destroy")
+	expectReactions(c, "eyes,rocket")
+	if got := liveEverywhere(pr); got != "" {
+		t.Errorf("after /destroy the preview still serves %.7s", got)
+	}
+	if cm := e.comment(pr); !strings.Contains(cm, "🗑️") {
+		t.Errorf("comment after /destroy:\n%s", cm)
+	}
+
+	c = sayThrice(pr, "ada", "/deploy")
+	expectReactions(c, "eyes,rocket")
+	if got := liveEverywhere(pr); got != sha {
+		t.Errorf("after /deploy the preview serves %.7q, want %.7s", got, sha)
+	}
+
+	forkSHA, err := e.gh.Commit(demo.Repo, "fork/commands-under-faults", map[string]string{"web/src/c.js": "fork\n"}, "fork")
+	e.must(err)
+	fork, err := e.gh.OpenPR(demo.Repo, "fork/commands-under-faults", "main", "From a fork", true, false)
+	e.must(err)
+	e.event(fork, "opened")
+	e.idle()
+	c = sayThrice(fork, "ada", "/deploy")
+	expectReactions(c, "eyes,rocket")
+	if got := liveEverywhere(fork); got != forkSHA {
+		t.Errorf("approved fork serves %.7q, want %.7s", got, forkSHA)
+	}
+
+	for _, n := range []int{pr, fork} {
+		_, err := e.gh.ClosePR(demo.Repo, n, false)
+		e.must(err)
+		e.event(n, "closed")
+	}
+	e.idle()
+	sb.Neon.Faults().Set()
+	sb.Cloudflare.Faults().Set()
+	sb.GitHub.Faults().Set()
+	e.expectNothingLeft(pr)
+	for _, cr := range e.gh.Snapshot().CheckRuns {
+		if cr.Status != "completed" {
+			t.Errorf("check run %d (%s) left %s", cr.ID, cr.HeadSHA[:7], cr.Status)
+		}
+	}
+	injected := sb.Neon.Snapshot().FaultsInjected + sb.Cloudflare.Snapshot().FaultsInjected + sb.GitHub.Snapshot().FaultsInjected
+	if injected < 5 {
+		t.Errorf("only %d faults injected: the test did not test much", injected)
+	}
+	t.Logf("%d faults injected", injected)
+}
+
+// stepsOf lists the steps of pr's runs with their status and log tail, for
+// failure messages.
+func (e *env) stepsOf(pr int) string {
+	e.t.Helper()
+	rows, err := e.s.App.Pool.Query(e.ctx, `
+		SELECT r.id, s.name, s.status, s.error || E'\\n' || s.log_tail FROM run_steps s JOIN runs r ON r.id = s.run_id
+		WHERE r.pr_number = $1 ORDER BY r.id, s.started_at NULLS LAST`, pr)
+	e.must(err)
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id int64
+		var name, status, log string
+		e.must(rows.Scan(&id, &name, &status, &log))
+		fmt.Fprintf(&b, "run %d %s %s\n", id, name, status)
+		if status == "failed" {
+			fmt.Fprintf(&b, "    %s\n", strings.ReplaceAll(strings.TrimSpace(log), "\n", "\n    "))
+		}
+	}
+	e.must(rows.Err())
+	return b.String()
 }

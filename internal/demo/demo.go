@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
 )
 
@@ -143,11 +144,13 @@ func (s *Stack) show(out io.Writer, pr int) error {
 	return w.Flush()
 }
 
-// Comments are the bot's comments on pr.
+// Comments are the bot's status comments on pr (there should be one);
+// replies to commands are not among them.
 func (s *Stack) Comments(pr int) []string {
 	var out []string
 	for _, c := range s.Sandbox.GitHub.Snapshot().Comments {
-		if c.Repo == Repo && c.Issue == pr && c.Author == s.Sandbox.GitHub.BotLogin() {
+		if c.Repo == Repo && c.Issue == pr && c.Author == s.Sandbox.GitHub.BotLogin() &&
+			strings.Contains(c.Body, github.StatusMarker(pr)) {
 			out = append(out, c.Body)
 		}
 	}

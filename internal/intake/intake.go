@@ -22,7 +22,8 @@ type Receipt struct {
 	// JobID is the River job carrying the intent (for a duplicate, the job
 	// queued by the first delivery).
 	JobID int64
-	// Duplicate is true when the delivery id was already stored.
+	// Duplicate is true when the delivery id was already stored, or another
+	// delivery of the same event (intent.Key) was.
 	Duplicate bool
 }
 
@@ -54,19 +55,26 @@ func (s *Store) Accept(ctx context.Context, in intent.Intent) (Receipt, error) {
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
 
-	// A concurrent insert of the same id waits for the first transaction and
-	// then conflicts, so two simultaneous redeliveries still queue one job.
+	// A concurrent insert of the same id (or intent key) waits for the first
+	// transaction and then conflicts, so two simultaneous redeliveries still
+	// queue one job.
+	var key *string
+	if k := intent.Key(in); k != "" {
+		key = &k
+	}
 	tag, err := tx.Exec(ctx, `
-		INSERT INTO deliveries (delivery_id, event, action, installation_id, repo, pr_number, intent_kind, intent)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (delivery_id) DO NOTHING`,
-		m.DeliveryID, m.Event, m.Action, m.InstallationID, m.Repo.FullName(), intent.PRNumber(in), in.Kind(), body)
+		INSERT INTO deliveries (delivery_id, event, action, installation_id, repo, pr_number, intent_kind, intent, intent_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT DO NOTHING`,
+		m.DeliveryID, m.Event, m.Action, m.InstallationID, m.Repo.FullName(), intent.PRNumber(in), in.Kind(), body, key)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("intake: store delivery %s: %w", m.DeliveryID, err)
 	}
 	if tag.RowsAffected() == 0 {
 		var jobID *int64
-		if err := tx.QueryRow(ctx, `SELECT job_id FROM deliveries WHERE delivery_id = $1`, m.DeliveryID).Scan(&jobID); err != nil {
+		if err := tx.QueryRow(ctx, `
+			SELECT job_id FROM deliveries WHERE delivery_id = $1 OR intent_key = $2
+			ORDER BY delivery_id = $1 DESC LIMIT 1`, m.DeliveryID, key).Scan(&jobID); err != nil {
 			return Receipt{}, fmt.Errorf("intake: look up delivery %s: %w", m.DeliveryID, err)
 		}
 		r := Receipt{Duplicate: true}

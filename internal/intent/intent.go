@@ -6,6 +6,8 @@
 // carry only what the pipelines need to act, never a credential.
 package intent
 
+import "fmt"
+
 // Intent is one kind of work requested by a delivery.
 type Intent interface {
 	// Kind is the River job kind, stable across releases: queued jobs are
@@ -159,6 +161,21 @@ func (ProductionPush) Kind() string      { return "production_push" }
 func (TestRequested) Kind() string       { return "test_requested" }
 func (BranchDeleted) Kind() string       { return "branch_deleted" }
 func (InstallationChanged) Kind() string { return "installation_changed" }
+
+// Key names what an intent acts on when that is itself unique, so that one
+// event delivered under two delivery ids (two webhooks pointing at the bot,
+// a replayed payload) is acted on once: a comment's commands run once per
+// comment. "" for intents whose repetition is harmless or meaningful (a push
+// is converged to the branch's head; a button may be pressed twice).
+func Key(in Intent) string {
+	switch in := in.(type) {
+	case CommentCommand:
+		if in.CommentID != 0 {
+			return fmt.Sprintf("comment:%s:%d", in.Repo.FullName(), in.CommentID)
+		}
+	}
+	return ""
+}
 
 // PRNumber is the pull request an intent concerns, or 0.
 func PRNumber(in Intent) int {

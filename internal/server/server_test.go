@@ -342,7 +342,7 @@ func TestVariants(t *testing.T) {
 			"", "by bot", nil},
 		{"comment without a command", "issue_comment", edit(t, comment, map[string]any{"installation": inst, "comment.body": "LGTM, but see /docs"}),
 			"", "no line starting with '/'", nil},
-		{"command on a later line", "issue_comment", edit(t, comment, map[string]any{"installation": inst, "comment.body": "thanks!\n  /redeploy --reset-db"}),
+		{"command on a later line", "issue_comment", edit(t, comment, map[string]any{"installation": inst, "comment.id": 2, "comment.body": "thanks!\n  /redeploy --reset-db"}),
 			"comment_command", "", map[string]any{"body": "thanks!\n  /redeploy --reset-db"}},
 		{"edited comment", "issue_comment", edit(t, comment, map[string]any{"installation": inst, "action": "edited"}),
 			"", "only new comments", nil},
@@ -482,6 +482,29 @@ func TestRedelivery(t *testing.T) {
 	wg.Wait()
 	if s := b.stored(t, "dup-2"); fresh != 1 || s.jobCount != 2 {
 		t.Fatalf("concurrent first deliveries: %d accepted as new, %d jobs in all; want 1 and 2", fresh, s.jobCount)
+	}
+}
+
+// TestSameCommentUnderTwoDeliveryIDs: one comment delivered under two
+// delivery ids (two webhooks pointing at the bot, a replayed payload) is one
+// command, not two; another comment is not mistaken for it.
+func TestSameCommentUnderTwoDeliveryIDs(t *testing.T) {
+	b := newBot(t)
+	inst := map[string]any{"id": 7}
+	fixture := readFixture(t, "issue_comment/created.on-pull-request.go-playground-webhooks.json")
+	body := edit(t, fixture, map[string]any{"installation": inst, "comment.body": "/redeploy"})
+	if status, resp := b.deliver(t, signed("issue_comment", "c-1", body)); status != http.StatusOK || !strings.Contains(resp, `"duplicate":false`) {
+		t.Fatalf("first delivery: %d %s", status, resp)
+	}
+	if status, resp := b.deliver(t, signed("issue_comment", "c-2", body)); status != http.StatusOK || !strings.Contains(resp, `"duplicate":true`) {
+		t.Fatalf("the same comment under another delivery id: %d %s, want a duplicate", status, resp)
+	}
+	other := edit(t, fixture, map[string]any{"installation": inst, "comment.body": "/redeploy", "comment.id": 99999999})
+	if status, resp := b.deliver(t, signed("issue_comment", "c-3", other)); status != http.StatusOK || !strings.Contains(resp, `"duplicate":false`) {
+		t.Fatalf("another comment: %d %s", status, resp)
+	}
+	if s := b.stored(t, "c-3"); s.rowsTotal != 2 || s.jobCount != 2 {
+		t.Fatalf("%d deliveries and %d jobs stored, want 2 and 2", s.rowsTotal, s.jobCount)
 	}
 }
 
