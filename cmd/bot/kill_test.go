@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -25,22 +27,30 @@ import (
 )
 
 // TestSurvivesKills runs the real binary against the sandbox and SIGKILLs it
-// at random moments while pull requests are opened, pushed to and closed.
-// After the last restart the bot must have converged: every check run
-// concluded, one status comment per PR, previews exactly for the open PRs at
-// their newest commits, nothing left of the closed ones, and no delivery
-// worked twice.
+// at random moments while pull requests are opened, pushed to and closed:
+// one replica (every restart finds the work of a dead process), and two
+// replicas behind a load balancer sharing the database (the live one takes
+// over a killed one's jobs). After the last restart the bot must have
+// converged: every check run concluded, one status comment per PR, previews
+// exactly for the open PRs at their newest commits, nothing left of the
+// closed ones, and no delivery worked twice.
 func TestSurvivesKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill test skipped in -short mode")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bot")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	t.Run("one replica", func(t *testing.T) { survivesKills(t, bin, 1) })
+	t.Run("two replicas", func(t *testing.T) { survivesKills(t, bin, 2) })
+}
+
+func survivesKills(t *testing.T, bin string, replicas int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
 
 	const secret = "kill-test-secret"
 	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: pgtest.ServerURL(t), WebhookSecret: secret})
@@ -61,9 +71,12 @@ func TestSurvivesKills(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, dbURL := pgtest.NewDatabaseURL(t)
-	addr := freeAddr(t)
-	cfgPath := filepath.Join(dir, "config.yml")
-	cfg := fmt.Sprintf(`server: {address: %q, shutdown_timeout: 5s}
+	var bots []*botProcess
+	var addrs []string
+	for i := range replicas {
+		addr := freeAddr(t)
+		cfgPath := filepath.Join(dir, fmt.Sprintf("config-%d.yml", i))
+		cfg := fmt.Sprintf(`server: {address: %q, shutdown_timeout: 5s}
 database: {url: {env: KILL_DB}}
 data_dir: %q
 github:
@@ -79,18 +92,34 @@ repositories:
   %s:
     cloudflare: {account_id: %q, zone_id: %q}
     secrets: {STRIPE_SECRET_KEY: sk_test_kill}
-`, addr, filepath.Join(dir, "data"), urls.GitHub, gh.AppID(), secret, keyFile, urls.Neon, urls.Cloudflare,
-		strings.TrimPrefix(sbServer.URL, "http://"), demo.Repo, sb.Cloudflare.AccountID(), sb.ZoneID)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+`, addr, filepath.Join(dir, fmt.Sprintf("data-%d", i)), urls.GitHub, gh.AppID(), secret, keyFile, urls.Neon, urls.Cloudflare,
+			strings.TrimPrefix(sbServer.URL, "http://"), demo.Repo, sb.Cloudflare.AccountID(), sb.ZoneID)
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b := &botProcess{t: t, bin: bin, cfg: cfgPath, addr: addr, env: []string{"KILL_DB=" + dbURL},
+			log: filepath.Join(dir, fmt.Sprintf("bot-%d.log", i))}
+		b.start(ctx)
+		t.Cleanup(b.stop)
+		bots, addrs = append(bots, b), append(addrs, addr)
+	}
+	lb := httptest.NewServer(balancer(addrs))
+	t.Cleanup(lb.Close)
+	hook := lb.URL + "/api/github/hook"
+	waitAnyReady := func() {
+		t.Helper()
+		for ctx.Err() == nil {
+			for _, b := range bots {
+				if b.ready() {
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatal("no replica became ready")
 	}
 
-	b := &botProcess{t: t, bin: bin, cfg: cfgPath, addr: addr, env: []string{"KILL_DB=" + dbURL}, log: filepath.Join(dir, "bot.log")}
-	b.start(ctx)
-	t.Cleanup(b.stop)
-	hook := "http://" + addr + "/api/github/hook"
-
-	// deliver sends an event; while the bot is down, GitHub would show a
+	// deliver sends an event; while no replica is up, GitHub would show a
 	// failed delivery and someone (or the bot's own catch-up) redelivers
 	// the same id until it is taken.
 	deliver := func(ev ghsim.Event) {
@@ -100,7 +129,7 @@ repositories:
 			if d.ID == "" || tries > 100 {
 				t.Fatalf("delivery never taken: %+v, %v", d, err)
 			}
-			b.waitReady(ctx)
+			waitAnyReady()
 			d, err = gh.Redeliver(ctx, d.ID)
 		}
 	}
@@ -120,6 +149,7 @@ repositories:
 			// between kills, short enough to hit every phase of them.
 			case <-time.After(time.Duration(200+rng.IntN(2300)) * time.Millisecond):
 			}
+			b := bots[rng.IntN(len(bots))]
 			b.kill()
 			kills.Add(1)
 			b.start(ctx)
@@ -175,9 +205,11 @@ repositories:
 	}
 	close(stopKilling)
 	<-killerDone
-	b.waitReady(ctx)
-	b.waitIdle(ctx, dbURL)
-	t.Logf("%d kills", kills.Load())
+	for _, b := range bots {
+		b.waitReady(ctx)
+	}
+	waitIdle(ctx, t, dbURL, bots)
+	t.Logf("%d kills of %d replicas", kills.Load(), replicas)
 
 	st := gh.Snapshot()
 	for _, c := range st.CheckRuns {
@@ -242,9 +274,47 @@ repositories:
 			_ = rows.Scan(&pr, &state, &cid, &res)
 			t.Logf("preview pr %d %s comment %d %.100s", pr, state, cid, res)
 		}
-		log, _ := os.ReadFile(b.log)
-		t.Logf("bot log (tail):\n%s", tail(string(log), 4000))
+		for _, b := range bots {
+			log, _ := os.ReadFile(b.log)
+			t.Logf("%s (tail):\n%s", filepath.Base(b.log), tail(string(log), 4000/len(bots)))
+		}
 	}
+}
+
+// balancer spreads requests over the replicas in turn, as a load balancer in
+// front of them would, and tries the next replica when one does not answer
+// (it is down, or was killed while handling the request).
+func balancer(addrs []string) http.Handler {
+	var next atomic.Uint32
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		first := int(next.Add(1))
+		for i := range addrs {
+			addr := addrs[(first+i)%len(addrs)]
+			req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			req.Header = r.Header.Clone()
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				continue
+			}
+			for k, v := range resp.Header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(resp.StatusCode)
+			_, _ = io.Copy(w, resp.Body)
+			resp.Body.Close()
+			return
+		}
+		http.Error(w, "no replica answered", http.StatusBadGateway)
+	})
 }
 
 type botProcess struct {
@@ -298,26 +368,32 @@ func (b *botProcess) stop() {
 	b.cmd = nil
 }
 
-// waitReady polls the bot's readiness probe, as a load balancer would.
+// ready asks the bot's readiness probe, as a load balancer would.
+func (b *botProcess) ready() bool {
+	resp, err := http.Get("http://" + b.addr + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// waitReady polls the bot's readiness probe until it answers 200.
 func (b *botProcess) waitReady(ctx context.Context) {
 	for ctx.Err() == nil {
-		resp, err := http.Get("http://" + b.addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if b.ready() {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.t.Fatal("the bot never became ready")
 }
 
-// waitIdle polls the bot's database until no job is left to work.
-func (b *botProcess) waitIdle(ctx context.Context, dbURL string) {
+// waitIdle polls the bots' database until no job is left to work.
+func waitIdle(ctx context.Context, t *testing.T, dbURL string, bots []*botProcess) {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		b.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
 	for ctx.Err() == nil {
@@ -335,12 +411,14 @@ func (b *botProcess) waitIdle(ctx context.Context, dbURL string) {
 			var kind, state, by, errs string
 			var attempt int
 			_ = rows.Scan(&id, &kind, &state, &attempt, &by, &errs)
-			b.t.Logf("job %d %s %s attempt %d by %s errors %.300s", id, kind, state, attempt, by, errs)
+			t.Logf("job %d %s %s attempt %d by %s errors %.300s", id, kind, state, attempt, by, errs)
 		}
 	}
-	log, _ := os.ReadFile(b.log)
-	b.t.Logf("bot log (tail):\n%s", tail(string(log), 3000))
-	b.t.Fatal("the bot never finished its work")
+	for _, b := range bots {
+		log, _ := os.ReadFile(b.log)
+		t.Logf("%s (tail):\n%s", filepath.Base(b.log), tail(string(log), 3000/len(bots)))
+	}
+	t.Fatal("the bots never finished their work")
 }
 
 func freeAddr(t *testing.T) string {
