@@ -382,12 +382,16 @@ func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error 
 	if err := r.cancelOlder(ctx); err != nil {
 		return r.finish(ctx, "failed", err)
 	}
-	lock, err := lockSession(ctx, deps.Pool, "deploybot:test:"+repoName+"@"+req.key)
+	// The branch's previous run still holds the lock (it was just asked to
+	// stop, or it tests the same commit): snooze rather than wait, which
+	// would hold a worker. The run stays queued and the next attempt takes
+	// it up again; a newer push cancels the snoozed job (cancelOlder).
+	lock, err := tryLockSession(ctx, deps.Pool, "deploybot:test:"+repoName+"@"+req.key)
+	if errors.Is(err, errLocked) {
+		logger.Debug().Msg("the branch's previous test run is still running: snoozing")
+		return river.JobSnooze(lockRetry)
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			logger.Info().Msg("superseded while waiting for the branch's previous run")
-			return r.finish(ctx, "cancelled", errSuperseded)
-		}
 		_ = r.finish(ctx, "failed", err)
 		return err
 	}
@@ -761,6 +765,18 @@ func (r *testRun) record(ctx context.Context, status, msg string) error {
 		now := time.Now()
 		finished = &now
 	}
+	if status == "queued" {
+		// A snoozed (or rescued) job comes back to the run it queued.
+		err := r.t.p.deps.Pool.QueryRow(ctx, `
+			SELECT id FROM runs WHERE kind = 'test' AND job_id = $1 AND status = 'queued' ORDER BY id DESC LIMIT 1`,
+			r.jobID).Scan(&r.runID)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("find the queued test run of job %d: %w", r.jobID, err)
+		}
+	}
 	err := r.t.p.deps.Pool.QueryRow(ctx, `
 		INSERT INTO runs (kind, repo, head_sha, job_id, reason, branch, status, error, finished_at)
 		VALUES ('test', $1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
@@ -813,7 +829,14 @@ func (r *testRun) cancelOlder(ctx context.Context) error {
 			r.logger.Warn().Err(err).Int64("cancel_job_id", id).Msg("cancelling a superseded test run")
 		}
 	}
-	return nil
+	// A job snoozed while waiting for the branch's lock is cancelled without
+	// running again: end its queued run here (a running job ends its own).
+	_, err = r.t.p.deps.Pool.Exec(ctx, `
+		UPDATE runs SET status = 'cancelled', error = $2, finished_at = now()
+		WHERE kind = 'test' AND job_id = ANY($1) AND status = 'queued'
+		  AND job_id IN (SELECT id FROM river_job WHERE id = ANY($1) AND state = 'cancelled')`,
+		ids, errSuperseded.Error())
+	return err
 }
 
 // superseded reports whether a newer run that replaces this one exists: it
@@ -1118,11 +1141,11 @@ func (r *testRun) badFile(ctx context.Context, base string, fileErr error) error
 // sessionLock is a set of session advisory locks held on one dedicated
 // connection, so that a run needs one connection however many it holds.
 //
-// Locks are taken with pg_try_advisory_lock, polled with backoff: a run
-// waiting for its branch's previous run holds no connection meanwhile (a
-// blocked pg_advisory_lock would, and enough waiting jobs would exhaust the
-// pool), and cancelling the run's context stops the wait at once without
-// breaking the session.
+// The branch's lock is tried once (the job snoozes when it is taken); the
+// database branch's lock, taken mid-run, is polled with backoff with
+// pg_try_advisory_lock: a blocked pg_advisory_lock would hold a connection
+// that cancelling the run's context cannot free without breaking the
+// session.
 type sessionLock struct {
 	conn *pgxpool.Conn
 }
@@ -1133,24 +1156,22 @@ const (
 	lockPollMax = 2 * time.Second
 )
 
-func lockSession(ctx context.Context, pool *pgxpool.Pool, key string) (*sessionLock, error) {
-	for wait := lockPollMin; ; wait = min(wait*2, lockPollMax) {
-		conn, err := pool.Acquire(ctx)
-		if err != nil {
-			return nil, err
-		}
-		ok, err := tryAdvisoryLock(ctx, conn, key)
-		if ok {
-			return &sessionLock{conn: conn}, nil
-		}
-		conn.Release()
-		if err != nil {
-			return nil, err
-		}
-		if err := pause(ctx, wait); err != nil {
-			return nil, err
-		}
+// tryLockSession takes key's lock on a dedicated connection without
+// waiting: errLocked when another session holds it.
+func tryLockSession(ctx context.Context, pool *pgxpool.Pool, key string) (*sessionLock, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
 	}
+	ok, err := tryAdvisoryLock(ctx, conn, key)
+	if !ok {
+		conn.Release()
+		if err == nil {
+			err = errLocked
+		}
+		return nil, err
+	}
+	return &sessionLock{conn: conn}, nil
 }
 
 // also takes one more lock on the session, waiting for it. It must not be

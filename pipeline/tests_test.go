@@ -290,6 +290,47 @@ func TestNewerPushCancelsOlderRun(t *testing.T) {
 	}
 }
 
+// TestPushesInQuickSuccession: while a slow run holds its branch, two more
+// pushes arrive. The middle one waits (its job snoozes) and is cancelled by
+// the newest before it ever runs; no run is left queued, only the newest
+// commit is tested to the end.
+func TestPushesInQuickSuccession(t *testing.T) {
+	e := start(t)
+	slow := map[string]string{"tests/unit.sh": "sleep 600\n"}
+	sha1 := e.pushBranch("feature/busy", "Slow tests", slow)
+	e.waitForStep("unit")
+	files, err := e.s.SampleFiles()
+	e.must(err)
+	sha2 := e.pushBranch("feature/busy", "Still slow", map[string]string{"tests/unit.sh": "sleep 601\n"})
+	sha3 := e.pushBranch("feature/busy", "Fast tests", map[string]string{"tests/unit.sh": files["tests/unit.sh"]})
+	e.idle()
+
+	if got := e.runStatuses(sha1); !slices.Equal(got, []string{"cancelled"}) {
+		t.Errorf("runs of the first commit: %v", got)
+	}
+	if got := e.runStatuses(sha2); !slices.Equal(got, []string{"cancelled"}) {
+		t.Errorf("runs of the middle commit: %v, want one cancelled", got)
+	}
+	for stage, cs := range e.stageChecks(sha2) {
+		for _, c := range cs {
+			if c != "cancelled" {
+				t.Errorf("stage %s of the middle commit concluded %s", stage, c)
+			}
+		}
+	}
+	if got := e.runStatuses(sha3); !slices.Equal(got, []string{"succeeded"}) {
+		t.Errorf("runs of the newest commit: %v", got)
+	}
+	var open int
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT count(*) FROM runs WHERE kind = 'test' AND status IN ('queued', 'running')`).Scan(&open))
+	if open != 0 {
+		t.Errorf("%d test runs left queued or running", open)
+	}
+	if left := e.testBranches(); len(left) != 0 {
+		t.Errorf("ephemeral branches left: %v", left)
+	}
+}
+
 // TestRerunFailedStage: "Re-run" on a failed stage's check run runs that
 // stage again at the same commit (here a flaky test that passes the second
 // time), and only that stage.
