@@ -168,6 +168,7 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 		V4APIURL:   cfg.GitHub.V4APIURL,
 		AppID:      cfg.GitHub.App.IntegrationID,
 		PrivateKey: []byte(cfg.GitHub.App.PrivateKey.Value()),
+		RateLimits: rateLimits(cfg.GitHub.Budget),
 	})
 	if err != nil {
 		return nil, err
@@ -217,6 +218,17 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 		deps.HealthScheme = cfg.HealthCheck.Scheme
 	}
 	return deps, nil
+}
+
+// rateLimits turns github.budget into the clients' settings. github.RateLimits
+// reads a zero reserve as "the default", so the config's 0% (no pacing)
+// becomes a negative one.
+func rateLimits(b config.GitHubBudget) github.RateLimits {
+	reserve := b.Reserve.Fraction()
+	if reserve == 0 {
+		reserve = -1
+	}
+	return github.RateLimits{Reserve: reserve, RequestsPerHour: b.RequestsPerHour}
 }
 
 // OpenDatabase connects to the configured database or, when none is

@@ -9,8 +9,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +62,22 @@ type GitHub struct {
 	V3APIURL string    `yaml:"v3_api_url"`
 	V4APIURL string    `yaml:"v4_api_url"`
 	App      GitHubApp `yaml:"app"`
+	// Budget shares out each installation's hourly request quota.
+	Budget GitHubBudget `yaml:"budget"`
+}
+
+// GitHubBudget keeps a burst of work (many PRs pushed at once, a sweep) from
+// spending an installation's whole hourly quota, after which the bot could
+// not even report until the reset.
+type GitHubBudget struct {
+	// Reserve is the share of GitHub's hourly limit below which requests
+	// are paced so that the rest lasts until the reset; check runs, the
+	// status comment and deployment statuses keep going until 1 % is left.
+	// 0% turns pacing off.
+	Reserve Percent `yaml:"reserve"`
+	// RequestsPerHour caps each installation's requests, for GitHub
+	// Enterprise Server or an App whose quota other tools share; 0: no cap.
+	RequestsPerHour int `yaml:"requests_per_hour"`
 }
 
 // GitHubApp holds the App's identity and secrets.
@@ -148,6 +166,7 @@ func Defaults() Config {
 		GitHub: GitHub{
 			V3APIURL: "https://api.github.com/",
 			V4APIURL: "https://api.github.com/graphql",
+			Budget:   GitHubBudget{Reserve: 10},
 		},
 		Neon:        Neon{APIURL: "https://console.neon.tech/api/v2"},
 		Cloudflare:  Cloudflare{APIURL: "https://api.cloudflare.com/client/v4"},
@@ -243,6 +262,12 @@ func (c *Config) validate() error {
 	if c.GitHub.App.IntegrationID < 0 {
 		fail("github.app.integration_id", "must be the App's numeric id")
 	}
+	if r := c.GitHub.Budget.Reserve; r < 0 || r > 50 {
+		fail("github.budget.reserve", "must be between 0%% and 50%%, not %s", r)
+	}
+	if n := c.GitHub.Budget.RequestsPerHour; n < 0 {
+		fail("github.budget.requests_per_hour", "must be 0 (no cap) or more, not %d", n)
+	}
 	for key, u := range map[string]string{
 		"github.v3_api_url":  c.GitHub.V3APIURL,
 		"github.v4_api_url":  c.GitHub.V4APIURL,
@@ -336,3 +361,25 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Std is d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Percent is a share written like "10%" or "2.5%"; its value is the number
+// of percent (10 for 10%). The sign is required, so that 0.1 is never
+// mistaken for 10% or the other way round.
+type Percent float64
+
+// UnmarshalYAML parses "N%".
+func (p *Percent) UnmarshalYAML(n *yaml.Node) error {
+	num, ok := strings.CutSuffix(strings.TrimSpace(n.Value), "%")
+	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if n.Kind != yaml.ScalarNode || !ok || err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("%q is not a percentage (e.g. 10%%)", n.Value)
+	}
+	*p = Percent(v)
+	return nil
+}
+
+// String writes p back as "N%".
+func (p Percent) String() string { return strconv.FormatFloat(float64(p), 'g', -1, 64) + "%" }
+
+// Fraction is p as a share of one (0.1 for 10%).
+func (p Percent) Fraction() float64 { return float64(p) / 100 }

@@ -67,6 +67,16 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 			[]string{"repositories.o/r.cloudflare.dns_target: is required"}},
 		{"repository secret from an unset variable", minimal + "repositories:\n  o/r:\n    cloudflare: {account_id: a, zone_id: z}\n    secrets:\n      STRIPE: {env: NOPE}\n",
 			[]string{"config.yml:9: repositories.o/r.secrets.STRIPE: environment variable NOPE is empty or unset"}},
+		{"budget reserve above half", budgetYAML("reserve: 80%"),
+			[]string{"config.yml:5: github.budget.reserve: must be between 0% and 50%, not 80%"}},
+		{"budget reserve without the sign", budgetYAML("reserve: 0.1"),
+			[]string{"config.yml:5: github.budget.reserve: \"0.1\" is not a percentage (e.g. 10%)"}},
+		{"negative budget cap", budgetYAML("requests_per_hour: -1"),
+			[]string{"config.yml:5: github.budget.requests_per_hour: must be 0 (no cap) or more, not -1"}},
+		{"unknown key under budget", budgetYAML("reserv: 5%"),
+			[]string{"config.yml:5: github.budget.reserv: unknown key (did you mean \"reserve\"?)"}},
+		{"unknown key under budget lists the known ones", budgetYAML("burst: 100"),
+			[]string{"config.yml:5: github.budget.burst: unknown key (known keys: requests_per_hour, reserve)"}},
 		{"empty file", "", []string{"config.yml: github.app.webhook_secret: is empty"}},
 		{"a list at the top", "- a\n- b\n", []string{"config.yml:1: expected a mapping"}},
 	}
@@ -98,6 +108,33 @@ func TestDefaultsAndOverrides(t *testing.T) {
 	}
 	if cfg.GitHub.App.IntegrationID != 7 {
 		t.Errorf("integration id %d", cfg.GitHub.App.IntegrationID)
+	}
+}
+
+// budgetYAML is a valid file with one line under github.budget, on line 5.
+func budgetYAML(line string) string {
+	return "github:\n  app:\n    webhook_secret: s3cret\n  budget:\n    " + line + "\n"
+}
+
+func TestGitHubBudget(t *testing.T) {
+	cfg, err := config.Parse("config.yml", []byte(minimal), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.GitHub.Budget; b.Reserve != 10 || b.Reserve.Fraction() != 0.1 || b.RequestsPerHour != 0 {
+		t.Errorf("default budget %+v, want a 10%% reserve and no cap", b)
+	}
+	cfg, err = config.Parse("config.yml", []byte(budgetYAML("reserve: 2.5%")+"    requests_per_hour: 3000\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.GitHub.Budget; b.Reserve != 2.5 || b.RequestsPerHour != 3000 {
+		t.Errorf("budget %+v", b)
+	}
+	for _, edge := range []string{"reserve: 0%", "reserve: 50%", "reserve: \"10 %\""} {
+		if _, err := config.Parse("config.yml", []byte(budgetYAML(edge)), env(nil)); err != nil {
+			t.Errorf("%s: %v", edge, err)
+		}
 	}
 }
 

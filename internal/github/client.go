@@ -17,11 +17,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
+	gh "github.com/google/go-github/v66/github"
 	"github.com/gregjones/httpcache"
 	"github.com/palantir/go-githubapp/githubapp"
+	"github.com/shurcooL/githubv4"
 
 	"github.com/revelations-studio/deploybot/internal/retry"
 	"github.com/rs/zerolog"
@@ -78,7 +81,10 @@ func DefaultV4URL(v3 string) string {
 //   - requests are logged at debug level with the context's zerolog logger;
 //   - rate limits are waited out (RateLimitMiddleware), and transient
 //     failures retried where that is safe (TransientRetryMiddleware), each
-//     attempt logged.
+//     attempt logged;
+//   - each installation's requests are held to its budget (budget.go):
+//     paced when little of GitHub's hourly quota remains, and capped at
+//     RateLimits.RequestsPerHour when set.
 func NewClientCreator(cfg Config) (githubapp.ClientCreator, error) {
 	if cfg.AppID <= 0 {
 		return nil, errors.New("github: app ID is not set")
@@ -108,27 +114,66 @@ func NewClientCreator(cfg Config) (githubapp.ClientCreator, error) {
 	opts := []githubapp.ClientOption{
 		githubapp.WithClientUserAgent(ua),
 		githubapp.WithClientCaching(true, func() httpcache.Cache { return newLRUCache(cacheBytes) }),
-		// First is outermost: the rate limiter retries through the logger,
-		// so every attempt is logged.
-		githubapp.WithClientMiddleware(
-			RateLimitMiddleware(cfg.RateLimits),
-			TransientRetryMiddleware(cfg.Retry),
-			githubapp.ClientLogging(zerolog.DebugLevel),
-			drainBodies,
-		),
 	}
 	if cfg.Transport != nil {
 		opts = append(opts, githubapp.WithTransport(cfg.Transport))
 	}
-	var gc githubapp.Config
-	gc.V3APIURL, gc.V4APIURL = v3, v4
-	gc.App.IntegrationID = cfg.AppID
-	gc.App.PrivateKey = string(cfg.PrivateKey)
-	cc, err := githubapp.NewDefaultCachingClientCreator(gc, opts...)
+	creator := func(middleware ...githubapp.ClientMiddleware) githubapp.ClientCreator {
+		return githubapp.NewClientCreator(v3, v4, cfg.AppID, cfg.PrivateKey,
+			append(slices.Clone(opts), githubapp.WithClientMiddleware(middleware...))...)
+	}
+	// App and token clients are not an installation's: they keep a state of
+	// their own per client, without the installation's hard cap.
+	appLimits := cfg.RateLimits
+	appLimits.RequestsPerHour = 0
+	delegate := &installationClients{
+		// First is outermost: the rate limiter retries through the logger,
+		// so every attempt is logged.
+		ClientCreator: creator(
+			RateLimitMiddleware(appLimits),
+			TransientRetryMiddleware(cfg.Retry),
+			githubapp.ClientLogging(zerolog.DebugLevel),
+			drainBodies,
+		),
+		budgets: newBudgets(cfg.RateLimits),
+		forInstallation: func(b *budget) githubapp.ClientCreator {
+			// The budget's gate sits inside the transient retries, so
+			// that every attempt is paced and counted.
+			return creator(
+				b.waitForLimits,
+				TransientRetryMiddleware(cfg.Retry),
+				b.gate,
+				githubapp.ClientLogging(zerolog.DebugLevel),
+				drainBodies,
+			)
+		},
+	}
+	cc, err := githubapp.NewCachingClientCreator(delegate, githubapp.DefaultCachingClientCapacity)
 	if err != nil {
 		return nil, fmt.Errorf("github: client creator: %w", err)
 	}
 	return cc, nil
+}
+
+// installationClients makes each installation's clients with middleware
+// bound to that installation's budget. go-githubapp builds the middleware
+// once per client, and its caching creator keeps clients in an LRU of 64
+// (v3 and v4 counted apart), so a budget kept per client would be split
+// between an installation's v3 and v4 clients and forgotten — hard cap
+// included — whenever a client is evicted. Budgets are kept here by
+// installation ID instead, and outlive the clients.
+type installationClients struct {
+	githubapp.ClientCreator // app and token clients
+	budgets                 *budgets
+	forInstallation         func(*budget) githubapp.ClientCreator
+}
+
+func (c *installationClients) NewInstallationClient(installationID int64) (*gh.Client, error) {
+	return c.forInstallation(c.budgets.get(installationID)).NewInstallationClient(installationID)
+}
+
+func (c *installationClients) NewInstallationV4Client(installationID int64) (*githubv4.Client, error) {
+	return c.forInstallation(c.budgets.get(installationID)).NewInstallationV4Client(installationID)
 }
 
 // drainBodies reads what is left of a response body when it is closed.

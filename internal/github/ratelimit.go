@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/palantir/go-githubapp/githubapp"
@@ -26,6 +25,14 @@ type RateLimits struct {
 	// without Retry-After; GitHub asks for "at least one minute" (default),
 	// doubled on each further attempt.
 	SecondaryWait time.Duration
+	// Reserve is the share of a resource's hourly limit (0.1 = 10 %) below
+	// which an installation's requests are paced so that the rest lasts
+	// until the reset (see budget.go). 0: the default, 10 %; negative: no
+	// pacing.
+	Reserve float64
+	// RequestsPerHour caps each installation's requests (a token bucket
+	// holding a minute's worth, at least 10); 0: no cap but GitHub's.
+	RequestsPerHour int
 	// Now and Sleep are the clock; tests inject a fake one. Sleep must return
 	// ctx.Err() when ctx ends first.
 	Now   func() time.Time
@@ -38,6 +45,9 @@ func (p RateLimits) withDefaults() RateLimits {
 	}
 	if p.SecondaryWait <= 0 {
 		p.SecondaryWait = time.Minute
+	}
+	if p.Reserve == 0 {
+		p.Reserve = defaultReserve
 	}
 	if p.Now == nil {
 		p.Now = time.Now
@@ -54,30 +64,38 @@ func (p RateLimits) withDefaults() RateLimits {
 // limit" message → back off), then retries the request. Waits never outlast
 // the request's context: when the deadline comes before the limit lifts, the
 // rate-limit response is returned at once, so the caller sees GitHub's error
-// instead of a timeout.
+// instead of a timeout. Each attempt is also admitted to the request budget
+// (pacing near the limit, the optional hard cap: see budget.go).
 //
-// Each client gets its own state (one per installation, as GitHub counts
-// limits per installation).
+// Each client gets its own state. NewClientCreator does not use it for
+// installation clients: those share one state per installation, as GitHub
+// counts limits per installation.
 func RateLimitMiddleware(p RateLimits) githubapp.ClientMiddleware {
 	p = p.withDefaults()
 	return func(next http.RoundTripper) http.RoundTripper {
-		return &rateLimiter{next: next, p: p, exhausted: map[string]time.Time{}}
+		b := newBudget(p, 0)
+		return b.waitForLimits(b.gate(next))
 	}
+}
+
+// waitForLimits is the rate-limit waiting of RateLimitMiddleware. It reads
+// what GitHub said is left from b, which must be kept up to date by b.gate
+// somewhere inside next.
+func (b *budget) waitForLimits(next http.RoundTripper) http.RoundTripper {
+	return &rateLimiter{next: next, p: b.p, b: b}
 }
 
 type rateLimiter struct {
 	next http.RoundTripper
 	p    RateLimits
-
-	mu        sync.Mutex
-	exhausted map[string]time.Time // resource → when the primary limit resets
+	b    *budget
 }
 
 func (rl *rateLimiter) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	resource := resourceOf(req.URL.Path)
 	for attempt := 0; ; attempt++ {
-		if wait := rl.primaryWait(resource); wait > 0 && fitsDeadline(ctx, rl.p.Now(), wait) {
+		if wait := rl.b.exhaustedFor(resource); wait > 0 && fitsDeadline(ctx, rl.p.Now(), wait) {
 			logWait(ctx, req, "primary", wait)
 			if err := rl.p.Sleep(ctx, wait); err != nil {
 				return nil, err
@@ -94,7 +112,6 @@ func (rl *rateLimiter) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		rl.observe(resp, resource)
 		wait, limited, kind := rl.retryDelay(resp, attempt)
 		if !limited {
 			if resp.StatusCode < 400 && resp.Header.Get("X-RateLimit-Remaining") == "0" {
@@ -137,33 +154,6 @@ func resourceOf(path string) string {
 		return "search"
 	default:
 		return "core"
-	}
-}
-
-func (rl *rateLimiter) primaryWait(resource string) time.Duration {
-	rl.mu.Lock()
-	until, ok := rl.exhausted[resource]
-	rl.mu.Unlock()
-	if !ok {
-		return 0
-	}
-	return until.Sub(rl.p.Now())
-}
-
-func (rl *rateLimiter) observe(resp *http.Response, resource string) {
-	if r := resp.Header.Get("X-RateLimit-Resource"); r != "" {
-		resource = r
-	}
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
-	if resp.Header.Get("X-RateLimit-Remaining") != "0" {
-		if resp.Header.Get("X-RateLimit-Remaining") != "" {
-			delete(rl.exhausted, resource)
-		}
-		return
-	}
-	if reset, ok := resetTime(resp.Header); ok {
-		rl.exhausted[resource] = reset
 	}
 }
 
