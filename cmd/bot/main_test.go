@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"net/http"
 	"os"
@@ -46,7 +50,7 @@ func writeConfig(t *testing.T, body string) string {
 
 func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
 	_, dbURL := pgtest.NewDatabaseURL(t)
-	cfg := writeConfig(t, "github:\n  app:\n    webhook_secret: {env: HOOK_SECRET}\nlog:\n  level: warn\n")
+	cfg := writeConfig(t, "github:\n  app:\n    integration_id: 1\n    webhook_secret: {env: HOOK_SECRET}\n    private_key: {file: "+appKeyFile(t)+"}\nlog:\n  level: warn\n")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +104,35 @@ func TestServeRefusesAnEmptyWebhookSecret(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "github.app.webhook_secret: is empty") {
 		t.Fatalf("got %v", err)
 	}
+}
+
+// TestServeRefusesWithoutTheApp: without the App's id and key the bot could
+// acknowledge deliveries it can never act on; it refuses to start, naming
+// the keys.
+func TestServeRefusesWithoutTheApp(t *testing.T) {
+	cfg := writeConfig(t, "github:\n  app:\n    webhook_secret: s\n")
+	err := run(context.Background(), []string{"serve", "--config", cfg}, &bytes.Buffer{}, &bytes.Buffer{}, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "github.app.integration_id: is not set") || !strings.Contains(err.Error(), "github.app.private_key: is not set") {
+		t.Fatalf("got %v", err)
+	}
+	if !strings.Contains(err.Error(), cfg) {
+		t.Errorf("the error does not name the config file %s: %v", cfg, err)
+	}
+}
+
+// appKeyFile writes a fresh RSA key, as GitHub gives an App, and returns its path.
+func appKeyFile(t *testing.T) string {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "app.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func TestMigrateCommands(t *testing.T) {

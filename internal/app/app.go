@@ -66,10 +66,14 @@ type App struct {
 }
 
 // Start opens the database (or a private cluster), migrates it, and starts
-// the job queue. Pipelines run when the GitHub App's id and key are set;
-// without them the bot only stores and records deliveries.
+// the job queue and its pipelines. The GitHub App's id and private key must
+// be configured (config.RequireApp): nothing is accepted that could not be
+// carried out.
 func Start(ctx context.Context, opts Options) (*App, error) {
 	cfg, logger := opts.Config, opts.Logger
+	if err := cfg.RequireApp(); err != nil {
+		return nil, err
+	}
 	pool, closeDB, err := OpenDatabase(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
@@ -86,16 +90,11 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		return fail(err)
 	}
 
-	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger, SweepEvery: opts.SweepEvery}
-	if cfg.GitHub.App.IntegrationID != 0 && cfg.GitHub.App.PrivateKey.Value() != "" {
-		deps, err := pipelineDeps(cfg, opts, pool)
-		if err != nil {
-			return fail(err)
-		}
-		qopts.Pipelines = deps
-	} else {
-		logger.Warn().Msg("github.app.integration_id or private_key is not set: deliveries are stored and recorded, no pipeline runs")
+	deps, err := pipelineDeps(cfg, opts, pool)
+	if err != nil {
+		return fail(err)
 	}
+	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger, SweepEvery: opts.SweepEvery, Pipelines: deps}
 	queue, err := pipeline.NewQueue(pool, qopts)
 	if err != nil {
 		return fail(err)

@@ -176,6 +176,22 @@ func Defaults() Config {
 	}
 }
 
+// RequireApp reports, naming the keys, what is missing for the bot to act
+// as the GitHub App: without its id and private key it could store
+// deliveries but never read a pull request or report on one, and the work
+// they asked for would be silently lost. `bot migrate` does not need them;
+// `bot serve` and `bot sweep` do.
+func (c *Config) RequireApp() error {
+	var errs []error
+	if c.GitHub.App.IntegrationID == 0 {
+		errs = append(errs, c.lines.Errorf(c.file, "github.app.integration_id", "is not set: the GitHub App's numeric id (its settings page, \"App ID\") is needed to act on deliveries"))
+	}
+	if c.GitHub.App.PrivateKey.Value() == "" {
+		errs = append(errs, c.lines.Errorf(c.file, "github.app.private_key", "is not set: the App's private key (PEM) is needed to act on deliveries (set it, or %s)", EnvPrivateKey))
+	}
+	return errors.Join(errs...)
+}
+
 // Environment variables that supply a secret when the file does not.
 const (
 	EnvDatabaseURL     = "DEPLOYBOT_DATABASE_URL"
