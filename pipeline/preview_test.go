@@ -271,6 +271,41 @@ const (
 	normalBuild  = "mkdir -p dist\ncp src/index.js dist/index.js\n"
 )
 
+// TestRerunAllChecks: "Re-run all checks" on a PR's head (GitHub's
+// check_suite rerequested) rebuilds the preview as well as the tests.
+// (Who may re-run is checked as for "Re-run" on one check run:
+// TestRerunNeedsPermission.)
+func TestRerunAllChecks(t *testing.T) {
+	e := start(t)
+	pr, sha := e.open("feature/rerun-all", map[string]string{"web/src/r.js": "1\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+	if got := e.checks()[sha]; got != "success" {
+		t.Fatalf("preview check runs of %.7s: %q", sha, got)
+	}
+	e.deliverCheckSuite(sha, "feature/rerun-all", "rerequested")
+	e.idle()
+	var previews, tests []string
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		switch {
+		case c.HeadSHA != sha:
+		case c.Name == "deploybot/preview":
+			previews = append(previews, c.Conclusion)
+		case strings.HasPrefix(c.Name, "deploybot/test: "):
+			tests = append(tests, c.Conclusion)
+		}
+	}
+	if strings.Join(previews, ",") != "success,success" {
+		t.Errorf("preview check runs after re-running all checks: %q, want a second success", previews)
+	}
+	if len(tests) == 0 {
+		t.Error("re-running all checks ran no test stage")
+	}
+	if e.live(host("web", pr)) != sha {
+		t.Errorf("the preview does not serve %.7s after the re-run", sha)
+	}
+}
+
 // TestNewerPushSupersedes: a push while the previous commit is still
 // deploying cancels that run; only the newest commit ends up live.
 func TestNewerPushSupersedes(t *testing.T) {
@@ -451,8 +486,9 @@ func TestAbandonedRunIsConcluded(t *testing.T) {
 	client, err := cc.NewInstallationClient(e.gh.InstallationID())
 	e.must(err)
 	rep := github.NewReporter(client, demo.Owner, demo.RepoName)
-	checkID, err := rep.CreateCheckRun(e.ctx, github.CheckRun{Name: "deploybot/preview", HeadSHA: sha, Status: github.StatusInProgress})
+	ref, err := rep.CreateCheckRun(e.ctx, github.CheckRun{Name: "deploybot/preview", HeadSHA: sha, Status: github.StatusInProgress})
 	e.must(err)
+	checkID := ref.ID
 	_, err = e.s.App.Pool.Exec(e.ctx, `INSERT INTO runs (kind, repo, pr_number, head_sha, job_id, check_run_id) VALUES ('preview', $1, $2, $3, 424242, $4)`,
 		demo.Repo, pr, sha, checkID)
 	e.must(err)

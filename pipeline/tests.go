@@ -197,12 +197,38 @@ func (w *checkSuiteWorker) Work(ctx context.Context, job *river.Job[intent.Check
 		logger.Warn().Str("reason", why).Msg("check-suite re-run refused")
 		return nil
 	}
+	// The suite also holds the preview's check run when the commit was a
+	// PR's head: that re-runs as the preview's own "Re-run" (its lock, its
+	// deadline), queued once however often this job is retried.
+	if pr, err := p.previewAt(ctx, m.Repo.FullName(), in.HeadSHA, in.PRs); err != nil {
+		return err
+	} else if pr > 0 {
+		rerun := intent.CheckRunAction{Meta: m, Name: CheckPreview, HeadSHA: in.HeadSHA, PRs: []int{pr}}
+		client := river.ClientFromContext[pgx.Tx](ctx)
+		if _, err := client.Insert(ctx, rerun, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}); err != nil {
+			return fmt.Errorf("queue the preview re-run of #%d: %w", pr, err)
+		}
+	}
 	req, ok, err := p.testRerun(ctx, repo, m, in.HeadSHA, in.HeadBranch, 0)
 	if err != nil || !ok {
 		logger.Info().Err(err).Msg("no test run to repeat for this commit")
 		return err
 	}
 	return w.t.run(ctx, job.ID, req)
+}
+
+// previewAt is the PR whose preview was built at sha (one of prs, when
+// GitHub named them), or 0.
+func (p *previews) previewAt(ctx context.Context, repo, sha string, prs []int) (int, error) {
+	var pr int
+	err := p.deps.Pool.QueryRow(ctx, `
+		SELECT pr_number FROM runs WHERE kind = 'preview' AND repo = $1 AND head_sha = $2 AND pr_number > 0
+		  AND (coalesce(cardinality($3::int[]), 0) = 0 OR pr_number = ANY($3))
+		ORDER BY id DESC LIMIT 1`, repo, sha, prs).Scan(&pr)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return pr, err
 }
 
 // queueTestRerun answers "Re-run" on a stage's check run (or on the check
@@ -922,7 +948,7 @@ func stepConclusion(status string) string {
 // with the run's steps, so that a re-run or the next run finds them.
 func (r *testRun) createChecks(ctx context.Context) error {
 	for _, s := range r.stages {
-		id, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
+		ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 			Name: checkTestPrefix + s.Name, HeadSHA: r.req.sha, Status: github.StatusQueued,
 			ExternalID: strconv.FormatInt(r.runID, 10),
 			Output:     &github.CheckOutput{Title: "Queued", Summary: "Waiting for the stages it needs, the source and a free runner."},
@@ -930,10 +956,10 @@ func (r *testRun) createChecks(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("create the check run of stage %s: %w", s.Name, err)
 		}
-		r.checks[s.Name] = id
+		r.checks[s.Name] = ref.ID
 		if _, err := r.t.p.deps.Pool.Exec(ctx, `
 			INSERT INTO run_steps (run_id, name, check_run_id) VALUES ($1, $2, $3)
-			ON CONFLICT (run_id, name) DO UPDATE SET check_run_id = EXCLUDED.check_run_id`, r.runID, s.Name, id); err != nil {
+			ON CONFLICT (run_id, name) DO UPDATE SET check_run_id = EXCLUDED.check_run_id`, r.runID, s.Name, ref.ID); err != nil {
 			return fmt.Errorf("record the check run of stage %s: %w", s.Name, err)
 		}
 	}
