@@ -133,6 +133,44 @@ func TestUploadWorkerTwiceKeepsOneScriptWithNewVersions(t *testing.T) {
 	}
 }
 
+// TestTagsMarkTheBotsWorkers: tags sent with an upload come back when the
+// Workers are listed, are replaced by the next upload, and a tag Cloudflare
+// would refuse is refused with the reason.
+func TestTagsMarkTheBotsWorkers(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+	s := webScript("codex-web-preview-9", "ccc333")
+	s.Tags = []string{"deploybot", "deploybot-repo:acme/app", "deploybot-pr:9"}
+	if _, err := e.cf.UploadWorker(c, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cf.UploadWorker(c, webScript("someone-elses-worker", "ddd444")); err != nil {
+		t.Fatal(err)
+	}
+	scripts, err := e.cf.ListScripts(c, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := map[string]string{}
+	for _, sc := range scripts {
+		tags[sc.Name] = strings.Join(sc.Tags, " ")
+	}
+	if tags["codex-web-preview-9"] != "deploybot deploybot-repo:acme/app deploybot-pr:9" || tags["someone-elses-worker"] != "" {
+		t.Fatalf("listed tags %q", tags)
+	}
+	s.Tags = []string{"deploybot"}
+	if _, err := e.cf.UploadWorker(c, s); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.sim.Script("codex-web-preview-9"); strings.Join(st.Tags, " ") != "deploybot" {
+		t.Errorf("tags after a second upload: %q, want them replaced", st.Tags)
+	}
+	s.Tags = []string{"a,b"}
+	if _, err := e.cf.UploadWorker(c, s); err == nil || !strings.Contains(err.Error(), `"a,b" is not a valid tag`) {
+		t.Errorf("a tag with a comma: %v", err)
+	}
+}
+
 func TestSecretsLandAsSecretTextAndStayOutOfStateAndErrors(t *testing.T) {
 	e := newEnv(t)
 	c := ctx(t)

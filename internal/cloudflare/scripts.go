@@ -36,6 +36,10 @@ type Script struct {
 	// AssetsBinding, when set with AssetsDir, exposes the assets to the Worker
 	// as env.<AssetsBinding> (wrangler's assets.binding).
 	AssetsBinding string
+
+	// Tags label the Worker (at most eight, without "," or "&"): the bot
+	// marks what it made, so a sweep can find it again without its database.
+	Tags []string
 }
 
 // Module is one file of the Worker. ContentType defaults from the file
@@ -70,6 +74,7 @@ type ScriptInfo struct {
 	Name       string
 	CreatedOn  time.Time
 	ModifiedOn time.Time
+	Tags       []string
 }
 
 // Version is one immutable upload of a Worker (code + bindings).
@@ -239,6 +244,9 @@ func (c *Client) uploadParams(s Script) (workers.ScriptUpdateParams, error) {
 		bindings = []workers.ScriptUpdateParamsMetadataBindingUnion{}
 	}
 	set(&md.Bindings, bindings)
+	if len(s.Tags) > 0 {
+		set(&md.Tags, s.Tags)
+	}
 
 	set(&p.AccountID, c.accountID)
 	set(&p.Metadata, md)
@@ -296,7 +304,7 @@ func (c *Client) ListScripts(ctx context.Context, prefix string) ([]ScriptInfo, 
 	var out []ScriptInfo
 	for _, s := range page.Result {
 		if strings.HasPrefix(s.ID, prefix) {
-			out = append(out, ScriptInfo{Name: s.ID, CreatedOn: s.CreatedOn, ModifiedOn: s.ModifiedOn})
+			out = append(out, ScriptInfo{Name: s.ID, CreatedOn: s.CreatedOn, ModifiedOn: s.ModifiedOn, Tags: s.Tags})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -62,6 +63,7 @@ type deployment struct {
 type script struct {
 	Name        string
 	Tag         string
+	Tags        []string // the owner's labels (metadata.tags), replaced on each upload
 	CreatedOn   time.Time
 	ModifiedOn  time.Time
 	Versions    []*version    // oldest first
@@ -164,6 +166,7 @@ type uploadMetadata struct {
 	Bindings           []json.RawMessage `json:"bindings"`
 	KeepBindings       []string          `json:"keep_bindings"`
 	KeepAssets         bool              `json:"keep_assets"`
+	Tags               []string          `json:"tags"`
 	Assets             *struct {
 		JWT    string         `json:"jwt"`
 		Config map[string]any `json:"config"`
@@ -242,6 +245,10 @@ func (s *Server) uploadScript(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
+	if err := checkTags(md.Tags); err != nil {
+		writeAPIError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -299,8 +306,26 @@ func (s *Server) uploadScript(w http.ResponseWriter, r *http.Request) {
 		sc = &script{Name: name, Tag: s.newID(), CreatedOn: now}
 		s.scripts[name] = sc
 	}
+	sc.Tags = append([]string{}, md.Tags...)
 	s.addVersion(sc, v, "")
 	writeResult(w, http.StatusOK, scriptJSON(sc, true))
+}
+
+// maxTags is Cloudflare's limit of tags per Worker.
+const maxTags = 8
+
+// checkTags applies what Cloudflare documents for Worker tags: at most
+// eight, and no "," or "&" (tags are filtered as comma-separated lists).
+func checkTags(tags []string) error {
+	if len(tags) > maxTags {
+		return fmt.Errorf("metadata.tags: %d tags, at most %d are allowed", len(tags), maxTags)
+	}
+	for _, t := range tags {
+		if t == "" || strings.ContainsAny(t, ",&") {
+			return fmt.Errorf("metadata.tags: %q is not a valid tag (empty, or contains ',' or '&')", t)
+		}
+	}
+	return nil
 }
 
 // addVersion stores v as the script's newest version and deploys it to 100%.
@@ -491,6 +516,7 @@ func scriptJSON(sc *script, upload bool) map[string]any {
 		"compatibility_date":  "",
 		"compatibility_flags": []string{},
 		"last_deployed_from":  "api",
+		"tags":                sc.Tags,
 	}
 	if v := sc.live(); v != nil {
 		out["etag"] = v.Etag

@@ -27,6 +27,7 @@ type State struct {
 // ScriptState is one Worker.
 type ScriptState struct {
 	Name              string            `json:"name"`
+	Tags              []string          `json:"tags,omitempty"`
 	CreatedOn         time.Time         `json:"created_on"`
 	ModifiedOn        time.Time         `json:"modified_on"`
 	CurrentVersion    string            `json:"current_version"` // "" without deployment
@@ -145,7 +146,7 @@ func (s *Server) Snapshot() State {
 }
 
 func scriptState(sc *script) ScriptState {
-	out := ScriptState{Name: sc.Name, CreatedOn: sc.CreatedOn, ModifiedOn: sc.ModifiedOn, Modules: []string{}, Bindings: []Binding{}}
+	out := ScriptState{Name: sc.Name, Tags: sc.Tags, CreatedOn: sc.CreatedOn, ModifiedOn: sc.ModifiedOn, Modules: []string{}, Bindings: []Binding{}}
 	if v := sc.live(); v != nil {
 		out.CurrentVersion = v.ID
 		out.MainModule = v.MainModule
