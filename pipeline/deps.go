@@ -52,9 +52,12 @@ type GitHub interface {
 // *github.Reporter implements it.
 type Repo interface {
 	PullRequest(ctx context.Context, n int) (github.PullRequest, error)
+	// OpenPullRequests lists the open pull requests; one missing from the
+	// list may still be open (see github.Reporter.OpenPullRequests).
+	OpenPullRequests(ctx context.Context) ([]github.PullRequest, error)
 	File(ctx context.Context, path, ref string) ([]byte, error)
 	Tarball(ctx context.Context, ref string) (io.ReadCloser, error)
-	CreateCheckRun(ctx context.Context, run github.CheckRun) (int64, error)
+	CreateCheckRun(ctx context.Context, run github.CheckRun) (github.CheckRunRef, error)
 	UpdateCheckRun(ctx context.Context, id int64, run github.CheckRun) error
 	UpsertStatusComment(ctx context.Context, pr int, body string, knownID int64) (int64, error)
 	CreateDeployment(ctx context.Context, d github.Deployment) (int64, error)

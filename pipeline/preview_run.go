@@ -499,7 +499,7 @@ func (r *previewRun) startRun(ctx context.Context, kind string) error {
 }
 
 func (r *previewRun) startCheck(ctx context.Context) error {
-	id, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
+	ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 		Name: CheckPreview, HeadSHA: r.pr.HeadSHA, Status: github.StatusInProgress, StartedAt: time.Now(),
 		ExternalID: strconv.FormatInt(r.runID, 10),
 		Output:     &github.CheckOutput{Title: "Building the preview", Summary: "deploybot is building the preview of #" + strconv.Itoa(r.pr.Number) + "."},
@@ -507,9 +507,8 @@ func (r *previewRun) startCheck(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create check run: %w", err)
 	}
-	r.checkID = id
-	r.checkURL = fmt.Sprintf("https://github.com/%s/runs/%d", r.meta.Repo.FullName(), id)
-	_, err = r.p.deps.Pool.Exec(ctx, `UPDATE runs SET check_run_id = $2 WHERE id = $1`, r.runID, id)
+	r.checkID, r.checkURL = ref.ID, ref.URL
+	_, err = r.p.deps.Pool.Exec(ctx, `UPDATE runs SET check_run_id = $2 WHERE id = $1`, r.runID, ref.ID)
 	return err
 }
 

@@ -160,7 +160,7 @@ func (r *productionRun) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("record production run of %s: %w", r.meta.Repo.FullName(), err)
 	}
-	id, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
+	ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 		Name: CheckProduction, HeadSHA: r.sha, Status: github.StatusInProgress, StartedAt: time.Now(),
 		ExternalID: strconv.FormatInt(r.runID, 10),
 		Output:     &github.CheckOutput{Title: "Deploying to production", Summary: "Validating and building before anything changes."},
@@ -168,9 +168,8 @@ func (r *productionRun) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create production check run: %w", err)
 	}
-	r.checkID = id
-	r.checkURL = fmt.Sprintf("https://github.com/%s/runs/%d", r.meta.Repo.FullName(), id)
-	_, err = r.p.deps.Pool.Exec(ctx, `UPDATE runs SET check_run_id = $2 WHERE id = $1`, r.runID, id)
+	r.checkID, r.checkURL = ref.ID, ref.URL
+	_, err = r.p.deps.Pool.Exec(ctx, `UPDATE runs SET check_run_id = $2 WHERE id = $1`, r.runID, ref.ID)
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
@@ -41,6 +42,7 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 		CompatibilityFlags: w.CompatibilityFlags,
 		Vars:               withEnv(w.Vars, map[string]string{cloudflare.CommitVar: s.commit}),
 		Secrets:            map[string]string{},
+		Tags:               scriptTags(repo, s.scope),
 	}
 	for _, rel := range append([]string{w.Main}, w.Modules...) {
 		content, err := os.ReadFile(filepath.Join(s.dir, filepath.FromSlash(rel)))
@@ -79,6 +81,37 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 		}
 	}
 	return script, nil
+}
+
+// Tags on every Worker the bot uploads: they say it is the bot's, and for
+// which repository and environment, so the sweep recognises its own Workers
+// even when the database that recorded them is gone.
+const (
+	tagBot     = "deploybot"
+	tagRepo    = "deploybot-repo:"
+	tagEnv     = "deploybot-env:"
+	previewEnv = "pr-"
+)
+
+func scriptTags(repo, scope string) []string {
+	return []string{tagBot, tagRepo + repo, tagEnv + scope}
+}
+
+// taggedPreview reads a Worker's tags: the repository and pull request of
+// a preview the bot uploaded; ok is false for any other Worker.
+func taggedPreview(tags []string) (repo string, pr int, ok bool) {
+	bot := false
+	for _, t := range tags {
+		switch {
+		case t == tagBot:
+			bot = true
+		case strings.HasPrefix(t, tagRepo):
+			repo = strings.TrimPrefix(t, tagRepo)
+		case strings.HasPrefix(t, tagEnv+previewEnv):
+			pr, _ = strconv.Atoi(strings.TrimPrefix(t, tagEnv+previewEnv))
+		}
+	}
+	return repo, pr, bot && repo != "" && pr > 0
 }
 
 // generatedSecret derives a secret for one environment of a repository:

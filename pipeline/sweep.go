@@ -133,6 +133,11 @@ func sweepJob(every time.Duration) *river.PeriodicJob {
 //     preview the bot does not remember, and ephemeral test branches older
 //     than any test run.
 //
+// A repository's open PRs are listed once per sweep (a request per 100) and
+// its pipeline file read once per base branch; only a preview whose PR is
+// not in that list is asked about alone. A repository whose list cannot be
+// read is skipped, with the error, until the next sweep.
+//
 // enqueue queues the teardown jobs (the running bot works them).
 func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.JobArgs) error, opts SweepOptions) ([]SweepAction, error) {
 	dry := opts.DryRun
@@ -165,32 +170,46 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 	}
 	projects := map[string]map[string]bool{} // project → repos seen
 	known := map[string]bool{}               // "repo#pr" with a preview row
+	repos := map[sweptRepoKey]*sweptRepo{}
 	for _, x := range list {
 		known[fmt.Sprintf("%s#%d", x.repo, x.pr)] = true
+		if x.state == templates.Destroyed {
+			continue // open or closed, nothing to do
+		}
 		owner, name, _ := strings.Cut(x.repo, "/")
-		repo, err := deps.GitHub.Repo(ctx, x.inst, owner, name)
-		if err != nil {
-			errs = append(errs, err)
+		key := sweptRepoKey{x.repo, x.inst}
+		sr := repos[key]
+		if sr == nil {
+			sr = openSweptRepo(ctx, deps, x.inst, owner, name)
+			repos[key] = sr
+			if sr.err != nil {
+				errs = append(errs, sr.err) // once per repository; the next sweep tries again
+			}
+		}
+		if sr.err != nil {
 			continue
 		}
-		pr, err := repo.PullRequest(ctx, x.pr)
-		closed := err == nil && pr.State == "closed"
-		if errors.Is(err, github.ErrNotFound) {
-			closed, err = true, nil // a deleted PR (or repository) is as good as closed
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		pr, listed := sr.open[x.pr]
+		closed := false
+		if !listed {
+			// Closed, deleted, or opened (or shifted between pages) while
+			// the list was read: ask.
+			pr, err = sr.repo.PullRequest(ctx, x.pr)
+			closed = err == nil && pr.State == "closed"
+			if errors.Is(err, github.ErrNotFound) {
+				closed, err = true, nil // a deleted PR (or repository) is as good as closed
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
 		}
 		var reason string
 		destroy := false
-		switch {
-		case closed && x.state != templates.Destroyed:
+		if closed {
 			reason = "pull request is closed"
-		case !closed && x.state != templates.Destroyed:
-			if ttl := previewTTL(ctx, repo, pr.BaseRef); ttl > 0 && now.Sub(x.updated) > ttl {
-				reason, destroy = fmt.Sprintf("preview unchanged for longer than its TTL (%s)", ttl), true
-			}
+		} else if ttl := sr.ttl(ctx, pr.BaseRef); ttl > 0 && now.Sub(x.updated) > ttl {
+			reason, destroy = fmt.Sprintf("preview unchanged for longer than its TTL (%s)", ttl), true
 		}
 		if reason == "" {
 			continue
@@ -274,6 +293,55 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		}
 	}
 	return actions, errors.Join(errs...)
+}
+
+// sweptRepoKey is a repository as one installation sees it.
+type sweptRepoKey struct {
+	repo string
+	inst int64
+}
+
+// sweptRepo is what one sweep reads of a repository, once: its open pull
+// requests (a request per 100, where asking for each preview's PR would
+// cost one per preview: 1,000 previews every SweepInterval would spend more
+// than the installation's hourly rate limit) and the preview TTL of each
+// base branch's pipeline file.
+type sweptRepo struct {
+	repo Repo
+	open map[int]github.PullRequest
+	ttls map[string]time.Duration // by base branch
+	err  error
+}
+
+func openSweptRepo(ctx context.Context, deps Deps, inst int64, owner, name string) *sweptRepo {
+	repo, err := deps.GitHub.Repo(ctx, inst, owner, name)
+	if err != nil {
+		return &sweptRepo{err: err}
+	}
+	prs, err := repo.OpenPullRequests(ctx)
+	if errors.Is(err, github.ErrNotFound) {
+		// The repository is gone (or out of the installation's sight):
+		// each PR's own lookup then says so, and its preview goes.
+		prs, err = nil, nil
+	}
+	if err != nil {
+		return &sweptRepo{err: err}
+	}
+	sr := &sweptRepo{repo: repo, open: make(map[int]github.PullRequest, len(prs)), ttls: map[string]time.Duration{}}
+	for _, pr := range prs {
+		sr.open[pr.Number] = pr
+	}
+	return sr
+}
+
+// ttl is previewTTL of base, read once per sweep.
+func (sr *sweptRepo) ttl(ctx context.Context, base string) time.Duration {
+	d, ok := sr.ttls[base]
+	if !ok {
+		d = previewTTL(ctx, sr.repo, base)
+		sr.ttls[base] = d
+	}
+	return d
 }
 
 // testsActive reports whether a test run of repo is queued or running.

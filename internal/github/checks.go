@@ -82,12 +82,19 @@ type CheckAction struct {
 	Identifier  string
 }
 
+// CheckRunRef is a check run the bot created: its id, and its page on
+// GitHub (html_url, right on GitHub Enterprise Server too) for links.
+type CheckRunRef struct {
+	ID  int64
+	URL string
+}
+
 // CreateCheckRun creates a check run and returns its ID.
-func (r *Reporter) CreateCheckRun(ctx context.Context, run CheckRun) (int64, error) {
+func (r *Reporter) CreateCheckRun(ctx context.Context, run CheckRun) (CheckRunRef, error) {
 	op := fmt.Sprintf("create check run %q on %.12s", run.Name, run.HeadSHA)
 	actions, err := checkActions(run.Actions)
 	if err != nil {
-		return 0, fmt.Errorf("github: %s in %s: %w", op, r.FullName(), err)
+		return CheckRunRef{}, fmt.Errorf("github: %s in %s: %w", op, r.FullName(), err)
 	}
 	out, rest := checkOutput(run.Output)
 	opts := gh.CreateCheckRunOptions{
@@ -104,12 +111,13 @@ func (r *Reporter) CreateCheckRun(ctx context.Context, run CheckRun) (int64, err
 	}
 	cr, resp, err := r.client.Checks.CreateCheckRun(ctx, r.owner, r.repo, opts)
 	if err != nil {
-		return 0, r.wrap(op, resp, err)
+		return CheckRunRef{}, r.wrap(op, resp, err)
 	}
+	ref := CheckRunRef{ID: cr.GetID(), URL: cr.GetHTMLURL()}
 	if err := r.sendAnnotations(ctx, cr.GetID(), run.Name, out, rest); err != nil {
-		return cr.GetID(), err
+		return ref, err
 	}
-	return cr.GetID(), nil
+	return ref, nil
 }
 
 // UpdateCheckRun changes check run id. Name must be the run's name: GitHub's

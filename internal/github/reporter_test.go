@@ -284,7 +284,7 @@ func TestReactions(t *testing.T) {
 func TestCheckRunLifecycle(t *testing.T) {
 	e := newEnv(t, ghsim.Options{})
 	ctx := t.Context()
-	id, err := e.rep.CreateCheckRun(ctx, CheckRun{
+	ref, err := e.rep.CreateCheckRun(ctx, CheckRun{
 		Name: "deploybot/preview", HeadSHA: e.headSHA, Status: StatusInProgress,
 		Output: &CheckOutput{Title: "Deploying", Summary: "Starting"},
 		Actions: []CheckAction{{
@@ -294,6 +294,10 @@ func TestCheckRunLifecycle(t *testing.T) {
 		}},
 	})
 	must(t, err)
+	id := ref.ID
+	if want := fmt.Sprintf("/acme/app/runs/%d", id); !strings.HasSuffix(ref.URL, want) {
+		t.Errorf("check run URL %q, want GitHub's html_url ending in %s", ref.URL, want)
+	}
 	found, ok, err := e.rep.FindCheckRun(ctx, e.headSHA, "deploybot/preview")
 	if err != nil || !ok || found != id {
 		t.Errorf("FindCheckRun = %d, %v, %v; want %d", found, ok, err, id)

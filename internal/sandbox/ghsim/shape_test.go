@@ -152,6 +152,7 @@ func TestAnswersHaveGitHubsShape(t *testing.T) {
 	// The list and small answers have no example file; the description
 	// alone checks them.
 	for route, path := range map[string]string{
+		"GET /repos/{owner}/{repo}/pulls":                                  "/repos/acme/app/pulls",
 		"GET /repos/{owner}/{repo}/collaborators/{username}/permission":    "/repos/acme/app/collaborators/alice/permission",
 		"GET /repos/{owner}/{repo}/contents/{path}":                        "/repos/acme/app/contents/.github/deploybot.yml",
 		"GET /repos/{owner}/{repo}/commits/{ref}/check-runs":               "/repos/acme/app/commits/" + head + "/check-runs",

@@ -150,12 +150,17 @@ func (s *Server) pullObject(tmpl map[string]any, rp *repo, p *pull) map[string]a
 	m["updated_at"] = timestamp(p.updated)
 	m["closed_at"] = nullableTime(p.closedAt)
 	m["merged_at"] = nullableTime(p.mergedAt)
-	m["merged"] = p.merged
 	m["merge_commit_sha"] = nil
-	m["merged_by"] = nil
 	if p.merged {
 		m["merge_commit_sha"] = p.mergeSHA
-		m["merged_by"] = s.userObject(rp.owner)
+	}
+	// merged and merged_by are not in a pull-request-simple (list items).
+	if _, ok := m["merged"]; ok {
+		m["merged"] = p.merged
+		m["merged_by"] = nil
+		if p.merged {
+			m["merged_by"] = s.userObject(rp.owner)
+		}
 	}
 	m["assignee"] = nil
 	m["assignees"] = []any{}

@@ -1,0 +1,96 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/revelations-studio/deploybot/internal/demo"
+	"github.com/revelations-studio/deploybot/internal/repoconfig"
+	"github.com/revelations-studio/deploybot/pipeline"
+)
+
+// TestSweepReadsEachRepositoryOnce: the sweep lists the open PRs once,
+// reads each base branch's pipeline file once, and asks about a PR alone
+// only when the list lacks it. It still finds a closed PR, a PR GitHub does
+// not know (deleted: as good as closed) and a preview past its base
+// branch's TTL, and leaves the others.
+func TestSweepReadsEachRepositoryOnce(t *testing.T) {
+	e := start(t)
+	files, err := e.s.SampleFiles()
+	e.must(err)
+	file := files[repoconfig.Path]
+	_, err = e.gh.Commit(demo.Repo, "main", map[string]string{repoconfig.Path: file + "preview:\n  ttl: 48h\n"}, "previews live two days")
+	e.must(err)
+	_, err = e.gh.Commit(demo.Repo, "release", map[string]string{repoconfig.Path: file + "preview:\n  ttl: 1000h\n"}, "release previews live longer")
+	e.must(err)
+
+	var onMain []int
+	for i := range 4 {
+		pr, _ := e.open(fmt.Sprintf("feature/%d", i), map[string]string{"web/src/f.js": fmt.Sprint(i)}, false)
+		onMain = append(onMain, pr)
+	}
+	var onRelease []int
+	for i := range 2 {
+		branch := fmt.Sprintf("fix/%d", i)
+		_, err := e.gh.Commit(demo.Repo, branch, map[string]string{"web/src/fix.js": fmt.Sprint(i)}, "fix")
+		e.must(err)
+		pr, err := e.gh.OpenPR(demo.Repo, branch, "release", "A fix", false, false)
+		e.must(err)
+		onRelease = append(onRelease, pr)
+	}
+	closed := onMain[1]
+	_, err = e.gh.ClosePR(demo.Repo, closed, false) // no event delivered
+	e.must(err)
+	const deleted = 999
+	stale := onMain[2]        // untouched for 72 h, TTL 48 h on main
+	keptStale := onRelease[0] // untouched for 72 h, TTL 1000 h on release
+	destroyed := onMain[3]    // already torn down: nothing to ask
+	for _, pr := range append(append([]int{deleted}, onMain...), onRelease...) {
+		state, age := "ready", time.Duration(0)
+		switch pr {
+		case stale, keptStale:
+			age = 72 * time.Hour
+		case destroyed:
+			state = "destroyed"
+		}
+		_, err := e.s.App.Pool.Exec(e.ctx, `
+			INSERT INTO previews (repo, pr_number, installation_id, state, resources, updated_at)
+			VALUES ($1, $2, $3, $4, $5, now() - $6::interval)`,
+			demo.Repo, pr, e.gh.InstallationID(), state, fmt.Sprintf(`{"branch": "pr-%d"}`, pr), fmt.Sprintf("%d seconds", int(age.Seconds())))
+		e.must(err)
+	}
+
+	before := e.gh.Snapshot().Requests
+	actions, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{DryRun: true})
+	e.must(err)
+	after := e.gh.Snapshot().Requests
+	var said []string
+	for _, a := range actions {
+		said = append(said, a.String())
+	}
+	sort.Strings(said)
+	want := []string{
+		fmt.Sprintf("%s #%d preview: preview unchanged for longer than its TTL (48h0m0s)", demo.Repo, stale),
+		fmt.Sprintf("%s #%d preview: pull request is closed", demo.Repo, closed),
+		fmt.Sprintf("%s #%d preview: pull request is closed", demo.Repo, deleted),
+	}
+	sort.Strings(want)
+	if strings.Join(said, "\n") != strings.Join(want, "\n") {
+		t.Errorf("actions:\n%s\nwant:\n%s", strings.Join(said, "\n"), strings.Join(want, "\n"))
+	}
+
+	for route, n := range map[string]int{
+		"GET /repos/{owner}/{repo}/pulls":                          1, // one page lists them all
+		"GET /repos/{owner}/{repo}/pulls/{pull_number}":            2, // the closed and the deleted one
+		"GET /repos/{owner}/{repo}/contents/{path}":                2, // the pipeline file on main and on release
+		"POST /repos/{owner}/{repo}/check-runs":                    0,
+		"PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}": 0,
+	} {
+		if got := after[route] - before[route]; got != n {
+			t.Errorf("%s: %d requests, want %d", route, got, n)
+		}
+	}
+}
