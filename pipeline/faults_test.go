@@ -293,3 +293,53 @@ func (e *env) stepsOf(pr int) string {
 	e.must(rows.Err())
 	return b.String()
 }
+
+// TestLostCreateResponses: GitHub creates what the bot asked for but the
+// answer is lost (a 502 after the fact) for a share of its POSTs — check
+// runs, the status comment, deployments, reactions. The bot must still end
+// with every check run it started concluded, one status comment, and the
+// PR's deployments inactive once it is closed.
+func TestLostCreateResponses(t *testing.T) {
+	e := start(t)
+	sb := e.s.Sandbox
+	sb.GitHub.Faults().Set(
+		fault.Rule{Method: http.MethodPost, Path: "/repos/", Rate: 0.5, Status: http.StatusBadGateway, AfterServe: true},
+	)
+	pr, _ := e.open("feature/lost-creates", map[string]string{"web/src/l.js": "1\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+	sha2 := e.push(pr, map[string]string{"web/src/l.js": "2\n"})
+	e.event(pr, "synchronize")
+	e.idle()
+	if got := e.live(host("web", pr)); got != sha2 {
+		t.Errorf("preview serves %.7q, want %.7s", got, sha2)
+	}
+	if c := e.comment(pr); !strings.Contains(c, "✅ Preview ready for `"+sha2[:7]+"`") {
+		t.Errorf("comment:\n%s", c)
+	}
+	_, err := e.gh.ClosePR(demo.Repo, pr, false)
+	e.must(err)
+	e.event(pr, "closed")
+	e.idle()
+	sb.GitHub.Faults().Set()
+	e.expectNothingLeft(pr)
+	snap := e.gh.Snapshot()
+	for _, c := range snap.CheckRuns {
+		if c.Status != "completed" {
+			t.Errorf("check run %d (%s@%.7s) left %s", c.ID, c.Name, c.HeadSHA, c.Status)
+		}
+	}
+	for _, d := range snap.Deployments {
+		state := "none"
+		if n := len(d.Statuses); n > 0 {
+			state = d.Statuses[n-1].State
+		}
+		if state != "inactive" {
+			t.Errorf("deployment %d (%s@%.7s) left %s after the close", d.ID, d.Environment, d.SHA, state)
+		}
+	}
+	if c := e.comment(pr); !strings.Contains(c, "🗑️ Preview destroyed") {
+		t.Errorf("comment after close:\n%s", c)
+	}
+	t.Logf("%d lost responses", snap.FaultsInjected)
+}

@@ -134,7 +134,10 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 		return err
 	}
 	if err := r.startCheck(ctx); err != nil {
-		return r.finishRun(ctx, "failed", err)
+		// Nothing was built and nothing shows it: fail the job, so River
+		// tries again, rather than leave the PR without a preview.
+		_ = r.finishRun(ctx, "failed", err)
+		return err
 	}
 	if fileErr != nil {
 		return r.fail(ctx, "The pipeline file has errors", "`.github/deploybot.yml` on the base branch `"+r.pr.BaseRef+"` could not be used:\n\n```text\n"+fileErr.Error()+"\n```", fileErr)

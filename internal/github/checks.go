@@ -3,9 +3,12 @@ package github
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	gh "github.com/google/go-github/v66/github"
+
+	"github.com/revelations-studio/deploybot/internal/retry"
 )
 
 // GitHub's limits on check runs. Requests beyond them are rejected with 422,
@@ -110,6 +113,14 @@ func (r *Reporter) CreateCheckRun(ctx context.Context, run CheckRun) (CheckRunRe
 		Actions:     actions,
 	}
 	cr, resp, err := r.client.Checks.CreateCheckRun(ctx, r.owner, r.repo, opts)
+	if err != nil && run.ExternalID != "" && mayHaveActed(resp, err) {
+		// GitHub may have created the run and the answer got lost. Found
+		// again by its external id, it is the caller's to conclude; else
+		// it would stay "in progress" with nobody to end it.
+		if found, ok := r.findCheckRun(ctx, run.HeadSHA, run.Name, run.ExternalID); ok {
+			cr, err = found, nil
+		}
+	}
 	if err != nil {
 		return CheckRunRef{}, r.wrap(op, resp, err)
 	}
@@ -168,6 +179,32 @@ func (r *Reporter) FindCheckRun(ctx context.Context, sha, name string) (id int64
 		return 0, false, nil
 	}
 	return newest.GetID(), true, nil
+}
+
+// findCheckRun looks for the check run named name on sha with externalID.
+func (r *Reporter) findCheckRun(ctx context.Context, sha, name, externalID string) (*gh.CheckRun, bool) {
+	opts := &gh.ListCheckRunsOptions{CheckName: gh.String(name), Filter: gh.String("all"), ListOptions: gh.ListOptions{PerPage: 100}}
+	res, _, err := r.client.Checks.ListCheckRunsForRef(ctx, r.owner, r.repo, sha, opts)
+	if err != nil {
+		return nil, false
+	}
+	for _, cr := range res.CheckRuns {
+		if cr.GetName() == name && cr.GetExternalID() == externalID {
+			return cr, true
+		}
+	}
+	return nil, false
+}
+
+// mayHaveActed reports whether a failed request may still have been carried
+// out by GitHub: an answer lost to a dropped connection or a gateway error.
+// 503 and 4xx mean it was not.
+func mayHaveActed(resp *gh.Response, err error) bool {
+	if resp == nil || resp.Response == nil {
+		return retry.TransportError(err)
+	}
+	s := resp.StatusCode
+	return s >= 500 && s != http.StatusServiceUnavailable
 }
 
 // sendAnnotations sends annotations beyond the first call's 50 in further

@@ -479,10 +479,35 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 	}
 
 	e.sim.Faults().Set(fault.Rule{Method: "POST", Path: "/repos/acme/app/check-runs", Times: 1, Status: http.StatusBadGateway, AfterServe: true})
-	if _, err := e.rep.CreateCheckRun(ctx, CheckRun{Name: "deploybot/preview", HeadSHA: e.headSHA}); err == nil {
+	_, err = e.rep.CreateCheckRun(ctx, CheckRun{Name: "deploybot/preview", HeadSHA: e.headSHA})
+	if err == nil {
 		t.Fatal("a 502 on create was hidden")
 	}
 	if n := len(e.state().CheckRuns); n != 1 {
 		t.Fatalf("%d check runs after one create answered 502, want exactly 1 (not repeated)", n)
+	}
+	if !retry.Transient(err) {
+		t.Errorf("a 502 on create is not reported as transient: %v", err)
+	}
+	// With an external id, the run GitHub made is found again and returned.
+	e.sim.Faults().Set(fault.Rule{Method: "POST", Path: "/repos/acme/app/check-runs", Times: 1, Status: http.StatusBadGateway, AfterServe: true})
+	ref, err := e.rep.CreateCheckRun(ctx, CheckRun{Name: "deploybot/preview", HeadSHA: e.headSHA, ExternalID: "run-7"})
+	if err != nil {
+		t.Fatalf("create with an external id after a lost answer: %v", err)
+	}
+	runs := e.state().CheckRuns
+	if n := len(runs); n != 2 || runs[1].ID != ref.ID {
+		t.Fatalf("%d check runs (returned %d), want the one GitHub made returned: %+v", n, ref.ID, runs)
+	}
+
+	// A deployment status may be posted twice (the newest counts): a lost
+	// answer is retried rather than failing the caller.
+	id, err := e.rep.CreateDeployment(ctx, Deployment{Ref: e.headSHA, Environment: "preview", Transient: true, PR: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim.Faults().Set(fault.Rule{Method: "POST", Path: fmt.Sprintf("/repos/acme/app/deployments/%d/statuses", id), Times: 1, Status: http.StatusBadGateway, AfterServe: true})
+	if err := e.rep.SetDeploymentStatus(ctx, id, DeploymentStatus{State: DeploySuccess}); err != nil {
+		t.Fatalf("deployment status after a lost answer: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/palantir/go-githubapp/githubapp"
 
@@ -11,12 +12,13 @@ import (
 )
 
 // TransientRetryMiddleware retries requests that failed in passing: 5xx
-// answers and dropped connections for idempotent methods (GET, PATCH, PUT,
-// DELETE), 503 and refused connections for all (GitHub did not act on
-// those), with jittered backoff bounded by the request's context. A POST
-// that may have been acted on is not repeated: the creating callers look up
-// what they created instead (the status comment's marker, the PR's runs).
-// 403/429 rate limits are RateLimitMiddleware's.
+// answers and dropped connections for requests whose repetition is harmless
+// (see repeatable), 503 and refused connections for all (GitHub did not act
+// on those), with jittered backoff bounded by the request's context. A POST
+// that may have been acted on and would create a second thing is not
+// repeated: the creating callers look up what they created instead (the
+// status comment's marker, the PR's runs). 403/429 rate limits are
+// RateLimitMiddleware's.
 func TransientRetryMiddleware(p retry.Policy) githubapp.ClientMiddleware {
 	if p.Attempts == 0 {
 		p.Attempts = 4
@@ -29,7 +31,7 @@ func TransientRetryMiddleware(p retry.Policy) githubapp.ClientMiddleware {
 		if base != nil {
 			return base(req, resp, err)
 		}
-		return retry.Retryable(req, resp, err)
+		return retry.RetryableAs(repeatable(req), resp, err)
 	}
 	return func(next http.RoundTripper) http.RoundTripper {
 		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
@@ -79,4 +81,21 @@ func TransientRetryMiddleware(p retry.Policy) githubapp.ClientMiddleware {
 			}
 		})
 	}
+}
+
+// repeatable reports whether sending req twice to GitHub has the effect of
+// sending it once: GET, PUT and DELETE; PATCH, which the bot only uses to set
+// fields to values (a check run, the status comment); a deployment status,
+// of which only the newest counts; and a reaction, which GitHub answers 200
+// when it already exists.
+func repeatable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodPatch:
+		return true
+	case http.MethodPost:
+		p := req.URL.Path
+		return strings.HasSuffix(p, "/reactions") ||
+			strings.Contains(p, "/deployments/") && strings.HasSuffix(p, "/statuses")
+	}
+	return retry.Idempotent(req.Method)
 }

@@ -130,6 +130,12 @@ func Retryable(req *http.Request, resp *http.Response, err error) bool {
 	if req != nil {
 		method = req.Method
 	}
+	return RetryableAs(Idempotent(method), resp, err)
+}
+
+// RetryableAs is Retryable for a request whose repetition is (idempotent)
+// or is not harmless, as the caller knows from the API: some POSTs are.
+func RetryableAs(idempotent bool, resp *http.Response, err error) bool {
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return false
@@ -137,7 +143,7 @@ func Retryable(req *http.Request, resp *http.Response, err error) bool {
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return true
 		}
-		return Idempotent(method) && TransportError(err)
+		return idempotent && TransportError(err)
 	}
 	if resp == nil {
 		return false
@@ -146,7 +152,7 @@ func Retryable(req *http.Request, resp *http.Response, err error) bool {
 	case s == http.StatusTooManyRequests, s == http.StatusLocked, s == http.StatusServiceUnavailable:
 		return true
 	case s >= 500 && s != http.StatusNotImplemented && s != http.StatusHTTPVersionNotSupported:
-		return Idempotent(method)
+		return idempotent
 	}
 	return false
 }
