@@ -87,6 +87,7 @@ type Workers interface {
 	DeleteScript(ctx context.Context, name string) error
 	CurrentDeployment(ctx context.Context, script string) (cloudflare.Deployment, error)
 	Deploy(ctx context.Context, script, versionID string) (cloudflare.Deployment, error)
+	ListScripts(ctx context.Context, prefix string) ([]cloudflare.ScriptInfo, error)
 	ListCustomDomains(ctx context.Context, prefix string) ([]cloudflare.CustomDomain, error)
 	ListRoutes(ctx context.Context, zoneID, prefix string) ([]cloudflare.Route, error)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/revelations-studio/deploybot/internal/cloudflare"
 	"github.com/revelations-studio/deploybot/internal/demo"
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/neon"
@@ -583,7 +585,14 @@ func TestSweepMissedClose(t *testing.T) {
 		t.Fatalf("creating a person's branch: %d", resp.StatusCode)
 	}
 
-	dry, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{DryRun: true})
+	// A branch as fresh as pr-99 may belong to a preview being made: kept.
+	fresh, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{DryRun: true})
+	e.must(err)
+	if len(fresh) != 1 || !strings.Contains(fresh[0].String(), "pull request is closed") {
+		t.Fatalf("dry run right away: %v", fresh)
+	}
+	later := time.Now().Add(10 * time.Minute)
+	dry, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{DryRun: true, Now: later})
 	e.must(err)
 	var said []string
 	for _, a := range dry {
@@ -596,7 +605,7 @@ func TestSweepMissedClose(t *testing.T) {
 		t.Fatal("the dry run removed something")
 	}
 
-	_, err = e.s.App.Sweep(e.ctx, pipeline.SweepOptions{})
+	_, err = e.s.App.Sweep(e.ctx, pipeline.SweepOptions{Now: later})
 	e.must(err)
 	e.idle()
 	r := e.s.Resources()
@@ -606,10 +615,58 @@ func TestSweepMissedClose(t *testing.T) {
 	if c := e.comment(pr); !strings.Contains(c, "🗑️ Preview destroyed") {
 		t.Errorf("comment not repaired:\n%s", c)
 	}
-	again, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{DryRun: true})
+	again, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{DryRun: true, Now: later})
 	e.must(err)
 	if len(again) != 0 {
 		t.Errorf("a second sweep still finds %v", again)
+	}
+}
+
+// TestSweepForgottenPreview: the bot's database lost a preview (restored
+// from an old backup) whose PR then closed. The sweep finds the Workers by
+// their tags and the branch by its annotations, and removes them with their
+// hostnames; Workers it did not make, or made for a repository it is not
+// configured for, stay.
+func TestSweepForgottenPreview(t *testing.T) {
+	e := start(t)
+	pr, _ := e.open("feature/forgotten", map[string]string{"web/src/f.js": "1\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+	cf, err := cloudflare.New(cloudflare.Options{AccountID: e.s.Sandbox.Cloudflare.AccountID(), APIToken: "t", BaseURL: e.s.URLs.Cloudflare})
+	e.must(err)
+	worker := func(name string, tags ...string) {
+		_, err := cf.UploadWorker(e.ctx, cloudflare.Script{Name: name, MainModule: "index.js", Tags: tags,
+			Modules: []cloudflare.Module{{Name: "index.js", Content: []byte("export default { fetch() { return new Response('hi') } }")}}})
+		e.must(err)
+	}
+	worker("codex-web-preview-500")                                                               // a person's
+	worker("other-web-preview-7", "deploybot", "deploybot-repo:acme/other", "deploybot-env:pr-7") // another repository's
+	_, err = e.s.App.Pool.Exec(e.ctx, `DELETE FROM previews WHERE pr_number = $1`, pr)
+	e.must(err)
+	_, err = e.gh.ClosePR(demo.Repo, pr, false) // no event delivered
+	e.must(err)
+
+	later := time.Now().Add(10 * time.Minute)
+	dry, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{DryRun: true, Now: later})
+	e.must(err)
+	var said []string
+	for _, a := range dry {
+		said = append(said, a.Resource)
+	}
+	slices.Sort(said)
+	want := []string{"neon branch pr-1", "worker auth-worker-preview-1", "worker codex-web-preview-1", "worker ecom-api-preview-1"}
+	if !slices.Equal(said, want) {
+		t.Fatalf("dry run found %q, want %q", said, want)
+	}
+	_, err = e.s.App.Sweep(e.ctx, pipeline.SweepOptions{Now: later})
+	e.must(err)
+	r := e.s.Resources()
+	slices.Sort(r.Scripts)
+	if strings.Join(r.Scripts, ",") != "codex-web-preview-500,other-web-preview-7" || len(r.Domains) != 0 || strings.Join(r.Branches, ",") != "production" {
+		t.Errorf("after the sweep: branches %v, scripts %v, domains %v", r.Branches, r.Scripts, r.Domains)
+	}
+	if e.live(host("web", pr)) != "" {
+		t.Errorf("the forgotten preview is still served")
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/revelations-studio/deploybot/internal/cloudflare"
+	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/internal/neon"
@@ -129,9 +131,15 @@ func sweepJob(every time.Duration) *river.PeriodicJob {
 //   - previews of PRs that are closed (a missed close event) or past the
 //     pipeline file's preview TTL: torn down by a queued sync job, which also
 //     repairs the status comment and deactivates the deployments;
-//   - Neon branches with the bot's annotations whose PR is closed and whose
-//     preview the bot does not remember, and ephemeral test branches older
-//     than any test run.
+//   - Neon branches with the bot's annotations whose preview the bot does
+//     not remember, and ephemeral test branches older than any test run;
+//   - Workers tagged as previews of a configured repository (scriptTags)
+//     whose preview the bot does not remember, with their hostnames.
+//
+// "Does not remember" covers a database restored from an old backup or
+// replaced, and a crash between creating and recording. Anything changed in
+// the last few minutes is left alone, and the database is asked again
+// before each deletion: a preview may be in the making while the sweep runs.
 //
 // A repository's open PRs are listed once per sweep (a request per 100) and
 // its pipeline file read once per base branch; only a preview whose PR is
@@ -274,8 +282,9 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 				}
 			case neon.PurposePreview:
 				pr, _ := strconv.Atoi(b.Annotations[neon.AnnotationPR])
-				if pr == 0 || known[fmt.Sprintf("%s#%d", repoName, pr)] {
-					continue // the preview sweep above owns it
+				if pr == 0 || known[fmt.Sprintf("%s#%d", repoName, pr)] || now.Sub(b.CreatedAt) < orphanGrace ||
+					previewRecorded(ctx, deps, repoName, pr) {
+					continue // the preview sweep above owns it, or it is being made
 				}
 				reason = "preview branch of a pull request the bot has no preview for"
 			}
@@ -290,6 +299,112 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 			if err := deps.Neon.DeleteBranchNamed(ctx, project, b.Name); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	for account, repos := range cloudflareAccounts(deps) {
+		acts, err := sweepWorkers(ctx, deps, account, repos, known, now, dry)
+		actions = append(actions, acts...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return actions, errors.Join(errs...)
+}
+
+// orphanGrace is how long a preview's Worker or branch may exist unrecorded
+// before the sweep takes it for an orphan: a run records its preview just
+// before creating them, and the sweep read the records a moment ago.
+const orphanGrace = 5 * time.Minute
+
+// previewRecorded asks the database again whether repo#pr has a preview
+// with resources, for a sweep about to delete something it thought orphaned.
+// When unsure, it says yes: never delete what may be in use.
+func previewRecorded(ctx context.Context, deps Deps, repo string, pr int) bool {
+	var yes bool
+	err := deps.Pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM previews WHERE repo = $1 AND pr_number = $2
+		  AND (resources <> '{}'::jsonb OR state NOT IN ('destroyed', 'pending')))`, repo, pr).Scan(&yes)
+	return err != nil || yes
+}
+
+// cloudflareAccounts groups the configured repositories by Cloudflare account.
+func cloudflareAccounts(deps Deps) map[string]map[string]config.RepoCloudflare {
+	out := map[string]map[string]config.RepoCloudflare{}
+	for name, rc := range deps.Config.Repositories {
+		if rc.Cloudflare.AccountID == "" {
+			continue
+		}
+		if out[rc.Cloudflare.AccountID] == nil {
+			out[rc.Cloudflare.AccountID] = map[string]config.RepoCloudflare{}
+		}
+		out[rc.Cloudflare.AccountID][name] = rc.Cloudflare
+	}
+	return out
+}
+
+// sweepWorkers deletes the preview Workers of one account that the bot
+// tagged for one of repos but has no preview for, hostnames first. Workers
+// without the bot's tags, or tagged for a repository this bot is not
+// configured for (another installation sharing the account), are not its.
+func sweepWorkers(ctx context.Context, deps Deps, account string, repos map[string]config.RepoCloudflare, known map[string]bool, now time.Time, dry bool) ([]SweepAction, error) {
+	cf, err := deps.Cloudflare(account)
+	if err != nil {
+		return nil, err
+	}
+	scripts, err := cf.ListScripts(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var actions []SweepAction
+	var errs []error
+	var domains []cloudflare.CustomDomain
+	domainsRead := false
+	for _, s := range scripts {
+		repo, pr, ok := taggedPreview(s.Tags)
+		rc, ours := repos[repo]
+		if !ok || !ours || known[fmt.Sprintf("%s#%d", repo, pr)] || now.Sub(s.ModifiedOn) < orphanGrace ||
+			previewRecorded(ctx, deps, repo, pr) {
+			continue
+		}
+		actions = append(actions, SweepAction{Repo: repo, PR: pr, Resource: "worker " + s.Name,
+			Reason: "preview Worker of a pull request the bot has no preview for"})
+		if dry {
+			continue
+		}
+		if !domainsRead {
+			if domains, err = cf.ListCustomDomains(ctx, ""); err != nil {
+				return actions, err
+			}
+			domainsRead = true
+		}
+		detached := true
+		for _, d := range domains {
+			if d.Service == s.Name {
+				if err := cf.DetachHostname(ctx, cloudflare.ModeCustomDomain, cloudflare.Hostname{ZoneID: d.ZoneID, Name: d.Hostname, Script: s.Name}); err != nil {
+					errs, detached = append(errs, err), false
+				}
+			}
+		}
+		if rc.ZoneID != "" {
+			routes, err := cf.ListRoutes(ctx, rc.ZoneID, "")
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, r := range routes {
+				if r.Script == s.Name {
+					h := cloudflare.Hostname{ZoneID: rc.ZoneID, Name: strings.TrimSuffix(r.Pattern, "/*"), Script: s.Name}
+					if err := cf.DetachHostname(ctx, cloudflare.ModeDNSRoute, h); err != nil {
+						errs, detached = append(errs, err), false
+					}
+				}
+			}
+		}
+		if !detached {
+			continue // the Worker stays until its hostnames are gone: the next sweep
+		}
+		if err := cf.DeleteScript(ctx, s.Name); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return actions, errors.Join(errs...)
