@@ -52,6 +52,7 @@ type GitHub interface {
 // *github.Reporter implements it.
 type Repo interface {
 	PullRequest(ctx context.Context, n int) (github.PullRequest, error)
+	BranchHead(ctx context.Context, branch string) (sha string, found bool, err error)
 	// OpenPullRequests lists the open pull requests; one missing from the
 	// list may still be open (see github.Reporter.OpenPullRequests).
 	OpenPullRequests(ctx context.Context) ([]github.PullRequest, error)

@@ -93,7 +93,7 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 	if err := pr.concludeAbandoned(ctx); err != nil {
 		return err
 	}
-	newest, err := w.p.newestProductionPush(ctx, repoName)
+	newest, err := w.p.newestProductionPush(ctx, repo, repoName, in.Branch)
 	if err != nil {
 		return err
 	}
@@ -115,14 +115,25 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 	return pr.run(ctx, file, fileErr)
 }
 
-// newestProductionPush is the head of the newest production push stored
-// for repo: the commit that should be live once the queue drains.
-func (p *previews) newestProductionPush(ctx context.Context, repo string) (string, error) {
+// newestProductionPush is the commit that should be live once the queue
+// drains: the default branch's head on GitHub. Push deliveries can arrive
+// out of order, so the newest one received may not be the newest push; it
+// only stands in when the branch cannot be found.
+func (p *previews) newestProductionPush(ctx context.Context, repo Repo, repoName, branch string) (string, error) {
+	if branch != "" {
+		head, found, err := repo.BranchHead(ctx, branch)
+		if err != nil {
+			return "", err
+		}
+		if found {
+			return head, nil
+		}
+	}
 	var sha string
 	err := p.deps.Pool.QueryRow(ctx, `
 		SELECT intent->>'after' FROM deliveries
 		WHERE repo = $1 AND intent_kind = 'production_push'
-		ORDER BY received_at DESC LIMIT 1`, repo).Scan(&sha)
+		ORDER BY received_at DESC LIMIT 1`, repoName).Scan(&sha)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}

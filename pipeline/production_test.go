@@ -192,3 +192,28 @@ func TestProductionQueuesAndSupersedes(t *testing.T) {
 		t.Errorf("%d production runs overlapped", overlaps)
 	}
 }
+
+// TestProductionLateDelivery: two merges whose push deliveries arrive in
+// the wrong order. Production ends on the newer merge; the late delivery of
+// the older one must not roll production back to it.
+func TestProductionLateDelivery(t *testing.T) {
+	e := start(t)
+	sha1, err := e.gh.Commit(demo.Repo, "main", map[string]string{"web/src/late.js": "1\n"}, "Merge one")
+	e.must(err)
+	first, err := e.gh.PushEvent(demo.Repo, "main")
+	e.must(err)
+	sha2, err := e.gh.Commit(demo.Repo, "main", map[string]string{"web/src/late.js": "2\n"}, "Merge two")
+	e.must(err)
+	second, err := e.gh.PushEvent(demo.Repo, "main")
+	e.must(err)
+	e.deliverAll(second)
+	e.idle()
+	expectAll(t, e.liveEverywhere(), sha2)
+	e.deliverAll(first)
+	e.idle()
+
+	expectAll(t, e.liveEverywhere(), sha2)
+	if got := e.production(); got[sha2] != "success" || (got[sha1] != "" && got[sha1] != "skipped") {
+		t.Errorf("production check runs: %s=%q %s=%q; want success, and skipped or none", sha2[:7], got[sha2], sha1[:7], got[sha1])
+	}
+}

@@ -398,6 +398,27 @@ func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error 
 			return nil
 		}
 	}
+	// Push deliveries can arrive out of order. A push whose commit is no
+	// longer the branch's head tests nothing: the newer push's own job tests
+	// the head, and this run would only cancel that one.
+	if req.reason == reasonPush {
+		repo, err := deps.GitHub.Repo(ctx, req.meta.InstallationID, req.meta.Repo.Owner, req.meta.Repo.Name)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", repoName, err)
+		}
+		head, found, err := repo.BranchHead(ctx, req.branch)
+		if err != nil {
+			return err
+		}
+		if head != req.sha {
+			why := "the branch no longer exists"
+			if found {
+				why = "not the branch's head any more (now " + short(head) + "): a push delivered late"
+			}
+			logger.Info().Str("head", short(head)).Msg("stale push: no tests")
+			return r.record(ctx, "skipped", why)
+		}
+	}
 	if req.reason == reasonPush && skipCI(req.message) {
 		logger.Info().Msg("[skip ci] in the head commit message: no tests")
 		return r.record(ctx, "skipped", "[skip ci] in the head commit message")
