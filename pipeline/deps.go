@@ -73,6 +73,9 @@ type Repo interface {
 type Databases interface {
 	EnsureBranch(ctx context.Context, projectID string, opts neon.BranchOptions) (neon.Branch, error)
 	ConnectionURIs(ctx context.Context, projectID, branchID, database, role string) (neon.URIs, error)
+	// ResetConnectionURIs gives the branch's role a new password first, so
+	// the URIs do not carry the parent's (production's) password.
+	ResetConnectionURIs(ctx context.Context, projectID, branchID, database, role string) (neon.URIs, error)
 	DeleteBranchNamed(ctx context.Context, projectID, name string) error
 	ResetBranch(ctx context.Context, projectID, name string) error
 	FindBranch(ctx context.Context, projectID, name string) (neon.Branch, bool, error)

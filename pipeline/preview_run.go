@@ -186,7 +186,12 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 				}
 				log.Printf("reset %s from %s", pl.branch, pl.file.Database.Parent)
 			}
-			u, err := deps.Neon.ConnectionURIs(ctx, pl.file.Database.Project, b.ID, "", "")
+			// The branch's role came with the parent's password: give it
+			// its own before the migration and the Workers see it. Every
+			// run resets it again (also after a reset from the parent), so
+			// the live Worker's DATABASE_URL stops working until this run
+			// redeploys every Worker with the new one.
+			u, err := deps.Neon.ResetConnectionURIs(ctx, pl.file.Database.Project, b.ID, "", "")
 			if err != nil {
 				return err
 			}

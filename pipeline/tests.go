@@ -679,7 +679,9 @@ func (r *testRun) createDatabase(ctx context.Context, log *Log) error {
 	if err != nil {
 		return err
 	}
-	uris, err := deps.Neon.ConnectionURIs(ctx, db.Project, b.ID, "", "")
+	// The stages (a fork's, once approved) must not learn the parent's
+	// password, which the new branch's role still has.
+	uris, err := deps.Neon.ResetConnectionURIs(ctx, db.Project, b.ID, "", "")
 	if err != nil {
 		return err
 	}

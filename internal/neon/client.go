@@ -112,6 +112,11 @@ func IsNotFound(err error) bool { return StatusOf(err) == http.StatusNotFound }
 // successful JSON answer into out (when non-nil). It returns the final
 // status with a nil error for 2xx answers.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) (int, error) {
+	return c.send(ctx, c.retry, method, path, query, body, out)
+}
+
+// send is do with another retry policy.
+func (c *Client) send(ctx context.Context, policy retry.Policy, method, path string, query url.Values, body, out any) (int, error) {
 	var payload []byte
 	if body != nil {
 		var err error
@@ -123,7 +128,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	resp, err := c.retry.Do(ctx, c.http, func(ctx context.Context) (*http.Request, error) {
+	resp, err := policy.Do(ctx, c.http, func(ctx context.Context) (*http.Request, error) {
 		var rd io.Reader
 		if payload != nil {
 			rd = bytes.NewReader(payload)

@@ -2,9 +2,13 @@ package neon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/revelations-studio/deploybot/internal/retry"
 )
 
 // Endpoint is a compute endpoint serving a branch.
@@ -25,8 +29,22 @@ type Database struct {
 // Role is a Postgres role on a branch.
 type Role struct {
 	Name      string `json:"name"`
+	BranchID  string `json:"branch_id,omitempty"`
 	Protected bool   `json:"protected"`
+	// Password is set only in the answer of ResetRolePassword.
+	Password Password `json:"password,omitempty"`
 }
+
+// Password is a role's password. It prints and marshals as "[redacted]", so
+// that logging a Role (or an error holding one) cannot leak it; string(p)
+// is the password.
+type Password string
+
+func (Password) String() string   { return "[redacted]" }
+func (Password) GoString() string { return `"[redacted]"` }
+
+// MarshalJSON keeps the password out of JSON logs.
+func (Password) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
 
 // URIs are the two ways to connect to a branch's database: Pooled through
 // Neon's PgBouncer (for the application), Direct for migrations and
@@ -41,23 +59,136 @@ type URIs struct {
 // branch: its only database (or "neondb" among several) and that
 // database's owner.
 //
-// The strings hold a password: never log them.
+// The strings hold the role's current password: never log them. On a
+// branch whose role was never reset that is its parent's password (Neon
+// copies roles into a child); give code that should not reach the parent
+// ResetConnectionURIs instead.
 func (c *Client) ConnectionURIs(ctx context.Context, projectID, branchID, database, role string) (URIs, error) {
 	fail := func(err error) (URIs, error) {
 		return URIs{}, fmt.Errorf("neon: connection URI of branch %s in project %s: %w", branchID, projectID, err)
 	}
-	if database == "" || role == "" {
-		db, owner, err := c.defaultDatabase(ctx, projectID, branchID, database)
-		if err != nil {
-			return fail(err)
-		}
-		if database == "" {
-			database = db
-		}
-		if role == "" {
-			role = owner
+	database, role, err := c.resolve(ctx, projectID, branchID, database, role)
+	if err != nil {
+		return fail(err)
+	}
+	return c.connectionURIs(ctx, projectID, branchID, database, role, fail)
+}
+
+// ResetConnectionURIs gives role on the branch a new password and returns
+// connection strings that carry it, so that they open this branch only:
+// a child branch starts with its parent's passwords, and whoever reads a
+// connection string handed to a preview or a test run must not learn the
+// one of production. Empty database or role are chosen as ConnectionURIs
+// does. Connections made with the old password stop working, and Neon
+// drops the branch's open sessions.
+//
+// Repeating it is harmless (the last password wins); the strings hold the
+// password set by the last reset this call made, after Neon has put it in
+// force.
+func (c *Client) ResetConnectionURIs(ctx context.Context, projectID, branchID, database, role string) (URIs, error) {
+	fail := func(err error) (URIs, error) {
+		return URIs{}, fmt.Errorf("neon: connection URI with a new password of branch %s in project %s: %w", branchID, projectID, err)
+	}
+	database, role, err := c.resolve(ctx, projectID, branchID, database, role)
+	if err != nil {
+		return fail(err)
+	}
+	r, err := c.ResetRolePassword(ctx, projectID, branchID, role)
+	if err != nil {
+		return URIs{}, err
+	}
+	uris, err := c.connectionURIs(ctx, projectID, branchID, database, role, fail)
+	if err != nil {
+		return URIs{}, err
+	}
+	// connection_uri answers the password Neon stores, which is ours
+	// unless someone reset it again meanwhile. Ours is the one this call
+	// is sure of (and saw take effect), so the strings carry it either way:
+	// a newer reset makes them fail to connect, never open another branch.
+	for _, u := range []*string{&uris.Pooled, &uris.Direct} {
+		if *u, err = withPassword(*u, string(r.Password)); err != nil {
+			return fail(fmt.Errorf("database %q role %q: %w", database, role, err))
 		}
 	}
+	return uris, nil
+}
+
+// ResetRolePassword gives role on the branch a new password and waits until
+// Neon has put it in force (until then the old one still works). The
+// answer's Role carries the new password.
+//
+// Unlike other creating calls it is retried after 5xx answers and dropped
+// connections too: a repeated reset only sets yet another password, and
+// the answer that arrives carries the one that was set last.
+func (c *Client) ResetRolePassword(ctx context.Context, projectID, branchID, role string) (Role, error) {
+	fail := func(err error) (Role, error) {
+		return Role{}, fmt.Errorf("neon: reset password of role %q on branch %s in project %s: %w", role, branchID, projectID, err)
+	}
+	var out struct {
+		Role       Role        `json:"role"`
+		Operations []Operation `json:"operations"`
+	}
+	p := c.retry
+	p.Retryable = repeatable(p.Retryable)
+	path := projectPath(projectID, "branches", branchID, "roles", role, "reset_password")
+	if _, err := c.send(ctx, p, "POST", path, nil, nil, &out); err != nil {
+		return fail(err)
+	}
+	if out.Role.Password == "" {
+		return fail(errors.New("Neon answered no password"))
+	}
+	if err := c.WaitOperations(ctx, projectID, out.Operations); err != nil {
+		return fail(err)
+	}
+	return out.Role, nil
+}
+
+// repeatable retries a call that is safe to repeat as if it were
+// idempotent, deferring to the policy's own rule when it has one.
+func repeatable(rule func(*http.Request, *http.Response, error) bool) func(*http.Request, *http.Response, error) bool {
+	if rule == nil {
+		rule = retry.Retryable
+	}
+	return func(req *http.Request, resp *http.Response, err error) bool {
+		if req != nil {
+			req = req.Clone(req.Context())
+			req.Method = http.MethodPut
+		}
+		return rule(req, resp, err)
+	}
+}
+
+// withPassword returns the connection string raw with password instead of
+// the one it holds.
+func withPassword(raw, password string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil || u.User.Username() == "" {
+		// Not the error: it would quote the string, password and all.
+		return "", errors.New("Neon answered a connection string without a user")
+	}
+	u.User = url.UserPassword(u.User.Username(), password)
+	return u.String(), nil
+}
+
+// resolve fills in an empty database or role as ConnectionURIs documents.
+func (c *Client) resolve(ctx context.Context, projectID, branchID, database, role string) (string, string, error) {
+	if database != "" && role != "" {
+		return database, role, nil
+	}
+	db, owner, err := c.defaultDatabase(ctx, projectID, branchID, database)
+	if err != nil {
+		return "", "", err
+	}
+	if database == "" {
+		database = db
+	}
+	if role == "" {
+		role = owner
+	}
+	return database, role, nil
+}
+
+func (c *Client) connectionURIs(ctx context.Context, projectID, branchID, database, role string, fail func(error) (URIs, error)) (URIs, error) {
 	var uris URIs
 	for _, pooled := range []bool{true, false} {
 		q := url.Values{

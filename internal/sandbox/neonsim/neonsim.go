@@ -7,6 +7,13 @@
 // migrations run by the bot against a preview branch really change that
 // branch and nothing else, and connection_uri returns a URL that works.
 //
+// Each branch's role (Options.Role) has a password of its own, as on Neon:
+// a new branch starts with its parent's, and reset_password gives it a new
+// one. The connection URIs point at a small proxy in front of the server
+// (see proxy.go) that checks user, database and password, so a URI with a
+// stale password, or one branch's password used on another branch's
+// database, is refused at connect time.
+//
 // Every request is validated against Neon's official API description
 // (package apispec) behind a fault injector: fault → validation → handlers.
 // Operations stay "running" for Options.OperationDelay, and while a branch
@@ -52,6 +59,7 @@ type Options struct {
 type Server struct {
 	opts      Options
 	pg        *physical
+	proxy     *proxy
 	faults    *fault.Injector
 	validator *apispec.Validator
 	handler   http.Handler
@@ -86,6 +94,22 @@ type branch struct {
 	LastResetAt        *time.Time
 	Database           string // physical database name
 	DBID               int64
+
+	// Password is the password of the branch's role (Options.Role), which
+	// a reset made the one in force at PasswordFrom, when the reset's
+	// operations finish: until then PrevPassword still is, as Neon says
+	// ("The old password remains valid until last operation finishes").
+	Password, PrevPassword string
+	PasswordFrom           time.Time
+	RoleUpdatedAt          time.Time
+}
+
+// livePassword is the role password that opens the branch at now.
+func (b *branch) livePassword(now time.Time) string {
+	if now.Before(b.PasswordFrom) {
+		return b.PrevPassword
+	}
+	return b.Password
 }
 
 type endpoint struct {
@@ -131,6 +155,10 @@ func New(opts Options) (*Server, error) {
 		rng:       rand.New(rand.NewPCG(uint64(opts.Seed), 0x6e656f6e)),
 		projects:  map[string]*project{},
 	}
+	if s.proxy, err = startProxy(s.authenticate, pg.sessionConfig); err != nil {
+		pg.close()
+		return nil, err
+	}
 	s.handler = s.faults.Middleware(s.validator.Middleware(http.HandlerFunc(s.serve), writeError), writeError)
 	return s, nil
 }
@@ -142,8 +170,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Faults is the fault injector in front of the API.
 func (s *Server) Faults() *fault.Injector { return s.faults }
 
-// Close drops every database the simulator created.
+// Close ends the connections made through its URIs and drops every
+// database the simulator created.
 func (s *Server) Close(ctx context.Context) error {
+	s.proxy.close()
 	s.mutate.Lock()
 	defer s.mutate.Unlock()
 	s.mu.Lock()
@@ -192,6 +222,7 @@ func (s *Server) CreateProject(ctx context.Context, name string) (Project, error
 	b := &branch{
 		ID: s.id("br"), Name: s.opts.DefaultBranch, Default: true, InitSource: "parent-data",
 		CreatedAt: now, UpdatedAt: now, Database: db, DBID: s.rng.Int64N(90000000) + 10000000,
+		Password: newPassword(), RoleUpdatedAt: now,
 	}
 	p.branches[b.ID] = b
 	ep := &endpoint{ID: s.id("ep"), BranchID: b.ID, Type: "read_write", CreatedAt: now}
@@ -202,20 +233,38 @@ func (s *Server) CreateProject(ctx context.Context, name string) (Project, error
 }
 
 // DatabaseURL returns a connection URL of the branch's database, for test
-// setup and inspection ("" when there is no such branch).
+// setup and inspection ("" when there is no such branch). It holds the
+// admin's credentials and goes straight to the server, past the password
+// checks: ConnectionURL is what a Neon user gets.
 func (s *Server) DatabaseURL(projectID, branchName string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.projects[projectID]
-	if p == nil {
-		return ""
-	}
-	for _, b := range p.branches {
-		if b.Name == branchName {
-			return s.pg.url(b.Database, nil)
-		}
+	if b := s.branchNamed(projectID, branchName); b != nil {
+		return s.pg.url(b.Database, nil)
 	}
 	return ""
+}
+
+// ConnectionURL returns the direct connection URI the API hands out for
+// the branch's database as its role, with the role's current password
+// ("" when there is no such branch): for tests that compare passwords or
+// try one branch's credentials on another.
+func (s *Server) ConnectionURL(projectID, branchName string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.branchNamed(projectID, branchName); b != nil {
+		return s.uri(b, false)
+	}
+	return ""
+}
+
+// branchNamed finds a branch by name. Callers hold s.mu.
+func (s *Server) branchNamed(projectID, name string) *branch {
+	p := s.projects[projectID]
+	if p == nil {
+		return nil
+	}
+	return p.byName(name)
 }
 
 // State is a JSON-serialisable snapshot of the simulator.

@@ -48,7 +48,8 @@ func newName() string {
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
 // url returns a connection URL for database db on the admin's server, with
-// the admin's credentials: the simulator does not manage real roles.
+// the admin's credentials, for the simulator's own work and test setup.
+// What the API hands out goes through the proxy instead (Server.uri).
 func (p *physical) url(db string, extra url.Values) string {
 	u, err := url.Parse(p.adminURL)
 	if err != nil {
@@ -62,6 +63,25 @@ func (p *physical) url(db string, extra url.Values) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// sessionConfig is how the proxy opens a session on database db once it
+// has checked the client's password: as the admin, like the simulator's
+// own connections.
+func (p *physical) sessionConfig(db string) (*pgconn.Config, error) {
+	cfg, err := pgconn.ParseConfig(p.adminURL)
+	if err != nil {
+		return nil, fmt.Errorf("admin URL: %w", err)
+	}
+	cfg.Database = db
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	return cfg, nil
+}
+
+// newPassword returns a role password in Neon's style (npg_ and random
+// letters and digits): safe in a URL without escaping.
+func newPassword() string { return "npg_" + rand.Text()[:16] }
 
 func (p *physical) createEmpty(ctx context.Context, db string) error {
 	_, err := p.pool.Exec(ctx, "CREATE DATABASE "+ident(db))

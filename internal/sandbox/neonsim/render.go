@@ -1,7 +1,6 @@
 package neonsim
 
 import (
-	"net/url"
 	"strings"
 	"time"
 )
@@ -155,7 +154,7 @@ func (s *Server) opJSON(p *project, o *operation, now time.Time) map[string]any 
 func (s *Server) roleJSON(b *branch) map[string]any {
 	return map[string]any{
 		"branch_id": b.ID, "name": s.opts.Role, "protected": false,
-		"created_at": ts(b.CreatedAt), "updated_at": ts(b.CreatedAt),
+		"created_at": ts(b.CreatedAt), "updated_at": ts(b.RoleUpdatedAt),
 	}
 }
 
@@ -166,17 +165,13 @@ func (s *Server) databaseJSON(b *branch) map[string]any {
 	}
 }
 
-// connectionDetails is one connection_uris entry of a create answer. The
-// password is the one in Options.AdminURL, if any.
+// connectionDetails is one connection_uris entry of a create answer, with
+// the branch role's password (its parent's, on a new branch).
 func (s *Server) connectionDetails(p *project, b *branch, e *endpoint) map[string]any {
-	password := ""
-	if u, err := url.Parse(s.pg.adminURL); err == nil && u.User != nil {
-		password, _ = u.User.Password()
-	}
 	return map[string]any{
 		"connection_uri": s.uri(b, false),
 		"connection_parameters": map[string]any{
-			"database": s.opts.Database, "password": password, "role": s.opts.Role,
+			"database": s.opts.Database, "password": b.Password, "role": s.opts.Role,
 			"host": strings.TrimSuffix(endpointHost(e, false), "."), "pooler_host": endpointHost(e, true),
 		},
 	}
