@@ -814,19 +814,20 @@ func (r *testRun) record(ctx context.Context, status, msg string) error {
 		now := time.Now()
 		finished = &now
 	}
-	if status == "queued" {
-		// A snoozed (or rescued) job comes back to the run it queued.
-		err := r.t.p.deps.Pool.QueryRow(ctx, `
-			SELECT id FROM runs WHERE kind = 'test' AND job_id = $1 AND status = 'queued' ORDER BY id DESC LIMIT 1`,
-			r.jobID).Scan(&r.runID)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("find the queued test run of job %d: %w", r.jobID, err)
-		}
-	}
+	// A snoozed (or rescued) job comes back to the run it queued: that run
+	// goes on (or ends here), rather than a second one being recorded and
+	// the first left queued for ever.
 	err := r.t.p.deps.Pool.QueryRow(ctx, `
+		UPDATE runs SET status = $2, error = $3, finished_at = $4
+		WHERE id = (SELECT id FROM runs WHERE kind = 'test' AND job_id = $1 AND status = 'queued' ORDER BY id DESC LIMIT 1)
+		RETURNING id`, r.jobID, status, msg, finished).Scan(&r.runID)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("record test run of %s@%s: %w", r.req.meta.Repo.FullName(), short(r.req.sha), err)
+	}
+	err = r.t.p.deps.Pool.QueryRow(ctx, `
 		INSERT INTO runs (kind, repo, head_sha, job_id, reason, branch, status, error, finished_at)
 		VALUES ('test', $1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
 		r.req.meta.Repo.FullName(), r.req.sha, r.jobID, r.req.reason, r.req.key, status, msg, finished).Scan(&r.runID)
