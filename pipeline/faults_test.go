@@ -20,20 +20,7 @@ import (
 func TestConvergesUnderFaults(t *testing.T) {
 	e := start(t)
 	sb := e.s.Sandbox
-	sb.Neon.Faults().Set(
-		fault.Rule{Rate: 0.08, Status: http.StatusServiceUnavailable, Latency: 2 * time.Millisecond},
-		fault.Rule{Rate: 0.06, Status: http.StatusLocked},
-		fault.Rule{Rate: 0.06, Status: http.StatusTooManyRequests},
-		fault.Rule{Method: http.MethodGet, Rate: 0.05, Reset: true},
-	)
-	sb.Cloudflare.Faults().Set(
-		fault.Rule{Rate: 0.1, Status: http.StatusServiceUnavailable, Latency: 2 * time.Millisecond},
-		fault.Rule{Rate: 0.1, Status: http.StatusTooManyRequests},
-	)
-	sb.GitHub.Faults().Set(
-		fault.Rule{Method: http.MethodGet, Path: "/repos/", Rate: 0.2, Status: http.StatusBadGateway, Latency: 2 * time.Millisecond},
-		fault.Rule{Method: http.MethodPatch, Rate: 0.2, Status: http.StatusServiceUnavailable},
-	)
+	e.injectFaults()
 
 	pr, _ := e.open("feature/faults", map[string]string{"web/src/f.js": "1\n"}, false)
 	opened, err := e.gh.PullRequestEvent(demo.Repo, pr, "opened")
@@ -72,6 +59,27 @@ func TestConvergesUnderFaults(t *testing.T) {
 		t.Errorf("only %d faults injected: the test did not test much", injected)
 	}
 	t.Logf("%d faults injected", injected)
+}
+
+// injectFaults makes a fifth of the calls to Neon and Cloudflare fail with
+// mixed statuses (5 % of Neon reads lose their connection), GitHub's reads
+// and edits fail too, and every call is slowed down.
+func (e *env) injectFaults() {
+	sb := e.s.Sandbox
+	sb.Neon.Faults().Set(
+		fault.Rule{Rate: 0.08, Status: http.StatusServiceUnavailable, Latency: 2 * time.Millisecond},
+		fault.Rule{Rate: 0.06, Status: http.StatusLocked},
+		fault.Rule{Rate: 0.06, Status: http.StatusTooManyRequests},
+		fault.Rule{Method: http.MethodGet, Rate: 0.05, Reset: true},
+	)
+	sb.Cloudflare.Faults().Set(
+		fault.Rule{Rate: 0.1, Status: http.StatusServiceUnavailable, Latency: 2 * time.Millisecond},
+		fault.Rule{Rate: 0.1, Status: http.StatusTooManyRequests},
+	)
+	sb.GitHub.Faults().Set(
+		fault.Rule{Method: http.MethodGet, Path: "/repos/", Rate: 0.2, Status: http.StatusBadGateway, Latency: 2 * time.Millisecond},
+		fault.Rule{Method: http.MethodPatch, Rate: 0.2, Status: http.StatusServiceUnavailable},
+	)
 }
 
 // deliverAll sends events as GitHub would on redelivery: each copy has its
@@ -157,19 +165,7 @@ func TestCommandsUnderFaults(t *testing.T) {
 	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
 	e.must(e.gh.SetPermission(demo.Repo, "reo", "read"))
 	sb := e.s.Sandbox
-	sb.Neon.Faults().Set(
-		fault.Rule{Rate: 0.08, Status: http.StatusServiceUnavailable, Latency: 2 * time.Millisecond},
-		fault.Rule{Rate: 0.06, Status: http.StatusLocked},
-		fault.Rule{Method: http.MethodGet, Rate: 0.05, Reset: true},
-	)
-	sb.Cloudflare.Faults().Set(
-		fault.Rule{Rate: 0.1, Status: http.StatusServiceUnavailable, Latency: 2 * time.Millisecond},
-		fault.Rule{Rate: 0.1, Status: http.StatusTooManyRequests},
-	)
-	sb.GitHub.Faults().Set(
-		fault.Rule{Method: http.MethodGet, Path: "/repos/", Rate: 0.2, Status: http.StatusBadGateway, Latency: 2 * time.Millisecond},
-		fault.Rule{Method: http.MethodPatch, Rate: 0.2, Status: http.StatusServiceUnavailable},
-	)
+	e.injectFaults()
 	// sayThrice posts a comment and delivers it three times.
 	sayThrice := func(pr int, user, body string) int64 {
 		t.Helper()
