@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/revelations-studio/deploybot/internal/demo"
 )
 
 // A Neon branch starts with its parent's role passwords. These tests check
@@ -127,19 +129,28 @@ func TestPreviewDatabaseURLHasTheBranchsOwnPassword(t *testing.T) {
 		t.Fatalf("production after the preview: %v", err)
 	}
 
-	// Every run resets the password again and redeploys every Worker with
-	// the new one: the old string stops working, the new one works.
+	// Later runs keep the branch's own password, so a later run that fails
+	// before redeploying leaves the live preview able to reach its data.
 	e.push(pr, map[string]string{"web/src/pw.js": "export const x = 1;\n"})
 	e.event(pr, "synchronize")
 	e.idle()
-	second := e.previewURL()
-	if second == first {
-		t.Fatal("a new run kept the old password")
+	if second := e.previewURL(); second != first {
+		t.Fatal("a later run changed the password of a branch that already had its own")
+	}
+
+	// A branch reset from its parent gets a new one again: the old string
+	// stops working, the new one works.
+	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
+	e.say(pr, "ada", "/redeploy --reset-db")
+	e.idle()
+	third := e.previewURL()
+	if third == first {
+		t.Fatal("/redeploy --reset-db kept the old password")
 	}
 	if _, err := e.currentDatabase(first); !refusedPassword(err) {
-		t.Fatalf("the previous run's DATABASE_URL: %v, want 28P01", err)
+		t.Fatalf("the DATABASE_URL before the reset: %v, want 28P01", err)
 	}
-	if db, err := e.currentDatabase(second); err != nil || db != prDB {
+	if db, err := e.currentDatabase(third); err != nil || db != prDB {
 		t.Fatalf("the new DATABASE_URL reached %q (%v), want %q", db, err, prDB)
 	}
 }

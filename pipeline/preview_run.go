@@ -58,6 +58,9 @@ type plan struct {
 	env      map[string]string
 	res      resources
 	hostMode cloudflare.HostnameMode
+	// ownPassword is set by the database step to the branch whose role
+	// password it reset (written by that step, read once the run is done).
+	ownPassword string
 }
 
 type plannedWorker struct {
@@ -161,6 +164,9 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 	steps := r.previewSteps(pl, ws)
 	r.updateComment(ctx, pl, nil)
 	states, runErr := execute(ctx, r.p.deps.Pool, r.runID, steps, func(s []StepState) { r.updateComment(ctx, pl, s) })
+	if pl.ownPassword != "" {
+		r.st.Resources.OwnPassword = pl.ownPassword
+	}
 	return r.conclude(ctx, pl, states, runErr)
 }
 
@@ -171,6 +177,7 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 	deps := r.p.deps
 	uris := &neon.URIs{}
+	ownPassword := r.st.Resources.OwnPassword
 	steps := []Step{
 		{Name: "database", Do: func(ctx context.Context, log *Log) error {
 			b, err := deps.Neon.EnsureBranch(ctx, pl.file.Database.Project, neon.BranchOptions{
@@ -186,12 +193,22 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 				}
 				log.Printf("reset %s from %s", pl.branch, pl.file.Database.Parent)
 			}
-			// The branch's role came with the parent's password: give it
-			// its own before the migration and the Workers see it. Every
-			// run resets it again (also after a reset from the parent), so
-			// the live Worker's DATABASE_URL stops working until this run
-			// redeploys every Worker with the new one.
-			u, err := deps.Neon.ResetConnectionURIs(ctx, pl.file.Database.Project, b.ID, "", "")
+			// A new branch's role came with the parent's password: give it
+			// its own before the migration and the Workers see it. Once
+			// done (and recorded) for this branch, later runs keep it, so
+			// a run that fails after this step leaves the live preview
+			// able to reach its database. A branch reset from its parent
+			// gets a new one again.
+			var u neon.URIs
+			if ownPassword == b.ID && !r.resetDB {
+				u, err = deps.Neon.ConnectionURIs(ctx, pl.file.Database.Project, b.ID, "", "")
+			} else {
+				u, err = deps.Neon.ResetConnectionURIs(ctx, pl.file.Database.Project, b.ID, "", "")
+				if err == nil {
+					pl.ownPassword = b.ID
+					log.Printf("role password of %s reset: it is the branch's own", b.Name)
+				}
+			}
 			if err != nil {
 				return err
 			}

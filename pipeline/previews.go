@@ -87,6 +87,10 @@ type resources struct {
 	Mode      string           `json:"mode,omitempty"`
 	DNSTarget string           `json:"dns_target,omitempty"`
 	Workers   []deployedWorker `json:"workers,omitempty"`
+	// OwnPassword is the ID of the branch whose role got its own password
+	// (neon ResetConnectionURIs). A branch with another ID — recreated
+	// since — still has its parent's and is reset again.
+	OwnPassword string `json:"own_password,omitempty"`
 }
 
 type deployedWorker struct {
@@ -101,6 +105,9 @@ func (r resources) empty() bool { return r.Branch == "" && len(r.Workers) == 0 }
 // renamed worker left behind.
 func (r resources) merge(plan resources) resources {
 	out := plan
+	if plan.Project == r.Project && plan.Branch == r.Branch {
+		out.OwnPassword = r.OwnPassword
+	}
 	for _, w := range r.Workers {
 		found := false
 		for _, p := range plan.Workers {
