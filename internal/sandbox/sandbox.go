@@ -6,6 +6,7 @@
 //	/neon/api/v2/…   Neon API v2 (neonsim; branches are real PostgreSQL databases)
 //	/cloudflare/client/v4/…  Cloudflare API v4 (cfsim)
 //	/state           everything the simulators hold, as JSON
+//	/faults/{service}, /health/{hostname}  make an API fail, a hostname unhealthy (control.go)
 //	any other Host   the edge: deployed Workers by hostname
 //
 // Requests to a hostname (anything but an IP address or localhost in the
@@ -142,6 +143,7 @@ func (s *Sandbox) Handler() http.Handler {
 	mux.Handle(GitHubPrefix+"/", http.StripPrefix(GitHubPrefix, s.GitHub.Handler()))
 	mux.Handle(NeonPrefix+"/", http.StripPrefix(NeonPrefix, s.Neon.Handler()))
 	mux.Handle(CloudflarePrefix+"/", http.StripPrefix(CloudflarePrefix, s.Cloudflare.Handler()))
+	s.handleControl(mux)
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

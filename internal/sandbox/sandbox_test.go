@@ -212,3 +212,77 @@ func TestRejectsWhatTheRealAPIWould(t *testing.T) {
 		})
 	}
 }
+
+// TestControlEndpoints: a person trying the bot against `bot sandbox` can
+// make an API fail and a hostname unhealthy over HTTP, and a misspelt rule
+// is refused rather than ignored.
+func TestControlEndpoints(t *testing.T) {
+	sb, urls, base := start(t)
+	do := func(method, url, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	branches := urls.Neon + "/projects/" + sb.NeonProject.ID + "/branches"
+	if code, body := do(http.MethodPut, base+"/faults/neon", `[{"method":"GET","path":"/api/v2/projects/","times":1,"status":503,"latency":"1ms"}]`); code != http.StatusNoContent {
+		t.Fatalf("setting a fault: %d %s", code, body)
+	}
+	if code, _ := do(http.MethodGet, branches, ""); code != http.StatusServiceUnavailable {
+		t.Errorf("the first read after the fault was set: %d, want 503", code)
+	}
+	if code, _ := do(http.MethodGet, branches, ""); code != http.StatusOK {
+		t.Errorf("the second read (the rule was for one request): %d, want 200", code)
+	}
+	if code, body := do(http.MethodPut, base+"/faults/neon", `[{"rate":0.5,"stauts":503}]`); code != http.StatusBadRequest || !strings.Contains(body, "stauts") {
+		t.Errorf("a misspelt key: %d %s, want 400 naming it", code, body)
+	}
+	if code, _ := do(http.MethodPut, base+"/faults/gitlab", `[]`); code != http.StatusNotFound {
+		t.Errorf("an unknown service: %d, want 404", code)
+	}
+	if code, _ := do(http.MethodDelete, base+"/faults/neon", ""); code != http.StatusNoContent {
+		t.Errorf("clearing the faults: %d", code)
+	}
+
+	ctx := context.Background()
+	cf, err := cloudflare.New(cloudflare.Options{AccountID: sb.Cloudflare.AccountID(), APIToken: "cf-token", BaseURL: urls.Cloudflare})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cf.UploadWorker(ctx, cloudflare.Script{Name: "codex-web-preview-1", MainModule: "index.js",
+		Modules: []cloudflare.Module{{Name: "index.js", Content: []byte(`export default { fetch() { return new Response("hi") } }`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	host := "codex-preview-1." + sb.Zone
+	if err := cf.AttachHostname(ctx, cloudflare.ModeCustomDomain, cloudflare.Hostname{ZoneID: sb.ZoneID, Name: host, Script: "codex-web-preview-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := do(http.MethodPut, base+"/health/"+host, `{"never":true,"fail_status":502}`); code != http.StatusNoContent {
+		t.Fatalf("setting a hostname's health: %d %s", code, body)
+	}
+	visit := func() int {
+		req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := visit(); code != http.StatusBadGateway {
+		t.Errorf("the unhealthy hostname answered %d, want 502", code)
+	}
+	if code, _ := do(http.MethodDelete, base+"/health/"+host, ""); code != http.StatusNoContent {
+		t.Errorf("clearing the health: %d", code)
+	}
+	if code := visit(); code != http.StatusOK {
+		t.Errorf("after clearing, the hostname answers %d, want 200", code)
+	}
+}
