@@ -383,45 +383,15 @@ func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error 
 	r := &testRun{t: t, req: req, jobID: jobID, logger: logger,
 		checks: map[string]int64{}, results: map[string]stageResult{}, concluded: map[string]bool{}}
 
-	// The same push delivered again under another delivery id (GitHub's
-	// duplicates, a merge's production job retried) tests nothing new.
+	repo, err := deps.GitHub.Repo(ctx, req.meta.InstallationID, req.meta.Repo.Owner, req.meta.Repo.Name)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", repoName, err)
+	}
+	r.repo = repo
 	if req.reason == reasonPush {
-		var dup bool
-		if err := deps.Pool.QueryRow(ctx, `
-			SELECT EXISTS (SELECT 1 FROM runs WHERE kind = 'test' AND repo = $1 AND branch = $2 AND head_sha = $3
-			  AND reason = $4 AND job_id <> $5 AND status IN ('queued', 'running', 'succeeded', 'failed'))`,
-			repoName, req.key, req.sha, reasonPush, jobID).Scan(&dup); err != nil {
+		if done, err := r.pushNeedsNoTests(ctx); done || err != nil {
 			return err
 		}
-		if dup {
-			logger.Info().Msg("this commit's tests already ran or are running: a duplicate push")
-			return nil
-		}
-	}
-	// Push deliveries can arrive out of order. A push whose commit is no
-	// longer the branch's head tests nothing: the newer push's own job tests
-	// the head, and this run would only cancel that one.
-	if req.reason == reasonPush {
-		repo, err := deps.GitHub.Repo(ctx, req.meta.InstallationID, req.meta.Repo.Owner, req.meta.Repo.Name)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", repoName, err)
-		}
-		head, found, err := repo.BranchHead(ctx, req.branch)
-		if err != nil {
-			return err
-		}
-		if head != req.sha {
-			why := "the branch no longer exists"
-			if found {
-				why = "not the branch's head any more (now " + short(head) + "): a push delivered late"
-			}
-			logger.Info().Str("head", short(head)).Msg("stale push: no tests")
-			return r.record(ctx, "skipped", why)
-		}
-	}
-	if req.reason == reasonPush && skipCI(req.message) {
-		logger.Info().Msg("[skip ci] in the head commit message: no tests")
-		return r.record(ctx, "skipped", "[skip ci] in the head commit message")
 	}
 	if err := r.record(ctx, "queued", ""); err != nil {
 		return err
@@ -452,12 +422,6 @@ func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error 
 		logger.Info().Msg("a newer run of the branch is waiting: this one is not needed")
 		return r.finish(ctx, "cancelled", errSuperseded)
 	}
-	repo, err := deps.GitHub.Repo(ctx, req.meta.InstallationID, req.meta.Repo.Owner, req.meta.Repo.Name)
-	if err != nil {
-		_ = r.finish(ctx, "failed", err)
-		return fmt.Errorf("open %s: %w", repoName, err)
-	}
-	r.repo = repo
 	if err := r.concludeAbandoned(ctx); err != nil {
 		logger.Warn().Err(err).Msg("concluding the branch's abandoned test runs")
 	}
@@ -466,6 +430,46 @@ func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error 
 		return err
 	}
 	return r.test(ctx)
+}
+
+// pushNeedsNoTests settles the pushes that test nothing, and says whether
+// it did (done):
+//   - the same push delivered again under another delivery id (GitHub's
+//     duplicates, a merge's production job retried): nothing recorded;
+//   - a push delivered late, whose commit is no longer the branch's head:
+//     the newer push's own job tests the head, and this run would only
+//     cancel that one;
+//   - "[skip ci]" in the head commit's message.
+func (r *testRun) pushNeedsNoTests(ctx context.Context) (done bool, err error) {
+	req, repoName := r.req, r.req.meta.Repo.FullName()
+	var dup bool
+	if err := r.t.p.deps.Pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM runs WHERE kind = 'test' AND repo = $1 AND branch = $2 AND head_sha = $3
+		  AND reason = $4 AND job_id <> $5 AND status IN ('queued', 'running', 'succeeded', 'failed'))`,
+		repoName, req.key, req.sha, reasonPush, r.jobID).Scan(&dup); err != nil {
+		return false, err
+	}
+	if dup {
+		r.logger.Info().Msg("this commit's tests already ran or are running: a duplicate push")
+		return true, nil
+	}
+	head, found, err := r.repo.BranchHead(ctx, req.branch)
+	if err != nil {
+		return false, err
+	}
+	if head != req.sha {
+		why := "the branch no longer exists"
+		if found {
+			why = "not the branch's head any more (now " + short(head) + "): a push delivered late"
+		}
+		r.logger.Info().Str("head", short(head)).Msg("stale push: no tests")
+		return true, r.record(ctx, "skipped", why)
+	}
+	if skipCI(req.message) {
+		r.logger.Info().Msg("[skip ci] in the head commit message: no tests")
+		return true, r.record(ctx, "skipped", "[skip ci] in the head commit message")
+	}
+	return false, nil
 }
 
 // skipCI reports whether a commit message asks for no CI run.
