@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revelations-studio/deploybot/internal/commands"
+	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/templates"
@@ -161,10 +162,34 @@ var defaultRoles = []string{github.RoleAdmin, github.RoleMaintain, github.RoleWr
 
 // authorize decides whether user may steer the bot on repo; why is for the
 // log only (a refusal must not reveal the configuration).
+//
+// commands.allow and commands.only name users and teams ("@org/slug").
+// The checks run in this order, and the first that decides wins:
+//
+//  1. only, when set (narrowing): the user must be listed, or else be an
+//     active member of a listed team; otherwise refused, without asking
+//     for the role.
+//  2. allow (widening): a listed user is let in whatever the role.
+//  3. the role: one of commands.roles (default admin, maintain, write)
+//     lets the user in.
+//  4. allow's teams: an active member of one is let in whatever the role.
+//
+// Users are compared first because that costs no request. allow's teams
+// come after the role because most people who run commands are let in by
+// their role, and because a widening rule that cannot be checked (GitHub
+// down, the App without "Members: read") then never locks out someone
+// their role lets in. A team lookup that fails counts as "not a member":
+// the refusal's reason says why, at warning level where it is logged.
 func (p *previews) authorize(ctx context.Context, repo Repo, repoName, user string) (bool, string) {
 	rules := p.deps.Config.Repositories[repoName].Commands
 	if len(rules.Only) > 0 && !slices.Contains(rules.Only, user) {
-		return false, "not in commands.only"
+		team, err := p.inTeams(ctx, repo, rules.Only, user)
+		switch {
+		case err != nil:
+			return false, "commands.only: " + err.Error()
+		case team == "":
+			return false, "not in commands.only"
+		}
 	}
 	if slices.Contains(rules.Allow, user) {
 		return true, "in commands.allow"
@@ -177,51 +202,100 @@ func (p *previews) authorize(ctx context.Context, repo Repo, repoName, user stri
 	if len(rules.Roles) > 0 {
 		allowed = rules.Roles
 	}
-	if !slices.Contains(allowed, role) {
-		return false, "role " + role
+	if slices.Contains(allowed, role) {
+		return true, "role " + role
 	}
-	return true, "role " + role
+	team, err := p.inTeams(ctx, repo, rules.Allow, user)
+	switch {
+	case err != nil:
+		return false, "role " + role + ", and commands.allow: " + err.Error()
+	case team != "":
+		return true, "member of " + team + " in commands.allow"
+	}
+	return false, "role " + role
 }
 
-// roleCache remembers collaborators' roles briefly: a burst of commands and
-// button clicks costs one API call, and a revoked role takes effect within
-// roleTTL.
+// inTeams returns the first team among entries that user is an active
+// member of ("" for none). Every team is asked until one says yes, so that
+// one team GitHub cannot answer for does not hide the others; when none
+// says yes, the first failure is returned.
+func (p *previews) inTeams(ctx context.Context, repo Repo, entries []string, user string) (string, error) {
+	var firstErr error
+	for _, e := range entries {
+		team, ok := config.ParseTeam(e)
+		if !ok {
+			continue
+		}
+		// The error names the team and, for a missing permission, which one
+		// (github.ErrMissingPermission).
+		member, err := p.roles.member(ctx, repo, team, user)
+		if member {
+			return team.String(), nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return "", firstErr
+}
+
+// roleCache remembers briefly what authorization learnt from GitHub,
+// collaborators' roles and team memberships: a burst of commands and button
+// clicks costs one API call per answer, and a revoked role or membership
+// takes effect within roleTTL. Failures are not remembered, so a permission
+// granted to the App or an outage over takes effect at the next command.
 type roleCache struct {
 	mu      sync.Mutex
-	entries map[string]roleEntry
+	roles   map[string]cached[string] // repository and user → role
+	members map[string]cached[bool]   // team and user → active member
 	now     func() time.Time
 }
 
-type roleEntry struct {
-	role    string
+type cached[V any] struct {
+	value   V
 	expires time.Time
 }
 
 const roleTTL = time.Minute
 
 func (c *roleCache) role(ctx context.Context, repo Repo, repoName, user string) (string, error) {
-	key := repoName + "\x00" + user
+	return remember(c, &c.roles, repoName+"\x00"+user, func() (string, error) {
+		return repo.CollaboratorRole(ctx, user)
+	})
+}
+
+// member is keyed in lower case: GitHub compares logins and slugs without
+// regard to case.
+func (c *roleCache) member(ctx context.Context, repo Repo, team config.Team, user string) (bool, error) {
+	return remember(c, &c.members, strings.ToLower(team.String()+"\x00"+user), func() (bool, error) {
+		return repo.TeamMember(ctx, team.Org, team.Slug, user)
+	})
+}
+
+// remember answers from *m while its entry for key is fresh, else from
+// fetch, whose answer it keeps for roleTTL.
+func remember[V any](c *roleCache, m *map[string]cached[V], key string, fetch func() (V, error)) (V, error) {
 	now := time.Now
 	if c.now != nil {
 		now = c.now
 	}
 	c.mu.Lock()
-	e, ok := c.entries[key]
+	e, ok := (*m)[key]
 	c.mu.Unlock()
 	if ok && now().Before(e.expires) {
-		return e.role, nil
+		return e.value, nil
 	}
-	role, err := repo.CollaboratorRole(ctx, user)
+	v, err := fetch()
 	if err != nil {
-		return "", err
+		return v, err
 	}
 	c.mu.Lock()
-	if c.entries == nil {
-		c.entries = map[string]roleEntry{}
+	if *m == nil {
+		*m = map[string]cached[V]{}
 	}
-	c.entries[key] = roleEntry{role: role, expires: now().Add(roleTTL)}
+	(*m)[key] = cached[V]{value: v, expires: now().Add(roleTTL)}
 	c.mu.Unlock()
-	return role, nil
+	return v, nil
 }
 
 // noMention keeps words a user typed from notifying people when the bot

@@ -65,6 +65,7 @@ type Repo interface {
 	SetDeploymentStatus(ctx context.Context, id int64, s github.DeploymentStatus) error
 	DeactivatePullRequestDeployments(ctx context.Context, env string, pr int, keep int64) (int, error)
 	CollaboratorRole(ctx context.Context, user string) (string, error)
+	TeamMember(ctx context.Context, org, teamSlug, user string) (bool, error)
 	React(ctx context.Context, commentID int64, content string) error
 	Reply(ctx context.Context, pr int, body string) (int64, error)
 }

@@ -111,14 +111,70 @@ type Repository struct {
 // RepoCommands says who may steer the bot with PR commands and check-run
 // buttons. By default anyone whose role on the repository is admin,
 // maintain or write may.
+//
+// Allow and Only name users by login and teams as "@org/team-slug", the
+// way GitHub writes them. A team must belong to the repository's owner:
+// the App's installation token cannot see another organisation's teams.
+// Asking GitHub about teams needs the App's organization permission
+// "Members: read".
 type RepoCommands struct {
 	// Roles replaces the default roles (admin, maintain, write, triage, read).
 	Roles []string `yaml:"roles"`
-	// Allow lets these users in whatever their role (widening).
+	// Allow lets these users and team members in whatever their role
+	// (widening).
 	Allow []string `yaml:"allow"`
-	// Only, when set, lets only these users in, and still only with an
-	// allowed role (narrowing).
+	// Only, when set, lets only these users and team members in, and still
+	// only with an allowed role (narrowing).
 	Only []string `yaml:"only"`
+}
+
+// Team is an "@org/team-slug" entry of Allow or Only.
+type Team struct {
+	Org  string
+	Slug string
+}
+
+// String is the team as written in the configuration.
+func (t Team) String() string { return "@" + t.Org + "/" + t.Slug }
+
+// ParseTeam reads an "@org/team-slug" entry; ok is false for anything
+// else, a user login included.
+func ParseTeam(entry string) (t Team, ok bool) {
+	rest, isTeam := strings.CutPrefix(entry, "@")
+	org, slug, found := strings.Cut(rest, "/")
+	if !isTeam || !found || !isLogin(org) || !isTeamSlug(slug) {
+		return Team{}, false
+	}
+	return Team{Org: org, Slug: slug}, true
+}
+
+// isLogin is GitHub's rule for user and organisation logins: letters,
+// digits and single hyphens, not at either end, at most 39 characters.
+func isLogin(s string) bool {
+	if s == "" || len(s) > 39 || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
+		return false
+	}
+	for _, c := range s {
+		if !isAlnum(c) && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// isTeamSlug accepts what GitHub makes of a team's name: letters, digits,
+// hyphens and underscores.
+func isTeamSlug(s string) bool {
+	for _, c := range s {
+		if !isAlnum(c) && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isAlnum(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // RepoCloudflare places a repository's Workers and hostnames.
@@ -335,6 +391,22 @@ func (c *Config) validate() error {
 			case "admin", "maintain", "write", "triage", "read":
 			default:
 				fail(fmt.Sprintf("%s.commands.roles[%d]", key, i), "%q is not one of admin, maintain, write, triage, read", role)
+			}
+		}
+		owner, _, _ := strings.Cut(name, "/")
+		for _, list := range []struct {
+			name    string
+			entries []string
+		}{{"allow", repo.Commands.Allow}, {"only", repo.Commands.Only}} {
+			for i, entry := range list.entries {
+				at := fmt.Sprintf("%s.commands.%s[%d]", key, list.name, i)
+				team, isTeam := ParseTeam(entry)
+				switch {
+				case isTeam && !strings.EqualFold(team.Org, owner):
+					fail(at, "%q is a team of %s, not of %s: the App's installation on %s cannot see other organisations' teams", entry, team.Org, owner, owner)
+				case !isTeam && !isLogin(entry):
+					fail(at, "%q is neither a user login nor a team (@org/team-slug)", entry)
+				}
 			}
 		}
 		cf := repo.Cloudflare

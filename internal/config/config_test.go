@@ -77,6 +77,20 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 			[]string{"config.yml:5: github.budget.reserv: unknown key (did you mean \"reserve\"?)"}},
 		{"unknown key under budget lists the known ones", budgetYAML("burst: 100"),
 			[]string{"config.yml:5: github.budget.burst: unknown key (known keys: requests_per_hour, reserve)"}},
+		{"commands entry neither a login nor a team", commandsYAML("allow", "alice", `"@acme/deployers"`, `"@acme"`),
+			[]string{`config.yml:12: repositories.acme/app.commands.allow[2]: "@acme" is neither a user login nor a team (@org/team-slug)`}},
+		{"commands entry with a bad login", commandsYAML("only", "-alice", "bob--smith", "carol_", strings.Repeat("a", 40), `"acme/deployers"`, `"@acme/"`, `"@acme/dev ops"`),
+			[]string{
+				`config.yml:10: repositories.acme/app.commands.only[0]: "-alice" is neither`,
+				`config.yml:11: repositories.acme/app.commands.only[1]: "bob--smith" is neither`,
+				`config.yml:12: repositories.acme/app.commands.only[2]: "carol_" is neither`,
+				`config.yml:13: repositories.acme/app.commands.only[3]: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" is neither`,
+				`config.yml:14: repositories.acme/app.commands.only[4]: "acme/deployers" is neither`,
+				`config.yml:15: repositories.acme/app.commands.only[5]: "@acme/" is neither`,
+				`config.yml:16: repositories.acme/app.commands.only[6]: "@acme/dev ops" is neither`,
+			}},
+		{"team of another organisation", commandsYAML("allow", `"@acme/deployers"`, `"@umbrella/deployers"`),
+			[]string{`config.yml:11: repositories.acme/app.commands.allow[1]: "@umbrella/deployers" is a team of umbrella, not of acme: the App's installation on acme cannot see other organisations' teams`}},
 		{"empty file", "", []string{"config.yml: github.app.webhook_secret: is empty"}},
 		{"a list at the top", "- a\n- b\n", []string{"config.yml:1: expected a mapping"}},
 	}
@@ -108,6 +122,47 @@ func TestDefaultsAndOverrides(t *testing.T) {
 	}
 	if cfg.GitHub.App.IntegrationID != 7 {
 		t.Errorf("integration id %d", cfg.GitHub.App.IntegrationID)
+	}
+}
+
+// commandsYAML is a valid file whose repository acme/app has entries under
+// commands.<list>, the first on line 10.
+func commandsYAML(list string, entries ...string) string {
+	y := minimal + "repositories:\n  acme/app:\n    cloudflare: {account_id: a, zone_id: z}\n    commands:\n      " + list + ":\n"
+	for _, e := range entries {
+		y += "        - " + e + "\n"
+	}
+	return y
+}
+
+// TestCommandsNameUsersAndTeams: logins as GitHub allows them and teams of
+// the repository's owner (in any case) are accepted, and the teams are
+// told from the users.
+func TestCommandsNameUsersAndTeams(t *testing.T) {
+	login39 := strings.Repeat("a", 39)
+	cfg, err := config.Parse("config.yml", []byte(commandsYAML("allow", "alice", "Bob-Smith", "r2d2", login39, `"@acme/deployers"`, `"@ACME/release_managers"`)+
+		"      only: [alice, \"@acme/core-team\"]\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var teams, users []string
+	for _, e := range cfg.Repositories["acme/app"].Commands.Allow {
+		if team, ok := config.ParseTeam(e); ok {
+			teams = append(teams, team.Org+" "+team.Slug)
+		} else {
+			users = append(users, e)
+		}
+	}
+	if fmt.Sprint(users) != fmt.Sprint([]string{"alice", "Bob-Smith", "r2d2", login39}) || fmt.Sprint(teams) != "[acme deployers ACME release_managers]" {
+		t.Errorf("users %q, teams %q", users, teams)
+	}
+	if team, ok := config.ParseTeam("@acme/core-team"); !ok || team.String() != "@acme/core-team" {
+		t.Errorf("ParseTeam: %v, %v", team, ok)
+	}
+	for _, notTeam := range []string{"alice", "acme/deployers", "@acme", "@/deployers", "@acme/a/b", "@-acme/x"} {
+		if _, ok := config.ParseTeam(notTeam); ok {
+			t.Errorf("%q taken for a team", notTeam)
+		}
 	}
 }
 

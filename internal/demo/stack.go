@@ -51,6 +51,9 @@ type StackOptions struct {
 	// PeriodicSweep lets the sweeper run on its own schedule; tests that
 	// leave things behind on purpose keep it off and call App.Sweep.
 	PeriodicSweep bool
+	// Commands says who may run commands on the sample repository (default:
+	// the admin, maintain and write roles).
+	Commands config.RepoCommands
 }
 
 // Stack is the bot running against the sandbox: what `bot demo` shows and
@@ -104,6 +107,7 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		Repo: {
 			Cloudflare: config.RepoCloudflare{AccountID: sb.Cloudflare.AccountID(), ZoneID: sb.ZoneID},
 			Secrets:    map[string]config.Secret{"STRIPE_SECRET_KEY": config.NewSecret("sk_test_" + randomHex(12))},
+			Commands:   opts.Commands,
 		},
 	}
 	if opts.DNSRoutes {

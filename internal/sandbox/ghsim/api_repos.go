@@ -45,6 +45,7 @@ func (s *Server) routeTable() map[string]handlerFunc {
 		"GET /repos/{owner}/{repo}/deployments/{deployment_id}":             s.getDeployment,
 		"GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses":    s.listDeploymentStatuses,
 		"POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses":   s.createDeploymentStatus,
+		routeTeamMembership: s.getTeamMembership,
 	}
 }
 

@@ -19,7 +19,8 @@
 // App ID AppID(), private key AppPrivateKeyPEM(), webhook secret
 // Options.WebhookSecret; call SetBaseURL(URL) so that links and the tarball
 // redirect point back at it. Set up repositories with CreateRepo, Commit,
-// OpenPR, PushPR, ClosePR, SetPermission and AddComment, then send what
+// OpenPR, PushPR, ClosePR, SetPermission and AddComment (and organisations'
+// teams with CreateOrg, CreateTeam and AddTeamMember), then send what
 // happened with PullRequestEvent, PushEvent, IssueCommentEvent or
 // CheckRunEvent and Deliver.
 package ghsim
@@ -89,6 +90,7 @@ type Server struct {
 	grants      map[string]grant // codeload download tokens
 	deliveries  []Delivery
 	deliverySeq int
+	orgs        orgs // organisations and their teams (orgs.go)
 }
 
 // handlerFunc serves one route; the installation is already authenticated.
