@@ -10,6 +10,7 @@ package github
 
 import (
 	"container/list"
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -134,6 +135,7 @@ func NewClientCreator(cfg Config) (githubapp.ClientCreator, error) {
 			TransientRetryMiddleware(cfg.Retry),
 			githubapp.ClientLogging(zerolog.DebugLevel),
 			drainBodies,
+			uncached,
 		),
 		budgets: newBudgets(cfg.RateLimits),
 		forInstallation: func(b *budget) githubapp.ClientCreator {
@@ -145,6 +147,7 @@ func NewClientCreator(cfg Config) (githubapp.ClientCreator, error) {
 				b.gate,
 				githubapp.ClientLogging(zerolog.DebugLevel),
 				drainBodies,
+				uncached,
 			)
 		},
 	}
@@ -174,6 +177,29 @@ func (c *installationClients) NewInstallationClient(installationID int64) (*gh.C
 
 func (c *installationClients) NewInstallationV4Client(installationID int64) (*githubv4.Client, error) {
 	return c.forInstallation(c.budgets.get(installationID)).NewInstallationV4Client(installationID)
+}
+
+// noStoreKey marks a context whose requests stay out of the ETag cache.
+type noStoreKey struct{}
+
+// withoutCache returns ctx for requests whose answers are not kept in the
+// ETag cache: large listings that one sweep reads (1,000 open PRs are as
+// large as an installation's whole cache) would push out the entries the
+// pipelines revalidate for free, and gain nothing themselves.
+func withoutCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noStoreKey{}, true)
+}
+
+// uncached asks the cache (httpcache) not to store the answers of requests
+// made with withoutCache.
+func uncached(next http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Context().Value(noStoreKey{}) != nil {
+			r = r.Clone(r.Context())
+			r.Header.Set("Cache-Control", "no-store")
+		}
+		return next.RoundTrip(r)
+	})
 }
 
 // drainBodies reads what is left of a response body when it is closed.

@@ -15,7 +15,8 @@ const pullPageSize = 100
 // OpenPullRequests lists the repository's open pull requests, following
 // the pages. It costs one request per 100 pull requests where asking for
 // each one costs one per pull request, which is what lets the sweeper check
-// a thousand previews within the installation's rate limit.
+// a thousand previews within the installation's rate limit. The pages are
+// not kept in the ETag cache (see withoutCache).
 //
 // The pages are read oldest first, so a pull request opened meanwhile only
 // adds to the last page. GitHub pages by offset, though: one closed (or
@@ -24,6 +25,7 @@ const pullPageSize = 100
 // kept once). A caller must take absence to mean "ask for that pull
 // request", never "closed".
 func (r *Reporter) OpenPullRequests(ctx context.Context) ([]PullRequest, error) {
+	ctx = withoutCache(ctx)
 	opts := &gh.PullRequestListOptions{
 		State: "open", Sort: "created", Direction: "asc",
 		ListOptions: gh.ListOptions{PerPage: pullPageSize},

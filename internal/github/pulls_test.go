@@ -75,8 +75,26 @@ func TestOpenPullRequestsFollowsPages(t *testing.T) {
 
 	_, err = e.rep.OpenPullRequests(ctx)
 	must(t, err)
-	if got := e.state().Responses[routeListPulls]; got[200] != 3 || got[304] != 3 {
-		t.Errorf("answers after listing twice: %v, want 3×200 then 3×304", got)
+	// The pages stay out of the ETag cache (they would crowd out what the
+	// pipelines revalidate), and the pull requests read one by one above
+	// stay in it.
+	if got := e.state().Responses[routeListPulls]; got[200] != 6 || got[304] != 0 {
+		t.Errorf("answers after listing twice: %v, want 6×200, no revalidation", got)
+	}
+	// With a cache that holds a page (100 PRs are about 1.7 MB here) but not
+	// the listing, what was cached before the listing is still there after.
+	small := e.cfg
+	small.CacheBytes = 5 << 19
+	rep := NewReporter(e.installationClient(small), owner, name)
+	_, err = rep.PullRequest(ctx, prs[0].Number)
+	must(t, err)
+	_, err = rep.OpenPullRequests(ctx)
+	must(t, err)
+	before := e.state().Responses["GET /repos/{owner}/{repo}/pulls/{pull_number}"][304]
+	_, err = rep.PullRequest(ctx, prs[0].Number)
+	must(t, err)
+	if after := e.state().Responses["GET /repos/{owner}/{repo}/pulls/{pull_number}"][304]; after != before+1 {
+		t.Errorf("a pull request read before a listing was pushed out of the ETag cache by it (304s %d → %d)", before, after)
 	}
 	_, err = e.sim.Commit(repo, "late", map[string]string{"web/index.js": "late"}, "late")
 	must(t, err)
