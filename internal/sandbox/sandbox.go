@@ -190,9 +190,11 @@ func (s *Sandbox) Describe(u URLs) string {
 Neon API v2   %s   (project %s, default branch "production")
 Cloudflare v4 %s   (account %s, zone %s)
 State         %s
+Faults        curl -X PUT %s/faults/neon -d '[{"rate":0.2,"status":503}]'   (github, neon, cloudflare; DELETE clears)
+Health        curl -X PUT %s/health/codex-preview-1.%s -d '{"never":true}'
 Edge          any other Host header, e.g. curl -H 'Host: codex-preview-1.%s' …`,
 		u.GitHub, s.GitHub.AppID(), s.GitHub.InstallationID(),
 		u.Neon, s.NeonProject.ID,
 		u.Cloudflare, s.Cloudflare.AccountID(), s.ZoneID,
-		u.State, s.Zone)
+		u.State, strings.TrimSuffix(u.State, "/state"), strings.TrimSuffix(u.State, "/state"), s.Zone, s.Zone)
 }
