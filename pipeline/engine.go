@@ -21,6 +21,9 @@ type Step struct {
 	Name  string
 	Needs []string
 	Do    func(ctx context.Context, log *Log) error
+	// Optional steps only report: when one fails, it shows as failed (and
+	// skips the steps that need it) but does not fail the run.
+	Optional bool
 }
 
 // Step statuses, as stored in run_steps.
@@ -41,6 +44,7 @@ type StepState struct {
 	Finished time.Time
 	Log      string // the tail of its output
 	Err      string
+	Optional bool // its failure does not fail the run (Step.Optional)
 }
 
 // Duration is how long the step ran (0 if it has not finished).
@@ -107,7 +111,7 @@ func execute(ctx context.Context, pool *pgxpool.Pool, runID int64, steps []Step,
 
 	states := make([]StepState, len(steps))
 	for i, s := range steps {
-		states[i] = StepState{Name: s.Name, Status: StepPending}
+		states[i] = StepState{Name: s.Name, Status: StepPending, Optional: s.Optional}
 	}
 	if _, err := pool.Exec(ctx, `
 		INSERT INTO run_steps (run_id, name) SELECT $1, unnest($2::text[])
@@ -199,7 +203,7 @@ func execute(ctx context.Context, pool *pgxpool.Pool, runID int64, steps []Step,
 					default:
 						st.Status = StepFailed
 						st.Err = err.Error()
-						if firstErr == nil {
+						if firstErr == nil && !steps[i].Optional {
 							firstErr = fmt.Errorf("step %s: %w", st.Name, err)
 						}
 					}

@@ -185,3 +185,24 @@ func TestLogKeepsTheTail(t *testing.T) {
 		t.Fatalf("tail of %d bytes ends %q", len(s), s[len(s)-20:])
 	}
 }
+
+// TestOptionalStepFailureDoesNotFailTheRun: an optional step that fails is
+// recorded as failed, but the run succeeds.
+func TestOptionalStepFailureDoesNotFailTheRun(t *testing.T) {
+	pool := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	steps := []Step{
+		{Name: "work", Do: func(ctx context.Context, log *Log) error { return nil }},
+		{Name: "report", Needs: []string{"work"}, Optional: true, Do: func(ctx context.Context, log *Log) error {
+			return errors.New("403 Resource not accessible by integration")
+		}},
+	}
+	states, err := execute(ctx, pool, newRun(t, pool), steps, nil)
+	if err != nil {
+		t.Fatalf("run failed: %v", err)
+	}
+	if states[1].Status != StepFailed || !states[1].Optional || states[1].Err == "" {
+		t.Errorf("optional step: %+v, want failed with its error", states[1])
+	}
+}

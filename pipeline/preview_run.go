@@ -261,7 +261,10 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 		)
 		healthSteps = append(healthSteps, check)
 	}
-	steps = append(steps, Step{Name: "deployment", Needs: healthSteps, Do: func(ctx context.Context, log *Log) error {
+	// The GitHub Deployment only reports the preview: when GitHub cannot
+	// record it, the preview still works and is shown as ready, with the
+	// step's failure beside it.
+	steps = append(steps, Step{Name: "deployment", Needs: healthSteps, Optional: true, Do: func(ctx context.Context, log *Log) error {
 		return r.recordDeployment(ctx, log, pl)
 	}})
 	return steps
@@ -383,6 +386,11 @@ func (r *previewRun) conclude(ctx context.Context, pl *plan, states []StepState,
 	switch r.st.State {
 	case templates.Ready:
 		run.Conclusion, run.Output.Title = github.ConclusionSuccess, "Preview ready"
+		if failed := firstFailed(states); failed != unknownStep {
+			run.Output.Title = "Preview ready (step " + failed + " failed)"
+			check.Note = "The preview works, but step `" + failed + "` failed: GitHub's \"View deployment\" button may be missing until the next deploy."
+			run.Output.Summary, _ = templates.CheckSummary(check)
+		}
 	case templates.Cancelled:
 		run.Conclusion, run.Output.Title, status = github.ConclusionCancelled, "Superseded", "cancelled"
 		check.Note = "A newer run of this pull request took over."
@@ -439,7 +447,7 @@ func (r *previewRun) updateComment(ctx context.Context, pl *plan, states []StepS
 	failed := false
 	for _, s := range states {
 		status[s.Name] = s
-		if s.Status == StepFailed {
+		if s.Status == StepFailed && !s.Optional {
 			failed = true
 			if c.Failure == nil {
 				c.Failure = &templates.Failure{Step: s.Name, Log: excerpt(s.Log, s.Err)}
@@ -577,9 +585,11 @@ func rowStatus(states map[string]StepState, steps ...string) string {
 	return templates.Queued
 }
 
+// allSucceeded reports whether every step succeeded, optional ones
+// excepted (they may also have failed).
 func allSucceeded(states []StepState) bool {
 	for _, s := range states {
-		if s.Status != StepSucceeded {
+		if s.Status != StepSucceeded && !(s.Optional && s.Status == StepFailed) {
 			return false
 		}
 	}
@@ -592,8 +602,10 @@ func firstFailed(states []StepState) string {
 			return s.Name
 		}
 	}
-	return "unknown step"
+	return unknownStep
 }
+
+const unknownStep = "unknown step"
 
 // excerpt is the end of a failed step's output for the PR comment.
 func excerpt(log, err string) string {

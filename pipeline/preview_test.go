@@ -18,6 +18,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/pgtest"
 	"github.com/revelations-studio/deploybot/internal/sandbox/edge"
+	"github.com/revelations-studio/deploybot/internal/sandbox/fault"
 	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
 	"github.com/revelations-studio/deploybot/pipeline"
 )
@@ -715,5 +716,30 @@ func TestSweepOrphanedTestBranch(t *testing.T) {
 	}
 	if r := e.s.Resources(); len(r.Scripts) != 3 {
 		t.Errorf("the sweep touched the open PR's preview: %v", r.Scripts)
+	}
+}
+
+// TestDeploymentRecordFails: GitHub refuses to record the Deployment (an
+// App installed without the Deployments permission). The preview works, so
+// it is shown ready; the check run says what did not work.
+func TestDeploymentRecordFails(t *testing.T) {
+	e := start(t)
+	e.s.Sandbox.GitHub.Faults().Set(fault.Rule{Method: http.MethodPost, Path: "/repos/" + demo.Repo + "/deployments", Rate: 1, Status: http.StatusForbidden})
+	pr, sha := e.open("feature/no-deployments", map[string]string{"web/src/d.js": "1\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+	if c := e.comment(pr); !strings.Contains(c, "✅ Preview ready for `"+sha[:7]+"`") {
+		t.Errorf("comment:\n%s", c)
+	}
+	if got := e.live(host("web", pr)); got != sha {
+		t.Errorf("preview serves %.7q, want %.7s", got, sha)
+	}
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		if c.HeadSHA != sha {
+			continue
+		}
+		if c.Conclusion != "success" || c.OutputTitle != "Preview ready (step deployment failed)" {
+			t.Errorf("check run: %s %q", c.Conclusion, c.OutputTitle)
+		}
 	}
 }
