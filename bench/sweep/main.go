@@ -333,16 +333,11 @@ func run(list string, closedFrac float64, runs int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	admin := os.Getenv("DATABASE_URL")
-	var cluster *pgcluster.Cluster
-	if admin == "" {
-		cluster, err = pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dir, "pg"), Ephemeral: true})
-		if err != nil {
-			return err
-		}
-		defer cluster.Stop(context.Background())
-		admin = cluster.URL("postgres")
+	admin, cluster, stop, err := pgcluster.Server(ctx, os.Getenv("DATABASE_URL"), filepath.Join(dir, "pg"))
+	if err != nil {
+		return err
 	}
+	defer stop()
 	var results []scenario
 	for _, f := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))

@@ -35,14 +35,11 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if adminURL == "" {
-		cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dir, "postgres"), Ephemeral: true})
-		if err != nil {
-			return err
-		}
-		defer stopClusterQuietly(cluster)
-		adminURL = cluster.URL("postgres")
+	adminURL, _, stop, err := pgcluster.Server(ctx, adminURL, filepath.Join(dir, "postgres"))
+	if err != nil {
+		return err
 	}
+	defer stop()
 	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: adminURL, WebhookSecret: *secret})
 	if err != nil {
 		return err

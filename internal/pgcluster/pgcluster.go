@@ -407,3 +407,23 @@ func (o *owner) reach(dataDir string) error {
 	}
 	return nil
 }
+
+// Server is a PostgreSQL server to work on: given, a superuser URL, when it
+// is set (the cluster is then nil), else a private throwaway cluster under
+// dataDir. stop shuts down what Server started (nothing for given). The
+// demo, the sandbox and the benchmarks all start this way.
+func Server(ctx context.Context, given, dataDir string) (adminURL string, cluster *Cluster, stop func(), err error) {
+	if given != "" {
+		return given, nil, func() {}, nil
+	}
+	cluster, err = Start(ctx, Options{DataDir: dataDir, Ephemeral: true})
+	if err != nil {
+		return "", nil, nil, err
+	}
+	stop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = cluster.Stop(ctx)
+	}
+	return cluster.URL("postgres"), cluster, stop, nil
+}
