@@ -1,5 +1,8 @@
 // Package commands finds the slash commands (/deploy, /redeploy, /destroy,
 // /help) that people write in pull-request comments to steer the bot.
+// /deploy may name the commit it approves ("/deploy 1a2b3c4"), so that an
+// approval of a fork's code holds for exactly the commit the maintainer
+// reviewed, whatever is pushed while the comment is on its way.
 //
 // Comment bodies are attacker-controlled text, so the parser is strict about
 // what counts as a command, total (any byte string is a valid input, nothing
@@ -30,6 +33,13 @@ const (
 // exactly: a destructive switch should not have spellings.
 const resetDB = "--reset-db"
 
+// The length of the commit SHA /deploy accepts, in hex digits: git's own
+// shortest abbreviation, up to a whole SHA-1.
+const (
+	MinSHA = 7
+	MaxSHA = 40
+)
+
 // Limits that keep a hostile comment cheap to handle.
 const (
 	// maxLineBytes: longer lines are never commands. A real command line is
@@ -51,6 +61,7 @@ const (
 type Command struct {
 	Name    string // one of the constants
 	ResetDB bool   // /redeploy --reset-db
+	SHA     string // /deploy <sha>: 7 to 40 hex digits, lower case; "" when none is named
 	Line    int    // 1-based line in the comment
 	Text    string // the line as written (trimmed), for replies and logs
 }
@@ -69,7 +80,7 @@ type Problem struct {
 
 // Usage is the short usage text for replies to problems (markdown, a few lines).
 const Usage = "Write one command alone at the start of a line:\n" +
-	"- `/deploy` deploy the preview (on a pull request from a fork: approve its current commit)\n" +
+	"- `/deploy` deploy the preview; `/deploy <sha>` only if that commit is the head (on a fork: approves that commit)\n" +
 	"- `/redeploy` rebuild the preview; `/redeploy --reset-db` also resets its database branch\n" +
 	"- `/destroy` delete the preview\n" +
 	"- `/help` explain the commands"
@@ -82,7 +93,10 @@ const Usage = "Write one command alone at the start of a line:\n" +
 // code are not commands. Lines longer than 1000 bytes are ignored. Slash
 // words that are not ours (other bots' "/lgtm", paths like "/usr/bin") are
 // ignored silently; near misses ("/depoy", "/deploy-now") and bad arguments
-// become Problems. At most 20 results (commands plus problems) are returned;
+// become Problems. The only arguments are /redeploy's --reset-db and the
+// commit /deploy may name: 7 to 40 hex digits, any case (Command.SHA holds
+// them in lower case; whether they name the right commit is the caller's
+// question). At most 20 results (commands plus problems) are returned;
 // the rest of the comment is not read.
 func Parse(body string) (cmds []Command, problems []Problem) {
 	body = strings.TrimPrefix(body, "\uFEFF")
@@ -153,6 +167,17 @@ func parseLine(s string) (c Command, p Problem, found bool) {
 	}
 
 	c = Command{Name: canon, Text: text}
+	if canon == Deploy && args != "" {
+		sha, more := field(args)
+		switch reason := checkSHA(sha); {
+		case reason != "":
+			return c, problem(text, reason), true
+		case more != "":
+			return c, problem(text, fmt.Sprintf("unexpected argument %s for /deploy (it takes one commit SHA)", quote(more))), true
+		}
+		c.SHA = strings.ToLower(sha)
+		return c, p, true
+	}
 	for args != "" {
 		var arg string
 		arg, args = field(args)
@@ -170,6 +195,20 @@ func parseLine(s string) (c Command, p Problem, found bool) {
 		}
 	}
 	return c, p, true
+}
+
+// checkSHA says what is wrong with the argument of /deploy, "" if nothing:
+// it must be 7 to 40 hex digits (either case, as git prints and accepts them).
+func checkSHA(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return fmt.Sprintf("/deploy takes only a commit SHA (%d to %d hex digits, e.g. /deploy 1a2b3c4), not %s", MinSHA, MaxSHA, quote(s))
+		}
+	}
+	if len(s) < MinSHA || len(s) > MaxSHA {
+		return fmt.Sprintf("the commit SHA %s has %d hex digits; write %d to %d", quote(s), len(s), MinSHA, MaxSHA)
+	}
+	return ""
 }
 
 func problem(text, reason string) Problem {

@@ -24,6 +24,9 @@ func render(cmds []Command, problems []Problem) []string {
 		if c.ResetDB {
 			s += " reset-db"
 		}
+		if c.SHA != "" {
+			s += " " + c.SHA
+		}
 		items = append(items, item{c.Line, s})
 	}
 	for _, p := range problems {
@@ -123,16 +126,34 @@ func TestParse(t *testing.T) {
 		// Line endings, BOM, bytes.
 		{"CRLF", "/deploy\r\n/destroy\r\n", []string{"L1 deploy", "L2 destroy"}},
 		{"CRLF blank lines", "hello\r\n\r\n/redeploy --reset-db\r\n", []string{"L3 redeploy reset-db"}},
-		{"lone CR is not a line break", "/deploy\r/destroy", []string{"L1 ! /deploy takes no arguments"}},
+		{"lone CR is not a line break", "/deploy\r/destroy", []string{`L1 ! /deploy takes only a commit SHA (7 to 40 hex digits, e.g. /deploy 1a2b3c4), not "/destroy"`}},
 		{"BOM at the start", "\uFEFF/deploy", []string{"L1 deploy"}},
 		{"BOM later is not ignored", "hi\n\uFEFF/deploy", nil},
 		{"invalid UTF-8 before", "\xff\xfe/deploy", nil},
-		{"invalid UTF-8 argument", "/deploy \xff", []string{"L1 ! /deploy takes no arguments"}},
+		{"invalid UTF-8 argument", "/deploy \xff", []string{`L1 ! /deploy takes only a commit SHA (7 to 40 hex digits, e.g. /deploy 1a2b3c4), not "\xff"`}},
 		{"invalid UTF-8 in a name", "/dep\xffloy", []string{`L1 ! unknown command "/dep\xffloy" (did you mean /deploy?)`}},
 		{"NUL", "/deploy\x00", []string{`L1 ! unknown command "/deploy\x00" (did you mean /deploy?)`}},
 
 		// Arguments.
-		{"deploy takes none", "/deploy now", []string{"L1 ! /deploy takes no arguments"}},
+		{"deploy takes no word", "/deploy now", []string{`L1 ! /deploy takes only a commit SHA (7 to 40 hex digits, e.g. /deploy 1a2b3c4), not "now"`}},
+		{"deploy takes no option", "/deploy --reset-db", []string{`L1 ! /deploy takes only a commit SHA (7 to 40 hex digits, e.g. /deploy 1a2b3c4), not "--reset-db"`}},
+
+		// /deploy <sha>: 7 to 40 hex digits, any case, stored in lower case.
+		{"deploy sha", "/deploy 1a2b3c4", []string{"L1 deploy 1a2b3c4"}},
+		{"deploy full sha", "/deploy 0123456789abcdef0123456789abcdef01234567", []string{"L1 deploy 0123456789abcdef0123456789abcdef01234567"}},
+		{"deploy sha upper case", "/Deploy\t1A2B3C4D", []string{"L1 deploy 1a2b3c4d"}},
+		{"deploy sha of digits", "/deploy 1234567", []string{"L1 deploy 1234567"}},
+		{"deploy sha trailing space", "/deploy 1a2b3c4 \u00a0", []string{"L1 deploy 1a2b3c4"}},
+		{"deploy sha too short", "/deploy 1a2b3c", []string{`L1 ! the commit SHA "1a2b3c" has 6 hex digits; write 7 to 40`}},
+		{"deploy sha too long", "/deploy 0123456789abcdef0123456789abcdef012345678", []string{`L1 ! the commit SHA "0123456789abcdef0123456789abcdef0123456…" has 41 hex digits; write 7 to 40`}},
+		{"deploy sha not hex", "/deploy 1a2b3g4", []string{`L1 ! /deploy takes only a commit SHA (7 to 40 hex digits, e.g. /deploy 1a2b3c4), not "1a2b3g4"`}},
+		{"deploy sha with 0x", "/deploy 0x1a2b3c4", []string{`L1 ! /deploy takes only a commit SHA (7 to 40 hex digits, e.g. /deploy 1a2b3c4), not "0x1a2b3c4"`}},
+		{"deploy sha then a word", "/deploy 1a2b3c4 please", []string{`L1 ! unexpected argument "please" for /deploy (it takes one commit SHA)`}},
+		{"deploy two shas", "/deploy 1a2b3c4 5d6e7f8", []string{`L1 ! unexpected argument "5d6e7f8" for /deploy (it takes one commit SHA)`}},
+		{"deploy sha in code", "`/deploy 1a2b3c4`\n> /deploy 1a2b3c4", nil},
+		{"redeploy takes no sha", "/redeploy 1a2b3c4", []string{`L1 ! unexpected argument "1a2b3c4" for /redeploy (its only option is --reset-db)`}},
+		{"destroy takes no sha", "/destroy 1a2b3c4", []string{"L1 ! /destroy takes no arguments"}},
+
 		{"destroy takes none", "/destroy --force", []string{"L1 ! /destroy takes no arguments"}},
 		{"help takes none", "/help me", []string{"L1 ! /help takes no arguments"}},
 		{"unknown option", "/redeploy --reset", []string{`L1 ! unknown option "--reset" for /redeploy (use --reset-db)`}},
@@ -218,7 +239,7 @@ func TestText(t *testing.T) {
 		t.Errorf("commands = %+v, want %+v", cmds, want)
 	}
 	wantP := []Problem{
-		{Line: 2, Text: "/deploy now " + strings.Repeat("ä", 87) + "…", Reason: "/deploy takes no arguments"},
+		{Line: 2, Text: "/deploy now " + strings.Repeat("ä", 87) + "…", Reason: `/deploy takes only a commit SHA (7 to 40 hex digits, e.g. /deploy 1a2b3c4), not "now"`},
 		{Line: 3, Text: "/depoy \uFFFD", Reason: `unknown command "/depoy" (did you mean /deploy?)`},
 	}
 	if !slices.Equal(problems, wantP) {
@@ -363,6 +384,17 @@ func checkInvariants(t *testing.T, body string, cmds []Command, problems []Probl
 		}
 		if len(strings.TrimSuffix(line, "\r")) > 1000 {
 			t.Errorf("command on a %d-byte line", len(line))
+		}
+		if c.SHA != "" {
+			if c.Name != Deploy {
+				t.Errorf("%+v: SHA on %s", c, c.Name)
+			}
+			if len(c.SHA) < MinSHA || len(c.SHA) > MaxSHA || strings.Trim(c.SHA, "0123456789abcdef") != "" {
+				t.Errorf("%+v: SHA is not 7 to 40 lower-case hex digits", c)
+			}
+			if !slices.Contains(strings.Fields(strings.ToLower(c.Text)), c.SHA) {
+				t.Errorf("%+v: SHA is not in the line", c)
+			}
 		}
 		switch c.Name {
 		case Deploy, Destroy, Help:
