@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/revelations-studio/deploybot/internal/intent"
 )
@@ -25,10 +26,11 @@ func (h IssueComment) Handle(ctx context.Context, eventType, deliveryID string, 
 			PullRequest *struct{} `json:"pull_request"`
 		} `json:"issue"`
 		Comment struct {
-			ID                int64   `json:"id"`
-			Body              string  `json:"body"`
-			User              account `json:"user"`
-			AuthorAssociation string  `json:"author_association"`
+			ID                int64     `json:"id"`
+			Body              string    `json:"body"`
+			User              account   `json:"user"`
+			AuthorAssociation string    `json:"author_association"`
+			CreatedAt         time.Time `json:"created_at"`
 		} `json:"comment"`
 	}
 	if err := parse(eventType, deliveryID, payload, &event); err != nil {
@@ -61,6 +63,7 @@ func (h IssueComment) Handle(ctx context.Context, eventType, deliveryID string, 
 		Author:            comment.User.Login,
 		AuthorAssociation: comment.AuthorAssociation,
 		Body:              comment.Body,
+		CreatedAt:         comment.CreatedAt,
 	})
 }
 

@@ -61,6 +61,9 @@ type Repo interface {
 	CreateCheckRun(ctx context.Context, run github.CheckRun) (github.CheckRunRef, error)
 	UpdateCheckRun(ctx context.Context, id int64, run github.CheckRun) error
 	UpsertStatusComment(ctx context.Context, pr int, body string, knownID int64) (int64, error)
+	// StatusComment reads the status comment as GitHub has it now: what it
+	// says and since when (a fork approval's proof, commands.go).
+	StatusComment(ctx context.Context, pr int, knownID int64) (github.Comment, bool, error)
 	CreateDeployment(ctx context.Context, d github.Deployment) (int64, error)
 	SetDeploymentStatus(ctx context.Context, id int64, s github.DeploymentStatus) error
 	DeactivatePullRequestDeployments(ctx context.Context, env string, pr int, keep int64) (int, error)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	gh "github.com/google/go-github/v66/github"
 )
@@ -79,6 +80,44 @@ func (r *Reporter) UpsertStatusComment(ctx context.Context, pr int, body string,
 		}
 	}
 	return keep.GetID(), r.editIfChanged(ctx, keep, body, op)
+}
+
+// Comment is a comment as GitHub has it now.
+type Comment struct {
+	ID   int64
+	Body string
+	// UpdatedAt is when GitHub last saved the body (its clock, whole
+	// seconds): the body has read so since then.
+	UpdatedAt time.Time
+}
+
+// StatusComment reads the bot's status comment on pull request pr, as
+// UpsertStatusComment finds it (knownID first, else a search); found is
+// false when there is none. It is read fresh from GitHub (a conditional
+// request at most), so that what it says and since when can be trusted.
+func (r *Reporter) StatusComment(ctx context.Context, pr int, knownID int64) (c Comment, found bool, err error) {
+	op := fmt.Sprintf("read status comment on #%d", pr)
+	if knownID != 0 {
+		got, resp, err := r.client.Issues.GetComment(ctx, r.owner, r.repo, knownID)
+		switch {
+		case err == nil && r.isStatusComment(got, pr):
+			return commentOf(got), true, nil
+		case err != nil && (resp == nil || resp.StatusCode != 404):
+			return Comment{}, false, r.wrap(op, resp, err)
+		}
+	}
+	mine, err := r.statusComments(ctx, pr)
+	switch {
+	case err != nil:
+		return Comment{}, false, r.wrap(op, nil, err)
+	case len(mine) == 0:
+		return Comment{}, false, nil
+	}
+	return commentOf(mine[0]), true, nil
+}
+
+func commentOf(c *gh.IssueComment) Comment {
+	return Comment{ID: c.GetID(), Body: c.GetBody(), UpdatedAt: c.GetUpdatedAt().Time}
 }
 
 func (r *Reporter) editIfChanged(ctx context.Context, c *gh.IssueComment, body, op string) error {

@@ -511,3 +511,42 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		t.Fatalf("deployment status after a lost answer: %v", err)
 	}
 }
+
+// TestStatusCommentSaysSinceWhen: StatusComment gives the status comment's
+// body and the time GitHub last saved it, which a fork approval compares
+// with the time of the maintainer's comment.
+func TestStatusCommentSaysSinceWhen(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	ctx := t.Context()
+	if _, found, err := e.rep.StatusComment(ctx, 1, 0); err != nil || found {
+		t.Fatalf("before any status comment: found %v, err %v", found, err)
+	}
+	// A person quoting the marker is not the status comment.
+	_, err := e.sim.AddComment(repo, 1, "alice", StatusMarker(1)+"\nfake status")
+	must(t, err)
+	if c, found, err := e.rep.StatusComment(ctx, 1, 0); err != nil || found {
+		t.Fatalf("a person's comment with the marker: found %v (%+v), err %v", found, c, err)
+	}
+
+	shown := e.clock.Now().UTC().Truncate(time.Second)
+	id, err := e.rep.UpsertStatusComment(ctx, 1, "awaiting approval of abc", 0)
+	must(t, err)
+	must(t, e.clock.Sleep(ctx, time.Minute))
+	// Writing the same body again saves nothing: the comment still reads so
+	// since it was first written.
+	_, err = e.rep.UpsertStatusComment(ctx, 1, "awaiting approval of abc", id)
+	must(t, err)
+	c, found, err := e.rep.StatusComment(ctx, 1, id)
+	must(t, err)
+	if !found || c.ID != id || !strings.HasSuffix(c.Body, "awaiting approval of abc") || !c.UpdatedAt.Equal(shown) {
+		t.Errorf("status comment: found %v, %+v; want id %d, the body, updated at %s", found, c, id, shown)
+	}
+
+	_, err = e.rep.UpsertStatusComment(ctx, 1, "awaiting approval of def", id)
+	must(t, err)
+	c, _, err = e.rep.StatusComment(ctx, 1, 0) // found by searching
+	must(t, err)
+	if want := shown.Add(time.Minute); c.ID != id || !strings.HasSuffix(c.Body, "def") || !c.UpdatedAt.Equal(want) {
+		t.Errorf("after an edit: %+v; want id %d, the new body, updated at %s", c, id, want)
+	}
+}

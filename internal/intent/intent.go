@@ -6,7 +6,10 @@
 // carry only what the pipelines need to act, never a credential.
 package intent
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Intent is one kind of work requested by a delivery.
 type Intent interface {
@@ -90,6 +93,11 @@ type CommentCommand struct {
 	Author            string `json:"author"`
 	AuthorAssociation string `json:"author_association"`
 	Body              string `json:"body"`
+	// CreatedAt is when GitHub says the comment was written (whole
+	// seconds). A plain /deploy on a fork approves the head only if the
+	// bot showed that head before this time; zero (a job queued by an
+	// older bot) proves nothing.
+	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
 // CheckRunAction is a person pressing "Re-run" (Action "rerequested") or one
