@@ -24,6 +24,12 @@ import (
 // Feedback stays small: 👀 when accepted, 🚀 when done, 😕 and a short
 // reply when refused or failed. Progress shows in the status comment and
 // the check run, not in new comments.
+//
+// Who may run commands is decided before anything else, so that nobody
+// else can make the bot write: a comment by someone without permission
+// gets no reply, only a 😕, and that at most once per refusalWindow per
+// person and repository (reactToRefusal). "Did not understand" replies are
+// for people who may run commands.
 type commandWorker struct {
 	river.WorkerDefaults[intent.CommentCommand]
 	p *previews
@@ -48,6 +54,19 @@ func (w *commandWorker) Work(ctx context.Context, job *river.Job[intent.CommentC
 	}
 	fb := feedback{repo: repo, pr: in.PR, comment: in.CommentID, logger: logger}
 
+	if ok, why := w.p.authorize(ctx, repo, m.Repo.FullName(), in.Author); !ok {
+		react, err := w.p.reactToRefusal(ctx, m.Repo.FullName(), in.Author)
+		if err != nil {
+			logger.Warn().Err(err).Msg("recording a refused command: no reaction")
+		}
+		logger.Warn().Str("reason", why).Strs("commands", commandTexts(cmds)).Int("problems", len(problems)).
+			Bool("reacted", react).Msg("command refused")
+		if react {
+			fb.react(ctx, github.ReactionConfused)
+		}
+		return nil
+	}
+
 	if len(problems) > 0 {
 		var lines []string
 		for _, p := range problems {
@@ -58,17 +77,12 @@ func (w *commandWorker) Work(ctx context.Context, job *river.Job[intent.CommentC
 	if len(cmds) == 0 {
 		return nil
 	}
-	if ok, why := w.p.authorize(ctx, repo, m.Repo.FullName(), in.Author); !ok {
-		logger.Warn().Str("reason", why).Strs("commands", commandTexts(cmds)).Msg("command refused")
-		fb.refuse(ctx, fmt.Sprintf("@%s, you are not allowed to run deploybot commands on this repository. Ask a maintainer.", in.Author))
-		return nil
-	}
 	fb.react(ctx, github.ReactionEyes)
 
 	var failures []string
 	for _, c := range cmds {
 		logger.Info().Str("command", c.Text).Msg("running command")
-		if msg := w.run(ctx, job.ID, in, c); msg != "" {
+		if msg := w.run(ctx, job.ID, repo, in, c); msg != "" {
 			failures = append(failures, fmt.Sprintf("`%s`: %s", c.Text, msg))
 		}
 	}
@@ -81,7 +95,7 @@ func (w *commandWorker) Work(ctx context.Context, job *river.Job[intent.CommentC
 }
 
 // run carries out one command and returns why it failed ("" on success).
-func (w *commandWorker) run(ctx context.Context, jobID int64, in intent.CommentCommand, c commands.Command) string {
+func (w *commandWorker) run(ctx context.Context, jobID int64, repo Repo, in intent.CommentCommand, c commands.Command) string {
 	m := in.Delivery()
 	var opts syncOptions
 	switch c.Name {
@@ -90,19 +104,18 @@ func (w *commandWorker) run(ctx context.Context, jobID int64, in intent.CommentC
 		if err != nil {
 			return err.Error()
 		}
-		repo, err := w.p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
-		if err == nil {
-			_, err = repo.Reply(ctx, in.PR, body)
-		}
-		if err != nil {
+		if _, err = repo.Reply(ctx, in.PR, body); err != nil {
 			return "could not post the help: " + err.Error()
 		}
 		return ""
 	case commands.Deploy:
 		opts = syncOptions{explicit: true}
-		sha, err := w.p.headAtComment(ctx, m, in.PR)
-		if err != nil {
+		sha, refusal, err := w.p.approval(ctx, repo, in, c)
+		switch {
+		case err != nil:
 			return err.Error()
+		case refusal != "":
+			return refusal
 		}
 		opts.approve = sha
 	case commands.Redeploy:
@@ -116,7 +129,8 @@ func (w *commandWorker) run(ctx context.Context, jobID int64, in intent.CommentC
 	st, err := w.p.sync(ctx, jobID, m, in.PR, opts)
 	switch {
 	case errors.Is(err, errApprovalStale):
-		return "the pull request has new commits since your comment; review them and comment `/deploy` again"
+		return "the head of this pull request changed while the command waited its turn, so nothing was deployed. " +
+			"Review the new head and comment `/deploy <sha>` with its SHA (the status comment shows the command)."
 	case err != nil:
 		return err.Error()
 	case st == nil:
@@ -132,27 +146,137 @@ func (w *commandWorker) run(ctx context.Context, jobID int64, in intent.CommentC
 	return ""
 }
 
-// headAtComment is the PR's head commit when the comment was written, from
-// the pull_request deliveries received before it: a /deploy approves what
-// the maintainer could have reviewed, not a commit pushed a moment later.
-// When the bot has seen no delivery for the PR, the current head is taken.
-func (p *previews) headAtComment(ctx context.Context, m intent.Meta, pr int) (string, error) {
-	var sha string
-	err := p.deps.Pool.QueryRow(ctx, `
-		SELECT d.intent->'pr'->>'head_sha' FROM deliveries d
-		WHERE d.repo = $1 AND d.pr_number = $2 AND d.event = 'pull_request'
-		  AND d.received_at <= (SELECT received_at FROM deliveries WHERE delivery_id = $3)
-		  AND d.intent->'pr'->>'head_sha' IS NOT NULL
-		ORDER BY d.received_at DESC LIMIT 1`, m.Repo.FullName(), pr, m.DeliveryID).Scan(&sha)
-	if errors.Is(err, pgx.ErrNoRows) {
-		repo, err := p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
-		if err != nil {
-			return "", err
-		}
-		cur, err := repo.PullRequest(ctx, pr)
-		return cur.HeadSHA, err
+// approval decides which commit a /deploy may run, and refuses (with a
+// reply for the maintainer) when that is not certain to be the commit they
+// meant. sha is the head commit the sync must still find, or "" for a
+// plain /deploy on a pull request from the repository itself, whose code
+// runs at every push anyway.
+//
+// A fork's code runs only with an approval of its exact commit, and a push
+// can overtake the comment: GitHub may deliver the comment after the
+// push's synchronize (slow or redelivered), and the bot reads the head
+// when it acts. So on a fork the approved commit is the current head only
+// when one of these holds:
+//
+//   - the comment names it in full: /deploy <40 hex digits>;
+//   - the bot's status comment asked to approve that very head and GitHub
+//     last saved it at least shownMargin before it created the
+//     maintainer's comment (both times by GitHub's clock), so the head on
+//     display when the comment was written is the head now. This admits
+//     a plain /deploy and a short /deploy <sha> (which must also match).
+//
+// Anything else refuses and names the current head and the command to
+// approve it. A short SHA alone is never enough on a fork: the fork's
+// author writes both commits and can give a reviewed one and a malicious
+// one the same 7-digit prefix in a few thousand tries (a birthday
+// collision), then push the second while the approval is on its way.
+//
+// A /deploy <sha> that does not match the current head refuses on any pull
+// request: it names a commit that is no longer the one that would run.
+func (p *previews) approval(ctx context.Context, repo Repo, in intent.CommentCommand, c commands.Command) (sha, refusal string, err error) {
+	pr, err := repo.PullRequest(ctx, in.PR)
+	if err != nil {
+		return "", "", err
 	}
-	return sha, err
+	head := pr.HeadSHA
+	if c.SHA != "" && !strings.HasPrefix(head, c.SHA) {
+		return "", fmt.Sprintf("it names commit `%s`, but the head of this pull request is now `%s`, so nothing was deployed. "+
+			"If you have reviewed `%s`, comment `%s`.", c.SHA, short(head), short(head), approveCommand(head)), nil
+	}
+	switch {
+	case !pr.Fork && c.SHA == "":
+		return "", "", nil
+	case !pr.Fork, len(c.SHA) == len(head):
+		return head, "", nil
+	}
+	shown, err := p.shownBefore(ctx, repo, in, head)
+	if err != nil {
+		return "", "", err
+	}
+	if !shown {
+		return "", fmt.Sprintf("this pull request comes from a fork, and its head `%s` was not on display here before you wrote your comment "+
+			"(it may have been pushed just before or after it), so nothing was deployed. "+
+			"If you have reviewed `%s`, comment `%s`.", short(head), short(head), approveCommand(head)), nil
+	}
+	return head, "", nil
+}
+
+// shownMargin: how much earlier than the maintainer's comment GitHub must
+// have saved the status comment that asked to approve the head. GitHub's
+// times are whole seconds and come from more than one server; two seconds
+// make the order certain, and nobody reviews a commit faster.
+const shownMargin = 2 * time.Second
+
+// shownBefore reports whether the PR's status comment, as GitHub has it now,
+// asks to approve head and has said so since at least shownMargin before
+// the comment in was created. A status comment edited since (even back to
+// the same head) or a comment without a creation time proves nothing.
+func (p *previews) shownBefore(ctx context.Context, repo Repo, in intent.CommentCommand, head string) (bool, error) {
+	if in.CreatedAt.IsZero() {
+		return false, nil
+	}
+	var known int64
+	err := p.deps.Pool.QueryRow(ctx, `SELECT comment_id FROM previews WHERE repo = $1 AND pr_number = $2`,
+		in.Repo.FullName(), in.PR).Scan(&known)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("read the status comment's id of %s#%d: %w", in.Repo.FullName(), in.PR, err)
+	}
+	c, found, err := repo.StatusComment(ctx, in.PR, known)
+	if err != nil || !found {
+		return false, err
+	}
+	asks := strings.Contains(c.Body, "\n"+approveCommand(head)+"\n")
+	return asks && !c.UpdatedAt.Add(shownMargin).After(in.CreatedAt), nil
+}
+
+// awaitApproval shows on the status comment that the fork's head waits
+// for a maintainer, with the command that approves exactly that commit.
+// Unlike other states it is written again when only the head changed (the
+// reporter skips an unchanged body): the command shown must be the
+// current head's, and shownBefore relies on the time of that edit.
+func (r *previewRun) awaitApproval(ctx context.Context) error {
+	head := r.pr.HeadSHA
+	r.st.State = templates.AwaitingApproval
+	r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: templates.AwaitingApproval, Commit: head,
+		Note: fmt.Sprintf("This pull request comes from a fork, so its code is not deployed automatically. "+
+			"A maintainer who has reviewed commit `%s` approves it for a preview by commenting:", short(head)),
+		Approve: approveCommand(head),
+		Footnote: "The command names the whole commit, so a commit pushed while it is on its way is never approved by mistake; " +
+			"each new commit needs a new approval. A plain `/deploy` approves the head shown here when you comment."})
+	return r.p.save(ctx, r.st)
+}
+
+// approveCommand is the comment that approves commit sha of a fork, as the
+// status comment shows it to copy.
+func approveCommand(sha string) string { return "/deploy " + sha }
+
+// refusalWindow: a person without permission whose comments hold commands
+// gets a 😕 on the first of them, then nothing for this long. The bot
+// never replies to them: otherwise anyone on GitHub could make it write
+// a comment per comment, spending the installation's API budget.
+const refusalWindow = 10 * time.Minute
+
+// reactToRefusal records a refused command of login on repo and reports
+// whether it deserves a reaction: the first refusal in refusalWindow. The
+// time is PostgreSQL's, and the row decides atomically, so replicas agree.
+// Rows of the repository's other users older than the window go as well.
+func (p *previews) reactToRefusal(ctx context.Context, repo, login string) (bool, error) {
+	var react bool
+	err := p.deps.Pool.QueryRow(ctx, `
+		WITH expired AS (
+			DELETE FROM command_refusals
+			WHERE repo = $1 AND login <> lower($2) AND reacted_at < now() - make_interval(secs => $3))
+		INSERT INTO command_refusals AS r (repo, login, reacted_at) VALUES ($1, lower($2), now())
+		ON CONFLICT (repo, login) DO UPDATE SET reacted_at = now()
+		WHERE r.reacted_at < now() - make_interval(secs => $3)
+		RETURNING true`, repo, login, refusalWindow.Seconds()).Scan(&react)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("record refused command of %s on %s: %w", login, repo, err)
+	}
+	return react, nil
 }
 
 // defaultRoles may run commands unless the repository's config says

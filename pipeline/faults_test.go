@@ -211,8 +211,8 @@ func TestCommandsUnderFaults(t *testing.T) {
 
 	c = sayThrice(pr, "reo", "/destroy")
 	expectReactions(c, "confused")
-	if r := e.replies(pr); len(r) != 1 || !strings.Contains(r[0], "not allowed") {
-		t.Errorf("a refused command delivered three times: replies %q, want one refusal", r)
+	if r := e.replies(pr); len(r) != 0 {
+		t.Errorf("a refused command delivered three times: replies %q, want none (a 😕 only)", r)
 	}
 	if got := liveEverywhere(pr); got != sha {
 		t.Errorf("a reader's /destroy changed the preview: serves %.7q", got)
@@ -239,7 +239,10 @@ func TestCommandsUnderFaults(t *testing.T) {
 	e.must(err)
 	e.event(fork, "opened")
 	e.idle()
-	c = sayThrice(fork, "ada", "/deploy")
+	// The approval names the commit: a plain /deploy needs the status
+	// comment to have shown the head seconds before, and here it is the
+	// same second.
+	c = sayThrice(fork, "ada", "/deploy "+forkSHA)
 	expectReactions(c, "eyes,rocket")
 	if got := liveEverywhere(fork); got != forkSHA {
 		t.Errorf("approved fork serves %.7q, want %.7s", got, forkSHA)

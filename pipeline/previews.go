@@ -197,8 +197,7 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	case fileErr == nil && pr.Draft && !file.Preview.Drafts && !opts.explicit:
 		return st, run.showOnly(ctx, templates.Draft, "This pull request is a draft: mark it ready for review (or comment `/deploy`) to deploy a preview.")
 	case pr.Fork && st.ApprovedSHA != pr.HeadSHA:
-		return st, run.showOnly(ctx, templates.AwaitingApproval, fmt.Sprintf(
-			"This pull request comes from a fork, so its code is not deployed automatically. A maintainer can review commit `%s` and comment `/deploy` to deploy it; each new commit needs a new approval.", short(pr.HeadSHA)))
+		return st, run.awaitApproval(ctx)
 	case !opts.force && st.State == templates.Ready && st.DeployedSHA == pr.HeadSHA:
 		logger.Info().Str("sha", pr.HeadSHA).Msg("preview already deployed at the head commit")
 		return st, nil

@@ -444,7 +444,7 @@ func TestForkTestsAfterApproval(t *testing.T) {
 	if got := e.stageChecks(sha); len(got) != 0 {
 		t.Fatalf("an unapproved fork was tested: %v", got)
 	}
-	e.say(pr, "ada", "/deploy")
+	e.say(pr, "ada", "/deploy "+sha)
 	e.idle()
 	want := map[string][]string{"static": {"success"}, "unit": {"success"}, "integration": {"success"}}
 	if got := e.stageChecks(sha); fmt.Sprint(got) != fmt.Sprint(want) {

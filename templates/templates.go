@@ -63,12 +63,17 @@ var statuses = map[string]struct{ icon, label string }{
 
 // Comment is the PR's status comment.
 type Comment struct {
-	PR       int
-	State    string // one of the states above
-	Commit   string
-	Rows     []Row
-	Failure  *Failure
-	Note     string // a sentence under the table (e.g. how to approve a fork)
+	PR      int
+	State   string // one of the states above
+	Commit  string
+	Rows    []Row
+	Failure *Failure
+	Note    string // a sentence under the table (e.g. how to approve a fork)
+	// Approve is the command that approves the fork's head ("/deploy
+	// <sha>"), shown alone in a code block so that it is copied whole;
+	// Footnote follows it.
+	Approve  string
+	Footnote string
 	CheckURL string
 }
 

@@ -40,6 +40,21 @@ func TestStatusComment(t *testing.T) {
 	}
 }
 
+// TestAwaitingApproval: the command that approves a fork's head stands alone
+// in a code block, so that it is copied whole (GitHub adds a copy button).
+func TestAwaitingApproval(t *testing.T) {
+	sha := "0123456789abcdef0123456789abcdef01234567"
+	got, err := StatusComment(Comment{PR: 7, State: AwaitingApproval, Commit: sha,
+		Note: "Review and comment:", Approve: "/deploy " + sha, Footnote: "Each new commit needs a new approval."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Review and comment:\n\n```text\n/deploy " + sha + "\n```\n\nEach new commit needs a new approval.\n"
+	if !strings.Contains(got, want) || !strings.Contains(got, "### 🔒 Preview awaiting approval for `0123456`") {
+		t.Errorf("comment:\n%s\nwant the headline and:\n%s", got, want)
+	}
+}
+
 func TestCheckOutput(t *testing.T) {
 	c := Check{
 		Workers: []CheckWorker{{Name: "web", Script: "codex-web-preview-7", URL: "https://x", Checked: true, Healthy: true}},
@@ -71,7 +86,7 @@ func TestHelp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cmd := range []string{"/deploy", "/redeploy", "--reset-db", "/destroy", "/help", "admin, maintain or write"} {
+	for _, cmd := range []string{"/deploy", "`/deploy <sha>`", "/redeploy", "--reset-db", "/destroy", "/help", "admin, maintain or write"} {
 		if !strings.Contains(got, cmd) {
 			t.Errorf("help lacks %q", cmd)
 		}

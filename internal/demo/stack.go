@@ -54,6 +54,8 @@ type StackOptions struct {
 	// Commands says who may run commands on the sample repository (default:
 	// the admin, maintain and write roles).
 	Commands config.RepoCommands
+	// GitHubNow is the simulated GitHub's clock (default time.Now).
+	GitHubNow func() time.Time
 }
 
 // Stack is the bot running against the sandbox: what `bot demo` shows and
@@ -79,7 +81,7 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		}
 	}()
 	secret := randomHex(16)
-	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: opts.AdminURL, WebhookSecret: secret})
+	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: opts.AdminURL, WebhookSecret: secret, GitHubNow: opts.GitHubNow})
 	if err != nil {
 		return nil, err
 	}

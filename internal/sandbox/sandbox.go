@@ -46,6 +46,9 @@ type Options struct {
 	NeonOperationDelay time.Duration
 	// Seed makes fault injection and generated ids reproducible.
 	Seed int64
+	// GitHubNow is the simulated GitHub's clock (default time.Now): a test
+	// moves it to say "a minute later" without waiting.
+	GitHubNow func() time.Time
 }
 
 // Sandbox is the set of simulators. Its fields give tests the simulators'
@@ -78,7 +81,7 @@ func New(ctx context.Context, opts Options) (*Sandbox, error) {
 	if opts.Zone == "" {
 		opts.Zone = "revelations.studio"
 	}
-	gh, err := ghsim.New(ghsim.Options{WebhookSecret: opts.WebhookSecret, FaultSeed: opts.Seed})
+	gh, err := ghsim.New(ghsim.Options{WebhookSecret: opts.WebhookSecret, FaultSeed: opts.Seed, Now: opts.GitHubNow})
 	if err != nil {
 		return nil, err
 	}
