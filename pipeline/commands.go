@@ -184,8 +184,8 @@ func (p *previews) approval(ctx context.Context, repo Repo, in intent.CommentCom
 			"If you have reviewed `%s`, comment `%s`.", c.SHA, short(head), short(head), approveCommand(head)), nil
 	}
 	switch {
-	case !pr.Fork && c.SHA == "":
-		return "", "", nil
+	case pr.State == "closed", !pr.Fork && c.SHA == "":
+		return "", "", nil // a closed PR is torn down, whatever the comment said
 	case !pr.Fork, len(c.SHA) == len(head):
 		return head, "", nil
 	}
@@ -225,8 +225,17 @@ func (p *previews) shownBefore(ctx context.Context, repo Repo, in intent.Comment
 	if err != nil || !found {
 		return false, err
 	}
-	asks := strings.Contains(c.Body, "\n"+approveCommand(head)+"\n")
-	return asks && !c.UpdatedAt.Add(shownMargin).After(in.CreatedAt), nil
+	return asksToApprove(c.Body, head) && !c.UpdatedAt.Add(shownMargin).After(in.CreatedAt), nil
+}
+
+// asksToApprove reports whether a status comment's body shows the command
+// that approves head, in its code block. Only the block counts: a failed
+// build's log, which the fork's code writes, is shown in the comment too,
+// and could print "/deploy <sha of a commit to come>"; but a log cannot
+// hold three backticks in a row (templates escapes them), so it cannot
+// forge the block.
+func asksToApprove(body, head string) bool {
+	return strings.Contains(body, "\n```text\n"+approveCommand(head)+"\n```\n")
 }
 
 // awaitApproval shows on the status comment that the fork's head waits
