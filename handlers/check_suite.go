@@ -35,6 +35,11 @@ func (h CheckSuite) Handle(ctx context.Context, eventType, deliveryID string, pa
 		return ignore(ctx, "check_suite %s needs no work", a)
 	}
 	suite := event.CheckSuite
+	if suite.HeadBranch != "" { // null for a suite of a fork's commit
+		if err := checkBranches(eventType, deliveryID, suite.HeadBranch); err != nil {
+			return err
+		}
+	}
 	return h.accept(ctx, intent.CheckSuiteRequested{
 		Meta:         m,
 		CheckSuiteID: suite.ID,

@@ -17,6 +17,7 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 
+	"github.com/revelations-studio/deploybot/internal/gitref"
 	"github.com/revelations-studio/deploybot/internal/intake"
 	"github.com/revelations-studio/deploybot/internal/intent"
 )
@@ -35,15 +36,16 @@ func All(in Intake) []githubapp.EventHandler {
 	}
 }
 
-// BadPayloadError is a delivery whose body is not the JSON its event
-// promises; the server answers 400 and stores nothing.
+// BadPayloadError is a delivery whose body is not what its event promises
+// (not JSON, or a ref name git forbids); the server answers 400 and stores
+// nothing.
 type BadPayloadError struct {
 	Event, DeliveryID string
 	Err               error
 }
 
 func (e *BadPayloadError) Error() string {
-	return fmt.Sprintf("delivery %s: %s payload is not valid JSON: %v", e.DeliveryID, e.Event, e.Err)
+	return fmt.Sprintf("delivery %s: %s payload: %v", e.DeliveryID, e.Event, e.Err)
 }
 
 func (e *BadPayloadError) Unwrap() error { return e.Err }
@@ -54,7 +56,19 @@ type base struct {
 
 func parse(event, deliveryID string, payload []byte, v any) error {
 	if err := json.Unmarshal(payload, v); err != nil {
-		return &BadPayloadError{Event: event, DeliveryID: deliveryID, Err: err}
+		return &BadPayloadError{Event: event, DeliveryID: deliveryID, Err: fmt.Errorf("not valid JSON: %w", err)}
+	}
+	return nil
+}
+
+// checkBranches refuses a delivery naming a branch git itself would refuse:
+// GitHub never sends one, and such a name must not reach an API path, a
+// resource name or a command's environment.
+func checkBranches(event, deliveryID string, branches ...string) error {
+	for _, b := range branches {
+		if err := gitref.CheckBranch(b); err != nil {
+			return &BadPayloadError{Event: event, DeliveryID: deliveryID, Err: err}
+		}
 	}
 	return nil
 }

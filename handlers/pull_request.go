@@ -28,6 +28,14 @@ func (h PullRequest) Handle(ctx context.Context, eventType, deliveryID string, p
 	pr := prIntent(event.PullRequest)
 
 	switch event.Action {
+	case "opened", "reopened", "synchronize", "ready_for_review", "converted_to_draft":
+		// A close is still acted on whatever its names: tearing down is
+		// always safe, and nothing may be left behind.
+		if err := checkBranches(eventType, deliveryID, pr.HeadRef, pr.BaseRef); err != nil {
+			return err
+		}
+	}
+	switch event.Action {
 	case "opened", "reopened", "synchronize", "ready_for_review":
 		return h.accept(ctx, intent.PreviewRequested{Meta: m, PR: pr})
 	case "converted_to_draft":

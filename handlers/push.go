@@ -38,6 +38,9 @@ func (h Push) Handle(ctx context.Context, eventType, deliveryID string, payload 
 	if !isBranch {
 		return ignore(ctx, "push to %s: only branch pushes start work", event.Ref)
 	}
+	if err := checkBranches(eventType, deliveryID, branch); err != nil {
+		return err
+	}
 	if event.Deleted {
 		return h.accept(ctx, intent.BranchDeleted{Meta: m, Branch: branch})
 	}

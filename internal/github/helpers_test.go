@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -71,6 +72,16 @@ type env struct {
 	client  *gh.Client
 	rep     *Reporter
 	headSHA string
+
+	mu    sync.Mutex
+	paths []string // every request's escaped path, as the simulator got it
+}
+
+// requestPaths returns the escaped paths of the requests so far.
+func (e *env) requestPaths() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.paths...)
 }
 
 // newEnv starts a simulator with acme/app and pull request #1 (branch
@@ -86,7 +97,13 @@ func newEnv(t *testing.T, opts ghsim.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(sim.Handler())
+	e := &env{t: t, sim: sim, clock: clock}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		e.paths = append(e.paths, r.URL.EscapedPath())
+		e.mu.Unlock()
+		sim.Handler().ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	sim.SetBaseURL(srv.URL)
 
@@ -98,7 +115,7 @@ func newEnv(t *testing.T, opts ghsim.Options) *env {
 	_, err = sim.OpenPR(repo, "feature", "main", "Add feature", false, false)
 	must(t, err)
 
-	e := &env{t: t, sim: sim, url: srv.URL, clock: clock, headSHA: head}
+	e.url, e.headSHA = srv.URL, head
 	e.cfg = Config{
 		V3APIURL:   srv.URL + "/",
 		AppID:      sim.AppID(),

@@ -10,6 +10,7 @@ import (
 
 	gh "github.com/google/go-github/v66/github"
 
+	"github.com/revelations-studio/deploybot/internal/gitref"
 	"github.com/revelations-studio/deploybot/internal/retry"
 )
 
@@ -125,6 +126,9 @@ func (r *Reporter) CollaboratorRole(ctx context.Context, user string) (string, e
 // commit SHA). A missing file is ErrNotFound.
 func (r *Reporter) File(ctx context.Context, path, ref string) ([]byte, error) {
 	op := fmt.Sprintf("get file %q at %q", path, ref)
+	if err := checkRevision(ref); err != nil {
+		return nil, fmt.Errorf("github: %s in %s: %w", op, r.FullName(), err)
+	}
 	fc, dir, resp, err := r.client.Repositories.GetContents(ctx, r.owner, r.repo, path, &gh.RepositoryContentGetOptions{Ref: ref})
 	if err != nil {
 		return nil, r.wrap(op, resp, err)
@@ -142,6 +146,16 @@ func (r *Reporter) File(ctx context.Context, path, ref string) ([]byte, error) {
 	return []byte(content), nil
 }
 
+// checkRevision accepts what the pipelines ask GitHub for by name: a full
+// commit SHA or a branch name git allows. Anything else would be put into
+// a request path or query as something other than a revision.
+func checkRevision(ref string) error {
+	if gitref.IsSHA(ref) {
+		return nil
+	}
+	return gitref.CheckBranch(ref)
+}
+
 // Tarball streams the gzip'd tar of the repository at ref. GitHub answers
 // with a redirect to a short-lived download URL, which is followed without
 // the installation token. Entries are under one top-level folder
@@ -149,7 +163,11 @@ func (r *Reporter) File(ctx context.Context, path, ref string) ([]byte, error) {
 // is the commit SHA. The caller must close the reader.
 func (r *Reporter) Tarball(ctx context.Context, ref string) (io.ReadCloser, error) {
 	op := fmt.Sprintf("download tarball at %q", ref)
-	link, resp, err := r.client.Repositories.GetArchiveLink(ctx, r.owner, r.repo, gh.Tarball, &gh.RepositoryContentGetOptions{Ref: ref}, 1)
+	if err := checkRevision(ref); err != nil {
+		return nil, fmt.Errorf("github: %s in %s: %w", op, r.FullName(), err)
+	}
+	// go-github puts the ref into the path as it is: escape each segment.
+	link, resp, err := r.client.Repositories.GetArchiveLink(ctx, r.owner, r.repo, gh.Tarball, &gh.RepositoryContentGetOptions{Ref: gitref.EscapePath(ref)}, 1)
 	if err != nil {
 		return nil, r.wrap(op, resp, err)
 	}

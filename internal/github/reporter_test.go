@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -549,4 +550,65 @@ func TestStatusCommentSaysSinceWhen(t *testing.T) {
 	if want := shown.Add(time.Minute); c.ID != id || !strings.HasSuffix(c.Body, "def") || !c.UpdatedAt.Equal(want) {
 		t.Errorf("after an edit: %+v; want id %d, the new body, updated at %s", c, id, want)
 	}
+}
+
+// TestNamesStayInTheirPath: a branch or revision from a delivery becomes
+// part of a request path. Names git forbids are refused before any request
+// (x/../../user once became GET /repos/user), and names git allows but
+// URLs treat specially ("#", "%") stay inside the repository's path.
+func TestNamesStayInTheirPath(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	ctx := t.Context()
+	before := len(e.requestPaths())
+	for _, bad := range []string{"x/../../user", "../../../user", "a b", "main?x=1"} {
+		if _, _, err := e.rep.BranchHead(ctx, bad); err == nil || !strings.Contains(err.Error(), "branch name") {
+			t.Errorf("BranchHead(%q) = %v, want a refusal naming the branch", bad, err)
+		}
+		if _, err := e.rep.File(ctx, ".github/deploybot.yml", bad); err == nil || !strings.Contains(err.Error(), "branch name") {
+			t.Errorf("File(at %q) = %v, want a refusal", bad, err)
+		}
+		if rc, err := e.rep.Tarball(ctx, bad); err == nil || !strings.Contains(err.Error(), "branch name") {
+			if rc != nil {
+				rc.Close()
+			}
+			t.Errorf("Tarball(%q) = %v, want a refusal", bad, err)
+		}
+	}
+	if got := repoPaths(e.requestPaths()[before:]); len(got) != 0 {
+		t.Errorf("refused names still sent requests: %v", got)
+	}
+
+	odd := "fix#12/100%"
+	if _, found, err := e.rep.BranchHead(ctx, odd); err != nil || found {
+		t.Errorf("BranchHead(%q) = found %v, %v; want not found", odd, found, err)
+	}
+	if rc, err := e.rep.Tarball(ctx, odd); err == nil {
+		rc.Close()
+	}
+	got := e.requestPaths()[before:]
+	if len(repoPaths(got)) == 0 {
+		t.Fatal("no request for a valid branch name")
+	}
+	for _, p := range got {
+		if strings.HasPrefix(p, "/app/installations/") {
+			continue // the installation token
+		}
+		if !strings.HasPrefix(p, "/repos/"+repo+"/") || strings.Contains(p, "#") {
+			t.Errorf("request path %q left the repository's path", p)
+		}
+	}
+	if want := "/repos/" + repo + "/git/ref/heads/fix%2312/100%25"; !slices.Contains(got, want) {
+		t.Errorf("paths %v lack %s", got, want)
+	}
+}
+
+// repoPaths leaves out the installation-token requests.
+func repoPaths(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/app/installations/") {
+			out = append(out, p)
+		}
+	}
+	return out
 }
