@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -51,12 +49,7 @@ func serve(ctx context.Context, cfg *config.Config, logger zerolog.Logger) error
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Address, err)
 	}
-	srv := &http.Server{
-		Handler:           b.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-	}
+	srv := server.HTTPServer(b.Handler, server.DefaultTimeouts)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info().Str("addr", ln.Addr().String()).Str("webhook_path", server.WebhookPath).Msg("deploybot is serving")

@@ -1,17 +1,27 @@
 // Package server is the bot's HTTP front: the GitHub webhook endpoint and
 // the health probes.
 //
-// The webhook endpoint checks size and signature before anything is parsed,
-// then hands the delivery to go-githubapp's dispatcher and the event
+// The endpoint is open to the internet, so it spends as little as it can on
+// a request before knowing GitHub sent it: a request without a well-formed
+// X-Hub-Signature-256 is refused before its body is read; a signed one is
+// read within MaxBodyBytes while its HMAC is computed, and only a body whose
+// signature matches is parsed. At most Limits.Concurrent webhook requests
+// are read or handled at once, holding at most Limits.Bytes of bodies; a
+// request that finds no room within Limits.Wait is answered 503 at once
+// rather than queued without bound. HTTPServer sets the timeouts that stop
+// a client from holding a connection by sending slowly.
+//
+// A delivery then goes to go-githubapp's dispatcher and the event
 // handlers, which store it and queue its job. Status codes tell GitHub (and
 // whoever reads the App's delivery log) what happened:
 //
 //	200  stored and queued, or a redelivery of a stored delivery
 //	202  an event or action the bot does not act on
-//	400  malformed: no event or delivery header, not JSON
+//	400  malformed: no event or delivery header, not JSON, a ref git forbids
 //	401  missing or wrong X-Hub-Signature-256
 //	413  body over MaxBodyBytes
 //	500  the database could not store it: GitHub shows it failed, redeliver
+//	503  too many deliveries at once: redeliver
 package server
 
 import (
@@ -24,10 +34,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/revelations-studio/deploybot/handlers"
 )
@@ -46,6 +58,42 @@ type Options struct {
 	// schema current); nil means always ready.
 	Ready  func(context.Context) error
 	Logger zerolog.Logger
+	// Limits bound the webhook requests in progress; zero fields take
+	// DefaultLimits' values.
+	Limits Limits
+}
+
+// Limits bound what webhook requests can hold at once.
+type Limits struct {
+	// Concurrent is how many webhook requests are read or handled at once.
+	Concurrent int
+	// Bytes bounds the request bodies held in memory at once. A request
+	// reserves its Content-Length (MaxBodyBytes when it sends none) before
+	// its body is read. It is at least MaxBodyBytes, so the largest
+	// delivery GitHub sends always fits.
+	Bytes int64
+	// Wait is how long a request waits for room before it is answered
+	// 503. GitHub gives up on a delivery after 10 s.
+	Wait time.Duration
+}
+
+// DefaultLimits: a burst of GitHub's deliveries (a few KiB each) is
+// handled in parallel, while forged large bodies cannot hold more than
+// 64 MiB of the bot's memory.
+var DefaultLimits = Limits{Concurrent: 64, Bytes: 64 << 20, Wait: 5 * time.Second}
+
+func (l Limits) withDefaults() Limits {
+	if l.Concurrent <= 0 {
+		l.Concurrent = DefaultLimits.Concurrent
+	}
+	if l.Bytes <= 0 {
+		l.Bytes = DefaultLimits.Bytes
+	}
+	l.Bytes = max(l.Bytes, MaxBodyBytes)
+	if l.Wait <= 0 {
+		l.Wait = DefaultLimits.Wait
+	}
+	return l
 }
 
 // New returns the bot's HTTP handler.
@@ -54,23 +102,110 @@ func New(opts Options) http.Handler {
 		githubapp.WithErrorCallback(onError),
 	)
 	mux := http.NewServeMux()
-	mux.Handle("POST "+WebhookPath, verify(opts.WebhookSecret, dispatcher))
+	mux.Handle("POST "+WebhookPath, limit(opts.Limits.withDefaults(), verify(opts.WebhookSecret, dispatcher)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if opts.Ready != nil {
+	mux.Handle("GET /readyz", readiness(opts.Ready))
+	return withLogger(opts.Logger, mux)
+}
+
+// Timeouts are HTTPServer's connection timeouts.
+type Timeouts struct {
+	// ReadHeader bounds reading a request's headers, Read the whole
+	// request (a 25 MiB delivery from GitHub arrives in well under it),
+	// Write the answer (the handler stores the delivery first), Idle a
+	// kept-alive connection between requests.
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// DefaultTimeouts suit GitHub's deliveries, which GitHub itself abandons
+// after 10 s.
+var DefaultTimeouts = Timeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second, Idle: 90 * time.Second}
+
+// MaxHeaderBytes bounds a request's headers; GitHub's are about 2 KiB.
+const MaxHeaderBytes = 64 << 10
+
+// HTTPServer returns the server for h with t's timeouts (DefaultTimeouts
+// for zero fields), so that a client sending slowly — headers or body —
+// cannot hold a connection and a handler goroutine for ever.
+func HTTPServer(h http.Handler, t Timeouts) *http.Server {
+	pick := func(v, d time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return d
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: pick(t.ReadHeader, DefaultTimeouts.ReadHeader),
+		ReadTimeout:       pick(t.Read, DefaultTimeouts.Read),
+		WriteTimeout:      pick(t.Write, DefaultTimeouts.Write),
+		IdleTimeout:       pick(t.Idle, DefaultTimeouts.Idle),
+		MaxHeaderBytes:    MaxHeaderBytes,
+	}
+}
+
+// readiness answers /readyz. The answer says only "ready" or "not ready":
+// the probe is reachable by anyone, and a database error names hosts and
+// users. The reason goes to the log when readiness changes, not on every
+// probe.
+func readiness(ready func(context.Context) error) http.Handler {
+	var failing atomic.Bool
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ready != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 			defer cancel()
-			if err := opts.Ready(ctx); err != nil {
-				zerolog.Ctx(r.Context()).Warn().Err(err).Msg("not ready")
-				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			if err := ready(ctx); err != nil {
+				if !failing.Swap(true) {
+					zerolog.Ctx(r.Context()).Warn().Err(err).Msg("not ready")
+				}
+				http.Error(w, "not ready", http.StatusServiceUnavailable)
 				return
+			}
+			if failing.Swap(false) {
+				zerolog.Ctx(r.Context()).Info().Msg("ready again")
 			}
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
-	return withLogger(opts.Logger, mux)
+}
+
+// limit admits a webhook request when there is room for it — a slot and
+// its body's bytes — within l.Wait, and answers 503 otherwise. The room is
+// held until the request is answered, since the body stays in memory
+// until then.
+func limit(l Limits, next http.Handler) http.Handler {
+	slots := make(chan struct{}, l.Concurrent)
+	mem := semaphore.NewWeighted(l.Bytes)
+	busy := func(w http.ResponseWriter, r *http.Request, what string) {
+		zerolog.Ctx(r.Context()).Warn().
+			Str(githubapp.LogKeyDeliveryID, r.Header.Get("X-GitHub-Delivery")).
+			Str("waiting_for", what).Msg("webhook refused: too many requests in progress")
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many deliveries in progress; redeliver", http.StatusServiceUnavailable)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), l.Wait)
+		defer cancel()
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		case <-ctx.Done():
+			busy(w, r, "a request slot")
+			return
+		}
+		n := r.ContentLength
+		if n < 0 || n > MaxBodyBytes {
+			n = MaxBodyBytes // verify refuses more
+		}
+		if err := mem.Acquire(ctx, n); err != nil {
+			busy(w, r, "memory for the body")
+			return
+		}
+		defer mem.Release(n)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // withLogger gives every request a context logger: go-githubapp and the
@@ -81,22 +216,39 @@ func withLogger(logger zerolog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// verify reads the body within MaxBodyBytes and checks its HMAC-SHA256
-// signature before the dispatcher sees it. The dispatcher checks again, but
-// reports every failure alike as 400; answering 401 here tells an operator
-// at a glance that the secret is wrong.
+// verify checks the body's HMAC-SHA256 signature before the dispatcher
+// sees it: a request without a well-formed signature is refused before its
+// body is read, and a signed body is hashed as it is read, within
+// MaxBodyBytes. The dispatcher checks again, but reports every failure
+// alike as 400; answering 401 here tells an operator at a glance that the
+// secret is wrong.
 func verify(secret string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		logger := zerolog.Ctx(r.Context()).With().
 			Str(githubapp.LogKeyEventType, r.Header.Get("X-GitHub-Event")).
 			Str(githubapp.LogKeyDeliveryID, r.Header.Get("X-GitHub-Delivery")).
 			Logger()
+		header := r.Header.Get("X-Hub-Signature-256")
+		want, ok := parseSignature(header)
+		if !ok || secret == "" {
+			logger.Warn().Bool("signed", header != "").Msg("webhook signature missing or malformed")
+			// Not reading the body, so the connection is not reused.
+			w.Header().Set("Connection", "close")
+			http.Error(w, "missing or invalid X-Hub-Signature-256", http.StatusUnauthorized)
+			return
+		}
 		if r.ContentLength > MaxBodyBytes {
 			logger.Warn().Int64("bytes", r.ContentLength).Msg("webhook body too large")
+			w.Header().Set("Connection", "close")
 			http.Error(w, "payload larger than 25 MiB", http.StatusRequestEntityTooLarge)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+		mac := hmac.New(sha256.New, []byte(secret))
+		var buf bytes.Buffer
+		if r.ContentLength > 0 {
+			buf.Grow(int(r.ContentLength))
+		}
+		_, err := buf.ReadFrom(io.TeeReader(http.MaxBytesReader(w, r.Body, MaxBodyBytes), mac))
 		if err != nil {
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 				logger.Warn().Msg("webhook body too large")
@@ -106,8 +258,8 @@ func verify(secret string, next http.Handler) http.Handler {
 			http.Error(w, "could not read body", http.StatusBadRequest)
 			return
 		}
-		if !validSignature(secret, body, r.Header.Get("X-Hub-Signature-256")) {
-			logger.Warn().Bool("signed", r.Header.Get("X-Hub-Signature-256") != "").Msg("webhook signature missing or wrong")
+		if !hmac.Equal(want, mac.Sum(nil)) {
+			logger.Warn().Msg("webhook signature wrong")
 			http.Error(w, "missing or invalid X-Hub-Signature-256", http.StatusUnauthorized)
 			return
 		}
@@ -115,23 +267,19 @@ func verify(secret string, next http.Handler) http.Handler {
 			http.Error(w, "missing X-GitHub-Delivery header", http.StatusBadRequest)
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = io.NopCloser(&buf)
 		next.ServeHTTP(w, r)
 	})
 }
 
-func validSignature(secret string, body []byte, header string) bool {
+// parseSignature decodes "sha256=<64 hex digits>".
+func parseSignature(header string) ([]byte, bool) {
 	sig, ok := strings.CutPrefix(header, "sha256=")
-	if !ok || secret == "" {
-		return false
+	if !ok || len(sig) != 2*sha256.Size {
+		return nil, false
 	}
-	got, err := hex.DecodeString(sig)
-	if err != nil {
-		return false
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return hmac.Equal(got, mac.Sum(nil))
+	b, err := hex.DecodeString(sig)
+	return b, err == nil
 }
 
 func onError(w http.ResponseWriter, r *http.Request, err error) {
