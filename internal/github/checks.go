@@ -8,6 +8,7 @@ import (
 
 	gh "github.com/google/go-github/v66/github"
 
+	"github.com/revelations-studio/deploybot/internal/gitref"
 	"github.com/revelations-studio/deploybot/internal/retry"
 )
 
@@ -164,6 +165,9 @@ func (r *Reporter) UpdateCheckRun(ctx context.Context, id int64, run CheckRun) e
 // FindCheckRun returns the newest check run named name on commit sha, so
 // that a retried "create" can reuse the run an earlier attempt made.
 func (r *Reporter) FindCheckRun(ctx context.Context, sha, name string) (id int64, found bool, err error) {
+	if !gitref.IsSHA(sha) {
+		return 0, false, fmt.Errorf("github: list check runs %q in %s: %q is not a commit SHA", name, r.FullName(), sha)
+	}
 	opts := &gh.ListCheckRunsOptions{CheckName: gh.String(name), Filter: gh.String("latest")}
 	res, resp, err := r.client.Checks.ListCheckRunsForRef(ctx, r.owner, r.repo, sha, opts)
 	if err != nil {
@@ -183,6 +187,9 @@ func (r *Reporter) FindCheckRun(ctx context.Context, sha, name string) (id int64
 
 // findCheckRun looks for the check run named name on sha with externalID.
 func (r *Reporter) findCheckRun(ctx context.Context, sha, name, externalID string) (*gh.CheckRun, bool) {
+	if !gitref.IsSHA(sha) {
+		return nil, false
+	}
 	opts := &gh.ListCheckRunsOptions{CheckName: gh.String(name), Filter: gh.String("all"), ListOptions: gh.ListOptions{PerPage: 100}}
 	res, _, err := r.client.Checks.ListCheckRunsForRef(ctx, r.owner, r.repo, sha, opts)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	gh "github.com/google/go-github/v66/github"
 
@@ -104,6 +105,11 @@ const (
 // maintain, write, triage, read, or a custom role's name). A user GitHub
 // does not know has RoleNone.
 func (r *Reporter) CollaboratorRole(ctx context.Context, user string) (string, error) {
+	if !validLogin(user) {
+		// Not a name GitHub gives out: nobody with a role. go-github puts
+		// the login into the path as it is.
+		return RoleNone, nil
+	}
 	perm, resp, err := r.client.Repositories.GetPermissionLevel(ctx, r.owner, r.repo, user)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusNotFound {
@@ -144,6 +150,23 @@ func (r *Reporter) File(ctx context.Context, path, ref string) ([]byte, error) {
 		return nil, fmt.Errorf("github: %s in %s: %w", op, r.FullName(), err)
 	}
 	return []byte(content), nil
+}
+
+// validLogin reports whether user can be a GitHub login: letters, digits
+// and hyphens (at most 39), not beginning with a hyphen, or an App's
+// "slug[bot]". Logins come from payloads and go into request paths.
+func validLogin(user string) bool {
+	name, _ := strings.CutSuffix(user, "[bot]")
+	if name == "" || len(name) > 39 || name[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkRevision accepts what the pipelines ask GitHub for by name: a full

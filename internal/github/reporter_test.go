@@ -574,6 +574,14 @@ func TestNamesStayInTheirPath(t *testing.T) {
 			t.Errorf("Tarball(%q) = %v, want a refusal", bad, err)
 		}
 	}
+	for _, login := range []string{"..", "../../../user", "a/b", "x?y"} {
+		if role, err := e.rep.CollaboratorRole(ctx, login); err != nil || role != RoleNone {
+			t.Errorf("CollaboratorRole(%q) = %q, %v; want none", login, role, err)
+		}
+	}
+	if _, _, err := e.rep.FindCheckRun(ctx, "../../../user", "deploybot/preview"); err == nil {
+		t.Error("FindCheckRun with a path for a SHA: no error")
+	}
 	if got := repoPaths(e.requestPaths()[before:]); len(got) != 0 {
 		t.Errorf("refused names still sent requests: %v", got)
 	}

@@ -23,6 +23,12 @@ var ErrMissingPermission = errors.New("the GitHub App lacks a permission")
 // It needs the App's organization permission "Members: read"; without it
 // the error matches ErrMissingPermission and says which permission to grant.
 func (r *Reporter) TeamMember(ctx context.Context, org, teamSlug, user string) (bool, error) {
+	if !validLogin(user) {
+		return false, nil // not a login GitHub gives out: in no team
+	}
+	if !validLogin(org) || !validSlug(teamSlug) {
+		return false, fmt.Errorf("github: team @%s/%s: not a valid organisation and team slug", org, teamSlug)
+	}
 	m, resp, err := r.client.Teams.GetTeamMembershipBySlug(ctx, org, teamSlug, user)
 	if err != nil {
 		op := fmt.Sprintf("get membership of team @%s/%s for %q", org, teamSlug, user)
@@ -64,3 +70,18 @@ func (e missingPermissionError) Error() string {
 
 func (e missingPermissionError) Unwrap() error        { return e.err }
 func (e missingPermissionError) Is(target error) bool { return target == ErrMissingPermission }
+
+// validSlug reports whether s can be a team slug (lower-case letters,
+// digits, "-" and "_"), so it cannot change the request path it goes into.
+func validSlug(s string) bool {
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
