@@ -24,8 +24,8 @@ type scriptSpec struct {
 	// workspace is the checkout the build ran in; the worker's files are
 	// read beneath it only (see buildScript).
 	workspace string
-	commit string
-	dbURL  string // the pooled connection URI of this environment's branch
+	commit    string
+	dbURL     string // the pooled connection URI of this environment's branch
 	// scope keys the generated secrets: "pr-7", "production".
 	scope string
 	// configured holds the repository's secret values; nil withholds them
