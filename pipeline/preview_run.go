@@ -253,7 +253,7 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 				return runCommand(ctx, log, runner.Command{Script: w.Build, Dir: dir, Env: env, Timeout: 20 * time.Minute})
 			}},
 			Step{Name: deploy, Needs: []string{build, "migrate"}, Do: func(ctx context.Context, log *Log) error {
-				return r.deployWorker(ctx, log, pl, pw, dir, uris)
+				return r.deployWorker(ctx, log, pl, pw, ws.Dir(), uris)
 			}},
 			Step{Name: check, Needs: []string{deploy}, Do: func(ctx context.Context, log *Log) error {
 				return checkHealth(ctx, r.p.deps, log, pw.w, pw.hostname)
@@ -270,14 +270,14 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 	return steps
 }
 
-func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw plannedWorker, dir string, uris *neon.URIs) error {
+func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw plannedWorker, workspace string, uris *neon.URIs) error {
 	w := pw.w
 	cf, err := r.p.deps.Cloudflare(pl.res.AccountID)
 	if err != nil {
 		return err
 	}
 	spec := scriptSpec{
-		worker: w, name: pw.script, dir: dir, commit: r.pr.HeadSHA, dbURL: uris.Pooled,
+		worker: w, name: pw.script, workspace: workspace, commit: r.pr.HeadSHA, dbURL: uris.Pooled,
 		scope: "pr-" + strconv.Itoa(r.pr.Number), services: map[string]string{},
 	}
 	if pl.secrets {

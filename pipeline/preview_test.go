@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -412,6 +414,32 @@ func TestFailures(t *testing.T) {
 			e.idle()
 			e.expectNothingLeft(pr)
 		})
+	}
+}
+
+// TestBuildSymlinkToHostFileIsNotUploaded: a build (repository code) makes
+// its Worker's entry module a symlink to a file of the bot's host. The deploy
+// step refuses it with the module's name and uploads nothing of that Worker.
+func TestBuildSymlinkToHostFileIsNotUploaded(t *testing.T) {
+	hostFile := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(hostFile, []byte("export default 'host-secret'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t)
+	pr, sha := e.open("feature/symlink", map[string]string{"web/build.sh": "mkdir -p dist\nln -s " + hostFile + " dist/index.js\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+	if got := e.checks()[sha]; got != "failure" {
+		t.Errorf("check run: %q, want failure", got)
+	}
+	comment := e.comment(pr)
+	for _, want := range []string{"<code>deploy:web</code> failed", "web/dist/index.js leads outside the workspace"} {
+		if !strings.Contains(comment, want) {
+			t.Errorf("comment lacks %q:\n%s", want, comment)
+		}
+	}
+	if _, ok := e.s.Sandbox.Cloudflare.Script(fmt.Sprintf("codex-web-preview-%d", pr)); ok {
+		t.Error("the web worker was uploaded although its module leads outside the workspace")
 	}
 }
 

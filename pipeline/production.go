@@ -328,12 +328,11 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 	}})
 	prev := "migrate"
 	for _, pw := range workers {
-		dir := filepath.Join(ws.Dir(), filepath.FromSlash(pw.w.Dir))
 		deploy, check := "deploy:"+pw.w.Name, "health:"+pw.w.Name
 		steps = append(steps,
 			Step{Name: deploy, Needs: []string{prev}, Do: func(ctx context.Context, log *Log) error {
 				script, err := buildScript(r.p.deps, repoName, scriptSpec{
-					worker: pw.w, name: pw.script, dir: dir, commit: r.sha, dbURL: dbURL,
+					worker: pw.w, name: pw.script, workspace: ws.Dir(), commit: r.sha, dbURL: dbURL,
 					scope: "production", configured: repoCfg.Secrets, services: services,
 				}, log)
 				if err != nil {

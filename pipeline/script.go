@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,9 +21,11 @@ import (
 type scriptSpec struct {
 	worker repoconfig.Worker
 	name   string // the script name in this environment
-	dir    string // the worker's folder in the workspace
-	commit string
-	dbURL  string // the pooled connection URI of this environment's branch
+	// workspace is the checkout the build ran in; the worker's files are
+	// read beneath it only (see buildScript).
+	workspace string
+	commit    string
+	dbURL     string // the pooled connection URI of this environment's branch
 	// scope keys the generated secrets: "pr-7", "production".
 	scope string
 	// configured holds the repository's secret values; nil withholds them
@@ -44,15 +47,30 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 		Secrets:            map[string]string{},
 		Tags:               scriptTags(repo, s.scope),
 	}
+	// The build ran the repository's code, which can leave a symlink (or a
+	// symlinked folder) pointing at a host file, e.g. dist/index.js ->
+	// /etc/passwd or the bot's config. Everything the upload sends is read
+	// through an os.Root at the workspace, which refuses any path that leads
+	// out of it.
+	root, err := os.OpenRoot(s.workspace)
+	if err != nil {
+		return script, fmt.Errorf("worker %s: open the workspace: %w", w.Name, err)
+	}
+	defer root.Close()
 	for _, rel := range append([]string{w.Main}, w.Modules...) {
-		content, err := os.ReadFile(filepath.Join(s.dir, filepath.FromSlash(rel)))
+		file := path.Join(w.Dir, rel)
+		content, err := root.ReadFile(filepath.FromSlash(file))
 		if err != nil {
-			return script, fmt.Errorf("worker %s: read module %s (did the build produce it?): %w", w.Name, rel, err)
+			if strings.Contains(err.Error(), "escapes") {
+				return script, fmt.Errorf("worker %s: module %s leads outside the workspace (a symlink, or an absolute one): the bot uploads only files the build wrote inside it: %w", w.Name, file, err)
+			}
+			return script, fmt.Errorf("worker %s: read module %s (did the build produce it?): %w", w.Name, file, err)
 		}
 		script.Modules = append(script.Modules, cloudflare.Module{Name: filepath.Base(rel), Content: content})
 	}
 	if w.Assets != "" {
-		script.AssetsDir = filepath.Join(s.dir, filepath.FromSlash(w.Assets))
+		script.AssetsRoot = s.workspace
+		script.AssetsDir = filepath.FromSlash(path.Join(w.Dir, w.Assets))
 	}
 	if w.DatabaseURL != "" {
 		script.Secrets[w.DatabaseURL] = s.dbURL

@@ -19,6 +19,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/revelations-studio/deploybot/internal/config"
+	"github.com/revelations-studio/deploybot/internal/procguard"
 )
 
 const usage = `deploybot — preview environments and production deploys for GitHub pull requests
@@ -36,6 +39,12 @@ The config file defaults to config.yml; config.example.yml documents every key.
 `
 
 func main() {
+	// Before anything reads a secret: no other process of this user may read
+	// the bot's memory, environment or files through /proc, or attach to it.
+	if err := procguard.NotDumpable(); err != nil {
+		fmt.Fprintln(os.Stderr, "bot:", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
@@ -71,6 +80,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// loadConfig reads the config file and then removes every variable a secret
+// was (or could have been) read from: from the environment the bot's
+// children inherit and from /proc/<pid>/environ. The secrets live on only in
+// the returned Config.
+func loadConfig(path string, getenv func(string) string) (*config.Config, error) {
+	cfg, err := config.Load(path, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := procguard.ForgetEnv(cfg.SecretEnv()); err != nil {
+		return nil, fmt.Errorf("remove the secrets' variables from the environment: %w", err)
+	}
+	return cfg, nil
 }
 
 // configFlag registers --config on fs.

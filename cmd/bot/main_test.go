@@ -18,7 +18,12 @@ import (
 	"github.com/revelations-studio/deploybot/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if args := os.Getenv(mainChildArgs); args != "" {
+		runAsBotChild(args)
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 // TestDemo runs the README's first quick-start command.
 func TestDemo(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"io"
 
 	"github.com/revelations-studio/deploybot/internal/app"
-	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/logging"
 	"github.com/revelations-studio/deploybot/internal/store"
 )
@@ -26,7 +25,7 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if direction != "up" && direction != "down" && direction != "status" {
 		return fmt.Errorf("migrate %q: use up, down or status", direction)
 	}
-	cfg, err := config.Load(*cfgPath, getenv)
+	cfg, err := loadConfig(*cfgPath, getenv)
 	if err != nil {
 		return err
 	}

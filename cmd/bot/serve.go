@@ -23,7 +23,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*cfgPath, getenv)
+	cfg, err := loadConfig(*cfgPath, getenv)
 	if err != nil {
 		return err
 	}

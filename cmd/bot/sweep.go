@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/revelations-studio/deploybot/internal/app"
-	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/logging"
 	"github.com/revelations-studio/deploybot/pipeline"
 )
@@ -24,7 +23,7 @@ func sweepCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*cfgPath, getenv)
+	cfg, err := loadConfig(*cfgPath, getenv)
 	if err != nil {
 		return err
 	}

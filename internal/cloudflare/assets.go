@@ -25,7 +25,7 @@ const (
 // asset is one file of an assets directory.
 type asset struct {
 	path string // manifest key: "/" + slash-separated path relative to the directory
-	file string // on disk
+	file string // beneath the assets root
 	hash string
 	size int64
 }
@@ -36,47 +36,73 @@ type assetsConfig struct {
 	headers, redirects string
 }
 
-// readAssets walks dir and hashes every file. The hash is only a content key
-// for deduplication on Cloudflare's side: wrangler uses BLAKE3 over the
-// base64 content plus the extension, truncated to 32 hex digits; SHA-256 over
-// the same input keeps the shape without another dependency (the only cost is
-// not sharing cache entries with wrangler uploads).
-func readAssets(dir string) ([]asset, assetsConfig, error) {
+// openAssets opens the root that every file of an upload is read through,
+// and names the assets folder within it. A build made the folder, so it may
+// hold symlinks; the root refuses any that lead out of it.
+func openAssets(rootDir, dir string) (*os.Root, string, error) {
+	if rootDir == "" {
+		rootDir, dir = dir, "."
+	}
+	root, err := os.OpenRoot(rootDir)
+	if err != nil {
+		return nil, "", fmt.Errorf("open assets folder %s: %w", rootDir, err)
+	}
+	return root, filepath.ToSlash(filepath.Clean(dir)), nil
+}
+
+// readAssets walks dir beneath root and hashes every file. The hash is only
+// a content key for deduplication on Cloudflare's side: wrangler uses BLAKE3
+// over the base64 content plus the extension, truncated to 32 hex digits;
+// SHA-256 over the same input keeps the shape without another dependency
+// (the only cost is not sharing cache entries with wrangler uploads).
+//
+// A symlink is followed when it stays inside the root and refused with the
+// file's name otherwise; other special files (fifos, sockets) are skipped.
+func readAssets(root *os.Root, dir string) ([]asset, assetsConfig, error) {
 	var out []asset
 	var cfg assetsConfig
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	fsys := root.FS()
+	if fi, err := fs.Stat(fsys, dir); err != nil {
+		return nil, cfg, fmt.Errorf("assets folder %s: %w%s", dir, err, escapeHint(err))
+	} else if !fi.IsDir() {
+		return nil, cfg, fmt.Errorf("assets folder %s is not a folder", dir)
+	}
+	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
 			return nil
 		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
+		rel := strings.TrimPrefix(p, dir+"/")
+		if dir == "." {
+			rel = p
 		}
-		rel = filepath.ToSlash(rel)
-		switch rel {
-		case ".assetsignore":
+		if rel == ".assetsignore" {
 			return nil
-		case "_headers", "_redirects":
-			b, err := os.ReadFile(p)
+		}
+		mode := d.Type()
+		if mode&fs.ModeSymlink != 0 {
+			fi, err := fs.Stat(fsys, p)
 			if err != nil {
-				return err
+				return fmt.Errorf("asset %s: %w%s", rel, err, escapeHint(err))
 			}
-			if rel == "_headers" {
-				cfg.headers = string(b)
-			} else {
-				cfg.redirects = string(b)
-			}
+			mode = fi.Mode().Type()
+		}
+		if !mode.IsRegular() {
 			return nil
 		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
+		b, err := fs.ReadFile(fsys, p)
 		if err != nil {
-			return err
+			return fmt.Errorf("asset %s: %w%s", rel, err, escapeHint(err))
+		}
+		switch rel {
+		case "_headers":
+			cfg.headers = string(b)
+			return nil
+		case "_redirects":
+			cfg.redirects = string(b)
+			return nil
 		}
 		if len(b) > maxAssetSize {
 			return fmt.Errorf("asset %s is %d bytes, over the %d byte limit", rel, len(b), maxAssetSize)
@@ -94,13 +120,27 @@ func readAssets(dir string) ([]asset, assetsConfig, error) {
 	return out, cfg, nil
 }
 
+// escapeHint explains os.Root's refusal of a path that leads outside it,
+// whose error ("path escapes from parent") names no cause.
+func escapeHint(err error) string {
+	if err != nil && strings.Contains(err.Error(), "escapes") {
+		return " (a symlink that leads outside the workspace, or an absolute one: the bot uploads only files the build wrote inside it)"
+	}
+	return ""
+}
+
 // uploadAssets runs an assets upload session for a Worker: register the
 // manifest, upload the files the API does not have yet (in the buckets it
 // asks for, authenticated with the session's token), and return the
 // completion token to put in the upload metadata. Running it again after a
 // failure uploads only what is still missing.
-func (c *Client) uploadAssets(ctx context.Context, script, dir string) (string, assetsConfig, error) {
-	assets, cfg, err := readAssets(dir)
+func (c *Client) uploadAssets(ctx context.Context, script, rootDir, dir string) (string, assetsConfig, error) {
+	root, dir, err := openAssets(rootDir, dir)
+	if err != nil {
+		return "", assetsConfig{}, fmt.Errorf("cloudflare: upload assets of worker %q: %w", script, err)
+	}
+	defer root.Close()
+	assets, cfg, err := readAssets(root, dir)
 	if err != nil {
 		return "", cfg, fmt.Errorf("cloudflare: upload assets of worker %q: %w", script, err)
 	}
@@ -135,7 +175,7 @@ func (c *Client) uploadAssets(ctx context.Context, script, dir string) (string, 
 			if !ok {
 				return "", cfg, fmt.Errorf("cloudflare: upload assets of worker %q: API asked for unknown hash %s", script, h)
 			}
-			b, err := os.ReadFile(a.file)
+			b, err := root.ReadFile(filepath.FromSlash(a.file))
 			if err != nil {
 				return "", cfg, fmt.Errorf("cloudflare: upload assets of worker %q: %w", script, err)
 			}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -304,6 +305,81 @@ func TestAssetsSessionUploadsOnlyMissingFiles(t *testing.T) {
 	code, hdr, body := e.visit(t, "codex-preview-9.revelations.studio", "/index.html")
 	if code != 200 || body != "<h1>home v2</h1>" || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /index.html = %d %q (%s)", code, body, hdr.Get("Content-Type"))
+	}
+}
+
+// A build writes the assets folder, and can leave symlinks in it. One that
+// stays inside the root is followed; one that leads out of it (or the
+// folder itself being such a symlink) fails the upload with the file's
+// name, before the session starts: nothing is uploaded, no script appears.
+func TestAssetsNeverLeaveTheRoot(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "app.pem")
+	if err := os.WriteFile(secretFile, []byte("-----BEGIN RSA PRIVATE KEY-----host secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		prepare func(t *testing.T, workspace string)
+		wantErr string // "" for success
+	}{
+		{"a relative symlink inside the workspace is followed", func(t *testing.T, ws string) {
+			writeFiles(t, ws, map[string]string{"src/logo.svg": "<svg/>"})
+			mustSymlink(t, "../../src/logo.svg", filepath.Join(ws, "web/public/logo.svg"))
+		}, ""},
+		{"an absolute symlink to a host file", func(t *testing.T, ws string) {
+			mustSymlink(t, secretFile, filepath.Join(ws, "web/public/leak.txt"))
+		}, "asset leak.txt"},
+		{"a relative symlink out of the workspace", func(t *testing.T, ws string) {
+			mustSymlink(t, strings.Repeat("../", 20)+strings.TrimPrefix(secretFile, "/"), filepath.Join(ws, "web/public/leak.txt"))
+		}, "asset leak.txt"},
+		{"_headers as a symlink to a host file", func(t *testing.T, ws string) {
+			mustSymlink(t, secretFile, filepath.Join(ws, "web/public/_headers"))
+		}, "asset _headers"},
+		{"the assets folder is a symlink out of the workspace", func(t *testing.T, ws string) {
+			if err := os.RemoveAll(filepath.Join(ws, "web/public")); err != nil {
+				t.Fatal(err)
+			}
+			mustSymlink(t, filepath.Dir(secretFile), filepath.Join(ws, "web/public"))
+		}, "assets folder web/public"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			ws := t.TempDir()
+			writeFiles(t, ws, map[string]string{"web/public/index.html": "<h1>home</h1>"})
+			c.prepare(t, ws)
+			s := webScript(fmt.Sprintf("codex-web-preview-%d", 20+i), "ddd444")
+			s.AssetsRoot, s.AssetsDir, s.AssetsBinding = ws, filepath.Join("web", "public"), "ASSETS"
+			_, err := e.cf.UploadWorker(ctx(t), s)
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st, _ := e.sim.Script(s.Name); !slices.Contains(st.Assets, "/logo.svg") {
+					t.Fatalf("live assets = %v, want the symlinked /logo.svg among them", st.Assets)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) || !strings.Contains(err.Error(), "outside the workspace") {
+				t.Fatalf("upload error = %v, want one naming %q and saying it leads outside the workspace", err, c.wantErr)
+			}
+			if got := e.sim.AssetUploads(); len(got) != 0 {
+				t.Errorf("assets were uploaded anyway: %v", got)
+			}
+			if _, ok := e.sim.Script(s.Name); ok {
+				t.Errorf("worker %s was created anyway", s.Name)
+			}
+		})
+	}
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -31,8 +31,15 @@ type Script struct {
 	Secrets         map[string]string // secret_text bindings; values never leave this package except to the API
 	ServiceBindings []ServiceBinding
 
-	// AssetsDir, when set, is uploaded as the Worker's static assets.
+	// AssetsDir, when set, is uploaded as the Worker's static assets. Its
+	// files are read through an os.Root: a symlink that leads out of
+	// AssetsRoot (or out of AssetsDir when AssetsRoot is empty), or an
+	// absolute one, fails the upload before anything is sent, so a build
+	// cannot make the bot publish a host file.
 	AssetsDir string
+	// AssetsRoot, when set, is the folder AssetsDir must stay inside (the
+	// workspace); AssetsDir is then relative to it.
+	AssetsRoot string
 	// AssetsBinding, when set with AssetsDir, exposes the assets to the Worker
 	// as env.<AssetsBinding> (wrangler's assets.binding).
 	AssetsBinding string
@@ -126,7 +133,7 @@ func (c *Client) UploadWorker(ctx context.Context, s Script) (string, error) {
 		return "", fmt.Errorf("cloudflare: upload worker %q: %w", s.Name, err)
 	}
 	if s.AssetsDir != "" {
-		jwt, cfg, err := c.uploadAssets(ctx, s.Name, s.AssetsDir)
+		jwt, cfg, err := c.uploadAssets(ctx, s.Name, s.AssetsRoot, s.AssetsDir)
 		if err != nil {
 			return "", err
 		}

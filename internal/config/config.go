@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,8 +40,9 @@ type Config struct {
 	// Repositories maps "owner/name" to its cloud accounts and secrets.
 	Repositories map[string]Repository `yaml:"repositories"`
 
-	file  string
-	lines strictyaml.Lines
+	file      string
+	lines     strictyaml.Lines
+	secretEnv []string // see SecretEnv
 }
 
 // Server is the HTTP listener that receives webhooks.
@@ -289,6 +291,14 @@ func Parse(name string, data []byte, getenv func(string) string) (*Config, error
 	return &cfg, nil
 }
 
+// SecretEnv names every environment variable a secret of this config was,
+// or could have been, read from: each DEPLOYBOT_* secret variable and its
+// _FILE twin, and each variable an {env: NAME} reference names. The caller
+// removes them from its environment once the config is loaded, so nothing
+// the bot starts, and nothing that reads /proc/<pid>/environ, finds them.
+// Loading stays free of process-wide effects; cmd/bot does the removing.
+func (c *Config) SecretEnv() []string { return slices.Clone(c.secretEnv) }
+
 // File is the path the configuration was read from.
 func (c *Config) File() string { return c.file }
 
@@ -309,6 +319,7 @@ func (c *Config) resolveSecrets(getenv func(string) string) error {
 		if err := s.sec.resolve(getenv, s.env); err != nil {
 			errs = append(errs, c.lines.Errorf(c.file, s.key, "%v", err))
 		}
+		c.secretEnv = append(c.secretEnv, s.sec.envNames(s.env)...)
 	}
 	for name, repo := range c.Repositories {
 		for key, sec := range repo.Secrets {
@@ -317,6 +328,7 @@ func (c *Config) resolveSecrets(getenv func(string) string) error {
 			if err := sec.resolve(getenv, ""); err != nil {
 				errs = append(errs, c.lines.Errorf(c.file, path, "%v", err))
 			}
+			c.secretEnv = append(c.secretEnv, sec.envNames("")...)
 			repo.Secrets[key] = sec
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,6 +241,33 @@ neon:
 	for _, s := range []string{"from-env", "abc", "inline-neon-key", "cf-token-value", "u:p@db"} {
 		if strings.Contains(printed, s) || strings.Contains(string(js), s) {
 			t.Errorf("secret %q visible when the config is printed", s)
+		}
+	}
+}
+
+// SecretEnv names every variable a secret came from or could have come from,
+// so that the bot can drop them all after loading: the default variables and
+// their _FILE twins even when the file sets the secret another way (a stale
+// credential in the environment is still a credential), and each {env: NAME}.
+func TestSecretEnvNamesEveryCredentialVariable(t *testing.T) {
+	yaml := `github:
+  app:
+    webhook_secret: {env: HOOK}
+repositories:
+  acme/app:
+    cloudflare: {account_id: a, zone_id: z}
+    secrets: {STRIPE_SECRET_KEY: {env: ACME_STRIPE}, PLAIN: inline}
+`
+	cfg, err := config.Parse("config.yml", []byte(yaml), env(map[string]string{"HOOK": "h", "ACME_STRIPE": "s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.SecretEnv()
+	for _, want := range []string{"HOOK", "ACME_STRIPE",
+		config.EnvDatabaseURL, config.EnvWebhookSecret, config.EnvPrivateKey, config.EnvNeonAPIKey,
+		config.EnvCloudflareToken, config.EnvMasterKey, config.EnvPrivateKey + "_FILE", config.EnvMasterKey + "_FILE"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("SecretEnv() = %v, lacks %s", got, want)
 		}
 	}
 }

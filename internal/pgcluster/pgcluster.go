@@ -7,11 +7,18 @@
 // starts a postmaster listening only on 127.0.0.1, and adopts a postmaster
 // that is already running on the same directory (left behind by a process
 // that was killed), so a restarted bot finds its state where it left it.
+//
+// Loopback is not private: every process on the host, repository commands
+// included, can connect to 127.0.0.1. So TCP connections need the
+// superuser's password (scram-sha-256), generated when the cluster is
+// initialised and kept in the data directory (0700) in a 0600 file; the URLs
+// the cluster hands out carry it. The server has no Unix socket.
 package pgcluster
 
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -27,12 +34,23 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Superuser is the role initdb creates; connections from 127.0.0.1 are
-// trusted, which is acceptable because the server listens on loopback only
-// and is private to one bot or test process.
+// Superuser is the role initdb creates, the only one the cluster's URLs use.
 const Superuser = "deploybot"
+
+// PasswordFile, in the data directory, holds Superuser's password.
+const PasswordFile = "superuser.password"
+
+// hbaConf is the whole of pg_hba.conf, written at every start so that a
+// cluster initialised by an older version (--auth=trust) is closed too.
+const hbaConf = `# Written by deploybot (internal/pgcluster) at every start: edits are lost.
+# Every process on the host can reach 127.0.0.1, so TCP connections need the
+# superuser's password (` + PasswordFile + ` in this directory).
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128      scram-sha-256
+`
 
 // Options configures Start.
 type Options struct {
@@ -47,11 +65,12 @@ type Options struct {
 
 // Cluster is a running PostgreSQL server.
 type Cluster struct {
-	dataDir string
-	binDir  string
-	port    int
-	cmd     *exec.Cmd // nil when an already running postmaster was adopted
-	exited  chan struct{}
+	dataDir  string
+	binDir   string
+	port     int
+	password string    // Superuser's
+	cmd      *exec.Cmd // nil when an already running postmaster was adopted
+	exited   chan struct{}
 }
 
 // ErrNoServer is returned when no PostgreSQL server binaries are installed.
@@ -107,26 +126,42 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{dataDir: dataDir, binDir: binDir}
-
-	if port, ok := runningPostmaster(dataDir); ok {
-		c.port = port
-		if err := c.waitReady(ctx, nil); err == nil {
-			logf("adopted the PostgreSQL server already running on %s (port %d)", dataDir, port)
-			return c, nil
-		}
-	}
-
 	owner, err := serverUser()
 	if err != nil {
 		return nil, err
 	}
+
+	if port, ok := runningPostmaster(dataDir); ok {
+		c.port = port
+		if err := c.adopt(ctx, owner); err == nil {
+			logf("adopted the PostgreSQL server already running on %s (port %d)", dataDir, port)
+			return c, nil
+		} else if !errors.Is(err, errNotServing) {
+			return nil, err
+		}
+	}
+
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
 		logf("initialising a private PostgreSQL cluster in %s with %s", dataDir, binDir)
-		if err := c.initdb(ctx, owner, opts.Ephemeral); err != nil {
+		if err := c.initdb(ctx, owner, opts.Ephemeral, "--auth-local=trust", "--auth-host=scram-sha-256"); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("pgcluster: %w", err)
+	}
+	if c.password, err = readPassword(dataDir); err != nil {
+		return nil, err
+	}
+	if c.password == "" {
+		// A new cluster, or one initialised with --auth=trust by an older
+		// version: give the superuser a password before the server listens.
+		logf("setting a password for PostgreSQL role %s (kept in %s)", Superuser, filepath.Join(dataDir, PasswordFile))
+		if err := c.setPasswordOffline(ctx, owner); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := c.writeHBA(owner); err != nil {
+		return nil, err
 	}
 
 	// Another process may take the port between our probe and the server's
@@ -147,11 +182,18 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return nil, lastErr
 }
 
-// URL is a connection URL for database on the cluster.
-func (c *Cluster) URL(database string) string {
+// URL is a connection URL for database on the cluster, with the
+// superuser's password.
+func (c *Cluster) URL(database string) string { return c.urlWith(c.password, database) }
+
+func (c *Cluster) urlWith(password, database string) string {
+	user := url.UserPassword(Superuser, password)
+	if password == "" {
+		user = url.User(Superuser)
+	}
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.User(Superuser),
+		User:     user,
 		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)),
 		Path:     "/" + database,
 		RawQuery: "sslmode=disable",
@@ -197,7 +239,8 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	}
 }
 
-func (c *Cluster) initdb(ctx context.Context, owner *owner, ephemeral bool) error {
+// initdb creates the cluster; auth are its authentication options.
+func (c *Cluster) initdb(ctx context.Context, owner *owner, ephemeral bool, auth ...string) error {
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return fmt.Errorf("pgcluster: create %s: %w", c.dataDir, err)
 	}
@@ -207,7 +250,7 @@ func (c *Cluster) initdb(ctx context.Context, owner *owner, ephemeral bool) erro
 	if err := owner.reach(c.dataDir); err != nil {
 		return err
 	}
-	args := []string{"-D", c.dataDir, "-U", Superuser, "--auth=trust", "--encoding=UTF8", "--locale=C"}
+	args := append([]string{"-D", c.dataDir, "-U", Superuser, "--encoding=UTF8", "--locale=C"}, auth...)
 	if ephemeral {
 		args = append(args, "--no-sync")
 	}
@@ -284,6 +327,10 @@ func (c *Cluster) waitReady(ctx context.Context, exited <-chan struct{}) error {
 		if err == nil {
 			return conn.Close(ctx)
 		}
+		if refused(err) {
+			return fmt.Errorf("%w: the server refuses role %s's password from %s: %v (if the file is stale, delete it while the server is stopped: the next start sets a new password)",
+				errRefused, Superuser, filepath.Join(c.dataDir, PasswordFile), err)
+		}
 		select {
 		case <-exited:
 			return errors.New("postgres exited")
@@ -293,6 +340,161 @@ func (c *Cluster) waitReady(ctx context.Context, exited <-chan struct{}) error {
 		}
 		delay = min(delay*2, 250*time.Millisecond)
 	}
+}
+
+// errRefused is a server that answered and refused the credentials.
+var errRefused = errors.New("pgcluster: authentication failed")
+
+// refused reports whether err is the server refusing the credentials
+// (SQLSTATE class 28, invalid authorization).
+func refused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28")
+}
+
+// errNotServing says an adopted postmaster did not answer: Start then
+// starts its own.
+var errNotServing = errors.New("pgcluster: the running postmaster does not answer")
+
+// adopt takes over the postmaster already serving the data directory. One
+// started by an older version trusts every loopback connection: it is
+// closed here, while still open, by setting the password over TCP, then
+// writing pg_hba.conf and reloading.
+func (c *Cluster) adopt(ctx context.Context, owner *owner) error {
+	var err error
+	if c.password, err = readPassword(c.dataDir); err != nil {
+		return err
+	}
+	if c.password == "" {
+		pw := rand.Text()
+		conn, err := c.connectWithin(ctx, "")
+		if refused(err) {
+			return fmt.Errorf("pgcluster: the server running on %s wants a password, and %s is missing: stop it (pg_ctl stop -D %s) and start again, which sets a new one: %w",
+				c.dataDir, PasswordFile, c.dataDir, err)
+		}
+		if err != nil {
+			return errNotServing
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "SET password_encryption = 'scram-sha-256'"); err != nil {
+			return fmt.Errorf("pgcluster: set password_encryption on the running server: %w", err)
+		}
+		if _, err := conn.Exec(ctx, "ALTER ROLE "+pgx.Identifier{Superuser}.Sanitize()+" PASSWORD "+quote(pw)); err != nil {
+			return fmt.Errorf("pgcluster: set role %s's password on the running server: %w", Superuser, err)
+		}
+		if err := writePassword(c.dataDir, pw); err != nil {
+			return err
+		}
+		c.password = pw
+	}
+	changed, err := c.writeHBA(owner)
+	if err != nil {
+		return err
+	}
+	if changed {
+		conn, err := c.connectWithin(ctx, c.password)
+		if err != nil {
+			return errNotServing
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+			return fmt.Errorf("pgcluster: reload pg_hba.conf on the running server: %w", err)
+		}
+	}
+	if err := c.waitReady(ctx, nil); err != nil {
+		if errors.Is(err, errRefused) {
+			return err
+		}
+		return errNotServing
+	}
+	return nil
+}
+
+// connectWithin connects to the adopted server with password, giving up
+// after a few seconds: a postmaster that does not answer is not adopted.
+func (c *Cluster) connectWithin(ctx context.Context, password string) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return pgx.Connect(ctx, c.urlWith(password, "postgres"))
+}
+
+// setPasswordOffline gives Superuser a new password with the server
+// stopped, in single-user mode (no network, no socket), and then saves it.
+// The password goes to postgres on stdin, never on a command line.
+func (c *Cluster) setPasswordOffline(ctx context.Context, owner *owner) error {
+	pw := rand.Text()
+	cmd := exec.CommandContext(ctx, filepath.Join(c.binDir, "postgres"), "--single", "-D", c.dataDir,
+		"-c", "password_encryption=scram-sha-256", "postgres")
+	cmd.SysProcAttr = owner.procAttr()
+	cmd.Env = serverEnv()
+	cmd.Stdin = strings.NewReader("ALTER ROLE " + pgx.Identifier{Superuser}.Sanitize() + " PASSWORD " + quote(pw) + "\n")
+	out, err := cmd.CombinedOutput()
+	// Single-user mode exits 0 after a failed statement: look for its error.
+	if err != nil || strings.Contains(string(out), "ERROR:") {
+		return fmt.Errorf("pgcluster: set role %s's password in single-user mode on %s: %v\n%s", Superuser, c.dataDir, err, tail(out))
+	}
+	if err := writePassword(c.dataDir, pw); err != nil {
+		return err
+	}
+	c.password = pw
+	return nil
+}
+
+// quote makes a SQL string literal of s (rand.Text: letters and digits).
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// readPassword returns the saved password, "" when there is none yet.
+func readPassword(dataDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, PasswordFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("pgcluster: read the superuser's password: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// writePassword saves the password 0600, replacing the file in one step.
+func writePassword(dataDir, pw string) error {
+	return writeFileAtomic(filepath.Join(dataDir, PasswordFile), []byte(pw+"\n"), nil)
+}
+
+// writeHBA writes pg_hba.conf unless it already says exactly hbaConf, and
+// reports whether it changed. The server's account must be able to read it.
+func (c *Cluster) writeHBA(owner *owner) (bool, error) {
+	path := filepath.Join(c.dataDir, "pg_hba.conf")
+	if old, err := os.ReadFile(path); err == nil && string(old) == hbaConf {
+		return false, nil
+	}
+	if err := writeFileAtomic(path, []byte(hbaConf), owner); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// writeFileAtomic writes a 0600 file (handed to owner, when given) beside
+// path and renames it into place, so no reader sees half a file.
+func writeFileAtomic(path string, data []byte, owner *owner) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("pgcluster: write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = owner.own(tmp.Name())
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("pgcluster: write %s: %w", path, err)
+	}
+	return nil
 }
 
 // runningPostmaster reads postmaster.pid and reports the port of a live
