@@ -15,12 +15,20 @@
 // (quoted), so the shell treats them as data, never as code (DESIGN.md
 // invariant 6).
 //
+// A clean environment is not isolation: a command running as the bot's user
+// can still read /proc/$PPID/environ, the App's key file, the config and the
+// bot's data directory, and signal the bot. So the bot runs commands
+// through a Runner, which puts each one in a bubblewrap sandbox (see
+// sandbox.go) where the bot does not exist. Run, the package function, runs
+// a command without a sandbox; the pipelines never call it directly.
+//
 // A command runs in its own process group. When it times out, or the run is
 // cancelled (a newer push superseded it), the whole group gets SIGTERM and,
 // after a grace period, SIGKILL, so `sleep 1000 &` in a script does not
 // outlive the run; processes left behind by a command that exited are
 // stopped the same way. Processes that leave the group on purpose (setsid)
-// are out of reach: contain them with a container or cgroup if that matters.
+// are out of the group's reach: in the sandbox they die with its PID
+// namespace when the command ends; without one they survive.
 //
 // Output (stdout and stderr interleaved, as a person would see them in a
 // terminal) is captured with bounded memory: the first and the last bytes
@@ -88,6 +96,13 @@ type Command struct {
 	// Shell is the shell to run Script with (default /bin/sh); a name
 	// without '/' is looked up in the bot's PATH.
 	Shell string
+	// Workspace is the run's folder, the only place a sandboxed command
+	// can write (and see) outside its own HOME and /tmp; Dir must be in
+	// it. Empty means Dir.
+	Workspace string
+	// Untrusted marks code nobody with write access wrote (a fork's): a
+	// Runner without a sandbox refuses to run it.
+	Untrusted bool
 }
 
 // Result is what happened.
@@ -124,7 +139,17 @@ func (r Result) Err() error {
 // that ran and failed, timed out or was cancelled is described by Result
 // (see Result.Err); the error is for a command that could not be started
 // (missing directory, invalid variable name, no shell).
+//
+// Run does not isolate the command from the bot: use a Runner.
 func Run(ctx context.Context, c Command) (Result, error) {
+	return execute(ctx, c, nil)
+}
+
+// wrapper turns a prepared command into the process to start: the
+// sandbox's, or nil for the command itself.
+type wrapper func(c *exec.Cmd, workspace string) (cleanup func(), err error)
+
+func execute(ctx context.Context, c Command, wrap wrapper) (Result, error) {
 	if strings.TrimSpace(c.Script) == "" {
 		return Result{ExitCode: -1}, errors.New("runner: empty command")
 	}
@@ -162,7 +187,12 @@ func Run(ctx context.Context, c Command) (Result, error) {
 	}
 
 	env := map[string]string{"PATH": DefaultPath, "LANG": "C.UTF-8"}
-	if _, ok := c.Env["HOME"]; !ok {
+	_, ownHome := c.Env["HOME"]
+	switch {
+	case ownHome:
+	case wrap != nil:
+		env["HOME"] = sandboxHome // a fresh tmpfs inside the sandbox
+	default:
 		home, err := os.MkdirTemp("", "deploybot-home-")
 		if err != nil {
 			return Result{ExitCode: -1}, fmt.Errorf("runner: scratch HOME: %w", err)
@@ -201,6 +231,19 @@ func Run(ctx context.Context, c Command) (Result, error) {
 		Stdout:      pw,
 		Stderr:      pw,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if wrap != nil {
+		ws := c.Workspace
+		if ws == "" {
+			ws = c.Dir
+		}
+		cleanup, err := wrap(cmd, ws)
+		if err != nil {
+			pr.Close()
+			pw.Close()
+			return Result{ExitCode: -1}, err
+		}
+		defer cleanup()
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
