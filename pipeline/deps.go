@@ -15,6 +15,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/neon"
+	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/workspace"
 )
 
@@ -37,10 +38,21 @@ type Deps struct {
 	HealthWithin time.Duration
 	// WorkDir holds the runs' workspaces (one folder per run, removed after).
 	WorkDir string
+	// Commands runs the repository's commands (build, migrate, tests).
+	Commands Commands
 	Logger  zerolog.Logger
 	// TestCommands bounds the test-stage and test-migration commands that
 	// run at once in this process, across all test runs (default 4).
 	TestCommands int
+}
+
+// Commands runs the repository's commands; *runner.Runner implements it,
+// in a sandbox where the bot does not exist unless configured otherwise.
+type Commands interface {
+	Run(ctx context.Context, c runner.Command) (runner.Result, error)
+	// Isolated reports whether commands run in a sandbox; without one,
+	// code from forks is refused.
+	Isolated() bool
 }
 
 // GitHub opens a repository as an installation of the App.

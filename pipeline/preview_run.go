@@ -235,7 +235,7 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 				return nil
 			}
 			env := withEnv(pl.env, map[string]string{"DATABASE_URL": uris.Direct})
-			return runCommand(ctx, log, runner.Command{Script: pl.file.Database.Migrate, Dir: ws.Dir(), Env: env, Secrets: uriSecrets(*uris), Timeout: 15 * time.Minute})
+			return runCommand(ctx, r.p.deps.Commands, log, runner.Command{Script: pl.file.Database.Migrate, Dir: ws.Dir(), Env: env, Secrets: uriSecrets(*uris), Timeout: 15 * time.Minute, Untrusted: r.pr.Fork})
 		}},
 	}
 	var healthSteps []string
@@ -250,7 +250,7 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 					return nil
 				}
 				env := withEnv(pl.env, map[string]string{"DEPLOYBOT_WORKER": w.Name})
-				return runCommand(ctx, log, runner.Command{Script: w.Build, Dir: dir, Env: env, Timeout: 20 * time.Minute})
+				return runCommand(ctx, r.p.deps.Commands, log, runner.Command{Script: w.Build, Dir: dir, Workspace: ws.Dir(), Env: env, Timeout: 20 * time.Minute, Untrusted: r.pr.Fork})
 			}},
 			Step{Name: deploy, Needs: []string{build, "migrate"}, Do: func(ctx context.Context, log *Log) error {
 				return r.deployWorker(ctx, log, pl, pw, ws.Dir(), uris)
@@ -640,8 +640,9 @@ func withEnv(base, extra map[string]string) map[string]string {
 	return out
 }
 
-func runCommand(ctx context.Context, log *Log, c runner.Command) error {
-	res, err := runner.Run(ctx, c)
+// runCommand runs c with cmds and writes its output to log.
+func runCommand(ctx context.Context, cmds Commands, log *Log, c runner.Command) error {
+	res, err := cmds.Run(ctx, c)
 	if res.Output != "" {
 		log.Write([]byte(res.Output))
 	}

@@ -301,7 +301,7 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 			if pw.w.Build == "" {
 				return nil
 			}
-			return runCommand(ctx, log, runner.Command{Script: pw.w.Build, Dir: dir, Env: withEnv(env, map[string]string{"DEPLOYBOT_WORKER": pw.w.Name}), Timeout: 20 * time.Minute})
+			return runCommand(ctx, r.p.deps.Commands, log, runner.Command{Script: pw.w.Build, Dir: dir, Workspace: ws.Dir(), Env: withEnv(env, map[string]string{"DEPLOYBOT_WORKER": pw.w.Name}), Timeout: 20 * time.Minute})
 		}})
 	}
 	steps = append(steps, Step{Name: "migrate", Needs: append([]string{"validate"}, builds...), Do: func(ctx context.Context, log *Log) error {
@@ -323,7 +323,7 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 			return nil
 		}
 		log.Printf("migrating %s (migrations are never rolled back automatically)", branch)
-		return runCommand(ctx, log, runner.Command{Script: file.Database.Migrate, Dir: ws.Dir(),
+		return runCommand(ctx, r.p.deps.Commands, log, runner.Command{Script: file.Database.Migrate, Dir: ws.Dir(),
 			Env: withEnv(env, map[string]string{"DATABASE_URL": uris.Direct}), Secrets: migrateSecrets, Timeout: 15 * time.Minute})
 	}})
 	prev := "migrate"

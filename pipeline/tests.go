@@ -721,8 +721,9 @@ func (r *testRun) migrate(ctx context.Context, log *Log) error {
 		return err
 	}
 	defer release()
-	return runCommand(ctx, log, runner.Command{
+	return runCommand(ctx, r.t.p.deps.Commands, log, runner.Command{
 		Script: cmd, Dir: r.sourceDir, Env: r.env("", true), Secrets: uriSecrets(r.uris), Timeout: migrateTimeout,
+		Untrusted: r.req.fork,
 	})
 }
 
@@ -781,11 +782,11 @@ func (r *testRun) runStage(ctx context.Context, log *Log, s repoconfig.Stage) er
 	if s.Timeout != "" {
 		timeout, _ = time.ParseDuration(s.Timeout) // validated by repoconfig
 	}
-	cmd := runner.Command{Script: s.Run, Dir: dir, Env: r.env(s.Name, s.Database), Timeout: timeout}
+	cmd := runner.Command{Script: s.Run, Dir: dir, Env: r.env(s.Name, s.Database), Timeout: timeout, Untrusted: r.req.fork}
 	if s.Database {
 		cmd.Secrets = uriSecrets(r.uris)
 	}
-	res, err := runner.Run(ctx, cmd)
+	res, err := r.t.p.deps.Commands.Run(ctx, cmd)
 	if res.Output != "" {
 		log.Write([]byte(res.Output))
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/intake"
 	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/pgcluster"
+	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/server"
 	"github.com/revelations-studio/deploybot/internal/store"
 	"github.com/revelations-studio/deploybot/pipeline"
@@ -51,6 +52,9 @@ type Options struct {
 	InsertOnly bool
 	// SweepEvery: see pipeline.QueueOptions.
 	SweepEvery time.Duration
+	// Commands runs the repository's commands; nil means a runner.Runner
+	// as the config's runner.isolation says.
+	Commands pipeline.Commands
 }
 
 // App is the running bot.
@@ -73,6 +77,13 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	cfg, logger := opts.Config, opts.Logger
 	if err := cfg.RequireApp(); err != nil {
 		return nil, err
+	}
+	if opts.Commands == nil && !opts.InsertOnly {
+		cmds, err := NewRunner(ctx, cfg, logger)
+		if err != nil {
+			return nil, err
+		}
+		opts.Commands = cmds
 	}
 	pool, closeDB, err := OpenDatabase(ctx, cfg, logger)
 	if err != nil {
@@ -161,6 +172,32 @@ func (a *App) Stop(timeout time.Duration, logger zerolog.Logger) {
 	a.closeDB()
 }
 
+// NewRunner returns the runner of the repository's commands that cfg asks
+// for. With runner.isolation: bwrap (the default) a host where the sandbox
+// does not work stops the bot here, saying why and what to do, rather than
+// run commands next to its credentials unasked; with none, it says once
+// that commands run unprotected and fork code will be refused.
+func NewRunner(ctx context.Context, cfg *config.Config, logger zerolog.Logger) (*runner.Runner, error) {
+	hidden := append([]string{cfg.File(), filepath.Join(cfg.DataDir, "postgres")}, cfg.SecretFiles()...)
+	r, err := runner.New(ctx, runner.Options{Isolation: runner.Isolation(cfg.Runner.Isolation), Hidden: hidden})
+	if err != nil {
+		return nil, fmt.Errorf("%s: runner.isolation: %w — install bubblewrap (Debian: apt-get install -y bubblewrap) on a host that allows unprivileged user namespaces, or set runner.isolation: none to run commands without a sandbox (code from forks is then never run)", orDefault(cfg.File(), "config"), err)
+	}
+	if r.Isolated() {
+		logger.Info().Msg("repository commands run in a bubblewrap sandbox")
+	} else {
+		logger.Warn().Msg("runner.isolation: none — repository commands run as the bot's own user and can read its credentials; code from forks is refused")
+	}
+	return r, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
 func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeline.Deps, error) {
 	creator, err := github.NewClientCreator(github.Config{
 		V3APIURL:   cfg.GitHub.V3APIURL,
@@ -204,6 +241,7 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 		HealthScheme: opts.HealthScheme,
 		HealthWithin: opts.HealthWithin,
 		WorkDir:      filepath.Join(cfg.DataDir, "workspaces"),
+		Commands:     opts.Commands,
 		TestCommands: cfg.Jobs.TestCommands,
 		Logger:       opts.Logger,
 	}

@@ -31,6 +31,7 @@ type Config struct {
 	Neon       Neon       `yaml:"neon"`
 	Cloudflare Cloudflare `yaml:"cloudflare"`
 	Jobs       Jobs       `yaml:"jobs"`
+	Runner     Runner     `yaml:"runner"`
 	Log        Log        `yaml:"log"`
 	// HealthCheck says how deployed Workers are reached for health checks.
 	HealthCheck HealthCheck `yaml:"health_check"`
@@ -200,6 +201,16 @@ type Jobs struct {
 	TestCommands int `yaml:"test_commands"`
 }
 
+// Runner says how the repository's commands are run.
+type Runner struct {
+	// Isolation is "bwrap" (the default: every command in a bubblewrap
+	// sandbox where the bot does not exist) or "none" (commands run as the
+	// bot's user, next to its credentials; fork code is then refused). The
+	// bot refuses to start when "bwrap" does not work on the host, rather
+	// than run commands unprotected without being told to.
+	Isolation string `yaml:"isolation"`
+}
+
 // HealthCheck routes health checks. Both keys are for the sandbox and
 // tests; in production the hostnames are requested over https as they are.
 type HealthCheck struct {
@@ -229,6 +240,7 @@ func Defaults() Config {
 		Neon:        Neon{APIURL: "https://console.neon.tech/api/v2"},
 		Cloudflare:  Cloudflare{APIURL: "https://api.cloudflare.com/client/v4"},
 		Jobs:        Jobs{Workers: 10, TestCommands: 4, Heartbeat: Duration(5 * time.Second)},
+		Runner:      Runner{Isolation: "bwrap"},
 		HealthCheck: HealthCheck{Scheme: "https"},
 		Log:         Log{Level: "info", Format: "json"},
 	}
@@ -301,6 +313,26 @@ func (c *Config) SecretEnv() []string { return slices.Clone(c.secretEnv) }
 
 // File is the path the configuration was read from.
 func (c *Config) File() string { return c.file }
+
+// SecretFiles are the files secrets were read from ({file: PATH} and the
+// …_FILE variables), which no repository command may see.
+func (c *Config) SecretFiles() []string {
+	var out []string
+	add := func(s Secret) {
+		if s.file != "" {
+			out = append(out, s.file)
+		}
+	}
+	for _, s := range []Secret{c.Database.URL, c.GitHub.App.WebhookSecret, c.GitHub.App.PrivateKey, c.Neon.APIKey, c.Cloudflare.APIToken, c.MasterKey} {
+		add(s)
+	}
+	for _, r := range c.Repositories {
+		for _, s := range r.Secrets {
+			add(s)
+		}
+	}
+	return out
+}
 
 func (c *Config) resolveSecrets(getenv func(string) string) error {
 	var errs []error
@@ -442,6 +474,11 @@ func (c *Config) validate() error {
 	case "json", "console":
 	default:
 		fail("log.format", "%q is not one of json, console", c.Log.Format)
+	}
+	switch c.Runner.Isolation {
+	case "bwrap", "none":
+	default:
+		fail("runner.isolation", "%q is not one of bwrap, none", c.Runner.Isolation)
 	}
 	return errors.Join(errs...)
 }

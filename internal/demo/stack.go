@@ -56,6 +56,8 @@ type StackOptions struct {
 	Commands config.RepoCommands
 	// GitHubNow is the simulated GitHub's clock (default time.Now).
 	GitHubNow func() time.Time
+	// Isolation is the bot's runner.isolation (default "bwrap").
+	Isolation string
 }
 
 // Stack is the bot running against the sandbox: what `bot demo` shows and
@@ -95,6 +97,9 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 	cfg.DataDir = opts.DataDir
 	cfg.Database.URL = config.NewSecret(opts.DatabaseURL)
 	cfg.Jobs.Workers = 8
+	if opts.Isolation != "" {
+		cfg.Runner.Isolation = opts.Isolation
+	}
 	cfg.GitHub.V3APIURL = s.URLs.GitHub
 	cfg.GitHub.V4APIURL = strings.TrimSuffix(s.URLs.GitHub, "/") + "/graphql"
 	cfg.GitHub.App.IntegrationID = sb.GitHub.AppID()
