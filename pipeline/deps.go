@@ -40,7 +40,7 @@ type Deps struct {
 	WorkDir string
 	// Commands runs the repository's commands (build, migrate, tests).
 	Commands Commands
-	Logger  zerolog.Logger
+	Logger   zerolog.Logger
 	// TestCommands bounds the test-stage and test-migration commands that
 	// run at once in this process, across all test runs (default 4).
 	TestCommands int
