@@ -2,7 +2,13 @@
 # Build: docker build -t deploybot .
 # Run:   docker run -v $PWD/config.yml:/etc/deploybot/config.yml \
 #          -e DEPLOYBOT_DATABASE_URL=postgres://… -e DEPLOYBOT_WEBHOOK_SECRET=… \
+#          --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
 #          -p 8080:8080 deploybot
+# Repository commands run in a bubblewrap sandbox, which needs unprivileged
+# user namespaces: Docker's default seccomp and AppArmor profiles refuse
+# them (hence the options above, or a profile that allows unshare/clone
+# with CLONE_NEWUSER). Without them the bot refuses to start unless the
+# config says runner.isolation: none, and then never runs fork code.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -11,10 +17,10 @@ COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/bot ./cmd/bot
 
 # Slim Debian rather than distroless: pipeline steps run the repository's
-# own commands with sh, like CI run: steps.
+# own commands with sh, like CI run: steps, inside bubblewrap.
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates git tini \
+ && apt-get install -y --no-install-recommends ca-certificates git tini bubblewrap \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/deploybot --create-home deploybot
 COPY --from=build /out/bot /usr/local/bin/bot
