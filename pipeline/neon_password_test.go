@@ -163,7 +163,7 @@ func TestTestStagesDatabaseURLHasTheBranchsOwnPassword(t *testing.T) {
 
 	// The integration stage keeps the DATABASE_URL it was given where the
 	// test can read it once the run (and its branch) is gone.
-	saved := filepath.Join(t.TempDir(), "database_url")
+	saved := filepath.Join(e.shared, "database_url")
 	files, err := e.s.SampleFiles()
 	e.must(err)
 	sha := e.pushBranch("feature/stage-password", "Keep the URL", map[string]string{

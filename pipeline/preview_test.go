@@ -35,6 +35,8 @@ type env struct {
 	ctx context.Context
 	s   *demo.Stack
 	gh  *ghsim.Server
+	// shared is a folder the repository's commands see (see StackOptions.Shared).
+	shared string
 }
 
 func start(t *testing.T) *env { return startWith(t, demo.StackOptions{}) }
@@ -45,13 +47,17 @@ func startWith(t *testing.T, opts demo.StackOptions) *env {
 	t.Cleanup(cancel)
 	_, dbURL := pgtest.NewDatabaseURL(t)
 	opts.AdminURL, opts.DatabaseURL, opts.DataDir = pgtest.ServerURL(t), dbURL, t.TempDir()
+	// Repository commands run in a sandbox that sees nothing of the host:
+	// this folder is where a test hands them files or reads what they wrote.
+	shared := t.TempDir()
+	opts.Shared = append(opts.Shared, shared)
 	opts.Logger, opts.HealthWithin = zerolog.Nop(), 3*time.Second
 	s, err := demo.StartStack(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	return &env{t: t, ctx: ctx, s: s, gh: s.Sandbox.GitHub}
+	return &env{t: t, ctx: ctx, s: s, gh: s.Sandbox.GitHub, shared: shared}
 }
 
 func (e *env) must(err error) {

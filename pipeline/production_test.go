@@ -167,7 +167,7 @@ func TestProductionRollsBack(t *testing.T) {
 // (it is never cancelled), and of the waiting ones only the newest deploys.
 func TestProductionQueuesAndSupersedes(t *testing.T) {
 	e := start(t)
-	release := filepath.Join(t.TempDir(), "release")
+	release := filepath.Join(e.shared, "release")
 	hold := "while [ ! -f '" + release + "' ]; do sleep 0.05; done\nmkdir -p dist\ncp src/index.js dist/index.js\n"
 	sha1 := e.merge(map[string]string{"web/build.sh": hold})
 	e.waitForStep("build:web")

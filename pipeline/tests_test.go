@@ -367,7 +367,7 @@ func TestLatePushDelivery(t *testing.T) {
 // time), and only that stage.
 func TestRerunFailedStage(t *testing.T) {
 	e := start(t)
-	marker := filepath.Join(t.TempDir(), "flake-fixed")
+	marker := filepath.Join(e.shared, "flake-fixed")
 	flaky := fmt.Sprintf("if [ ! -e %q ]; then echo 'tests/unit.sh:1: error: flaky'; exit 1; fi\necho 'ok now'\n", marker)
 	sha := e.pushBranch("feature/flaky", "Flaky", map[string]string{"tests/unit.sh": flaky})
 	e.idle()

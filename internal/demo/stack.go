@@ -18,9 +18,11 @@ import (
 	"github.com/revelations-studio/deploybot/internal/app"
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/health"
+	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/sandbox"
 	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
 	"github.com/revelations-studio/deploybot/internal/server"
+	"github.com/revelations-studio/deploybot/pipeline"
 )
 
 // Repo is the sample repository's full name.
@@ -58,6 +60,9 @@ type StackOptions struct {
 	GitHubNow func() time.Time
 	// Isolation is the bot's runner.isolation (default "bwrap").
 	Isolation string
+	// Shared are host directories every repository command may read and
+	// write (see runner.Options.Shared): tests hand commands files there.
+	Shared []string
 }
 
 // Stack is the bot running against the sandbox: what `bot demo` shows and
@@ -127,7 +132,16 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 	if within == 0 {
 		within = time.Minute
 	}
+	var cmds pipeline.Commands
+	if len(opts.Shared) > 0 {
+		r, err := runner.New(ctx, runner.Options{Isolation: runner.Isolation(cfg.Runner.Isolation), Shared: opts.Shared})
+		if err != nil {
+			return nil, err
+		}
+		cmds = r
+	}
 	a, err := app.Start(ctx, app.Options{
+		Commands:     cmds,
 		Config:       &cfg,
 		Logger:       opts.Logger,
 		Health:       health.ClientResolvingTo(strings.TrimPrefix(sbServer.URL, "http://")),

@@ -65,6 +65,10 @@ type Options struct {
 	// normally out of sight already; any that lies inside one of them is
 	// covered over as well.
 	Hidden []string
+	// Shared are host directories every command sees read-write at their
+	// own path. Nothing in the bot needs one; tests use it to hand a
+	// command a file, or to watch what it writes.
+	Shared []string
 }
 
 // Runner runs the repository's commands, in a sandbox unless configured
@@ -73,6 +77,7 @@ type Runner struct {
 	isolation Isolation
 	bwrap     string
 	hidden    []string
+	shared    []string
 }
 
 // New returns a Runner. With IsolationBwrap it first runs one command in
@@ -100,6 +105,13 @@ func New(ctx context.Context, o Options) (*Runner, error) {
 			return nil, fmt.Errorf("runner: hidden path %s: %w", h, err)
 		}
 		r.hidden = append(r.hidden, abs)
+	}
+	for _, d := range o.Shared {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return nil, fmt.Errorf("runner: shared directory %s: %w", d, err)
+		}
+		r.shared = append(r.shared, abs)
 	}
 	bwrap := o.Bwrap
 	if bwrap == "" {
@@ -218,6 +230,9 @@ func (r *Runner) wrap(cmd *exec.Cmd, workspace string) (func(), error) {
 		"--tmpfs", "/tmp", "--tmpfs", sandboxHome,
 		"--bind", workspace, workspace,
 	)
+	for _, d := range r.shared {
+		args = append(args, "--bind", d, d)
+	}
 	// Belt and braces: cover any of the bot's paths that a bound system
 	// directory would show.
 	for _, h := range r.hidden {
