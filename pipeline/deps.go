@@ -80,8 +80,10 @@ type Databases interface {
 	// ResetConnectionURIs gives the branch's role a new password first, so
 	// the URIs do not carry the parent's (production's) password.
 	ResetConnectionURIs(ctx context.Context, projectID, branchID, database, role string) (neon.URIs, error)
-	DeleteBranchNamed(ctx context.Context, projectID, name string) error
-	ResetBranch(ctx context.Context, projectID, name string) error
+	// DeleteBranchNamed and ResetBranch act only on a branch the bot made
+	// for tags; any other is left alone (*neon.NotOwnedError).
+	DeleteBranchNamed(ctx context.Context, projectID, name string, tags neon.Tags) error
+	ResetBranch(ctx context.Context, projectID, name string, tags neon.Tags) error
 	FindBranch(ctx context.Context, projectID, name string) (neon.Branch, bool, error)
 	ListBranches(ctx context.Context, projectID string, f neon.Filter) ([]neon.Branch, error)
 }

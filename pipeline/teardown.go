@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
+	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/templates"
 )
 
@@ -43,7 +45,14 @@ func (r *previewRun) teardown(ctx context.Context) error {
 	}
 	if res.Branch != "" {
 		steps = append(steps, Step{Name: "database", Do: func(ctx context.Context, log *Log) error {
-			if err := deps.Neon.DeleteBranchNamed(ctx, res.Project, res.Branch); err != nil {
+			err := deps.Neon.DeleteBranchNamed(ctx, res.Project, res.Branch, neon.Tags{Repo: r.meta.Repo.FullName(), Purpose: neon.PurposePreview, PR: r.pr.Number})
+			if _, theirs := errors.AsType[*neon.NotOwnedError](err); theirs {
+				// The preview never had it (its database step was refused):
+				// nothing of ours to delete.
+				log.Printf("%v", err)
+				return nil
+			}
+			if err != nil {
 				return err
 			}
 			log.Printf("deleted branch %s", res.Branch)
