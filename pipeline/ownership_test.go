@@ -3,11 +3,14 @@ package pipeline_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/revelations-studio/deploybot/internal/cloudflare"
 	"github.com/revelations-studio/deploybot/internal/demo"
+	"github.com/revelations-studio/deploybot/internal/sandbox/cfsim"
 	"github.com/revelations-studio/deploybot/pipeline"
 )
 
@@ -100,5 +103,73 @@ func TestPersonsBranchIsNotTakenOver(t *testing.T) {
 		if got := e.s.Sandbox.Neon.ConnectionURL(e.s.Sandbox.NeonProject.ID, name); got != password {
 			t.Errorf("the person's branch %s had its password reset", name)
 		}
+	}
+}
+
+// TestForeignWorkerIsNotOverwritten: a Worker with a preview's name that
+// the bot did not make for this pull request — a person's, or tagged for
+// another repository — and a preview hostname serving another Worker are
+// neither overwritten nor moved, by the preview, its close or the sweep;
+// the preview fails naming the Worker (or hostname) and its owner.
+func TestForeignWorkerIsNotOverwritten(t *testing.T) {
+	e := start(t)
+	cf, err := cloudflare.New(cloudflare.Options{AccountID: e.s.Sandbox.Cloudflare.AccountID(), APIToken: "t", BaseURL: e.s.URLs.Cloudflare})
+	e.must(err)
+	worker := func(name string, tags ...string) {
+		_, err := cf.UploadWorker(e.ctx, cloudflare.Script{Name: name, MainModule: "index.js", Tags: tags,
+			Modules: []cloudflare.Module{{Name: "index.js", Content: []byte("export default { fetch() { return new Response('someone else') } }")}}})
+		e.must(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(pr int) // makes the foreign thing PR #pr will meet
+		want  string       // in the status comment
+	}{
+		{"a person's worker", func(pr int) { worker(fmt.Sprintf("ecom-api-preview-%d", pr)) }, "no deploybot tags: made by a person or another tool"},
+		{"another repository's worker", func(pr int) {
+			worker(fmt.Sprintf("ecom-api-preview-%d", pr), "deploybot", "deploybot-repo:acme/other", fmt.Sprintf("deploybot-env:pr-%d", pr))
+		}, "deploybot-repo:acme/other"},
+		{"a hostname serving another worker", func(pr int) {
+			worker("someone-else")
+			_, err := cf.AttachCustomDomain(e.ctx, e.s.Sandbox.Cloudflare.Snapshot().Zones[0].ID, host("api", pr), "someone-else")
+			e.must(err)
+		}, `belongs to the Worker "someone-else"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := len(e.gh.Snapshot().PullRequests) + 1
+			tc.setup(next)
+			before := e.s.Sandbox.Cloudflare.Snapshot()
+
+			pr, _ := e.open(fmt.Sprintf("feature/foreign-%d", next), map[string]string{"api/src/x.js": "1\n"}, false)
+			if pr != next {
+				t.Fatalf("PR #%d, expected #%d", pr, next)
+			}
+			e.event(pr, "opened")
+			e.idle()
+			if c := e.comment(pr); !strings.Contains(c, tc.want) {
+				t.Errorf("the status comment does not say whose it is (%q):\n%s", tc.want, c)
+			}
+			_, err := e.gh.ClosePR(demo.Repo, pr, false)
+			e.must(err)
+			e.event(pr, "closed")
+			e.idle()
+			_, err = e.s.App.Sweep(e.ctx, pipeline.SweepOptions{Now: time.Now().Add(time.Hour)})
+			e.must(err)
+			e.idle()
+
+			if tc.name == "a hostname serving another worker" {
+				if site, ok := e.s.Sandbox.Cloudflare.ResolveHost(host("api", pr), "/"); !ok || site.Script != "someone-else" {
+					t.Errorf("the hostname no longer serves its Worker: %+v", site)
+				}
+			}
+			after := e.s.Sandbox.Cloudflare.Snapshot()
+			for _, s := range before.Scripts {
+				if !slices.ContainsFunc(after.Scripts, func(a cfsim.ScriptState) bool {
+					return a.Name == s.Name && a.CurrentVersion == s.CurrentVersion && len(a.Versions) == len(s.Versions)
+				}) {
+					t.Errorf("the foreign Worker %s was changed or deleted", s.Name)
+				}
+			}
+		})
 	}
 }

@@ -314,6 +314,9 @@ func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw pl
 	if err != nil {
 		return err
 	}
+	if err := claimScript(ctx, cf, pl.res.AccountID, pw.script, r.meta.Repo.FullName(), spec.scope); err != nil {
+		return err
+	}
 	version, err := cf.UploadWorker(ctx, script)
 	if err != nil {
 		return err

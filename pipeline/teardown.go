@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
@@ -26,6 +27,16 @@ func (r *previewRun) teardown(ctx context.Context) error {
 	for _, w := range res.Workers {
 		steps = append(steps, Step{Name: "remove:" + w.Name, Do: func(ctx context.Context, log *Log) error {
 			cf, err := deps.Cloudflare(res.AccountID)
+			if err != nil {
+				return err
+			}
+			err = claimScript(ctx, cf, res.AccountID, w.Script, r.meta.Repo.FullName(), previewEnv+strconv.Itoa(r.pr.Number))
+			if _, theirs := errors.AsType[*cloudflare.NotOwnedError](err); theirs {
+				// The preview never had it (its upload was refused): nothing
+				// of ours to remove, and its hostname is not ours either.
+				log.Printf("%v", err)
+				return nil
+			}
 			if err != nil {
 				return err
 			}
