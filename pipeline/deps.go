@@ -92,8 +92,10 @@ type Databases interface {
 	// ResetConnectionURIs gives the branch's role a new password first, so
 	// the URIs do not carry the parent's (production's) password.
 	ResetConnectionURIs(ctx context.Context, projectID, branchID, database, role string) (neon.URIs, error)
-	DeleteBranchNamed(ctx context.Context, projectID, name string) error
-	ResetBranch(ctx context.Context, projectID, name string) error
+	// DeleteBranchNamed and ResetBranch act only on a branch the bot made
+	// for tags; any other is left alone (*neon.NotOwnedError).
+	DeleteBranchNamed(ctx context.Context, projectID, name string, tags neon.Tags) error
+	ResetBranch(ctx context.Context, projectID, name string, tags neon.Tags) error
 	FindBranch(ctx context.Context, projectID, name string) (neon.Branch, bool, error)
 	ListBranches(ctx context.Context, projectID string, f neon.Filter) ([]neon.Branch, error)
 }
@@ -108,6 +110,7 @@ type Workers interface {
 	CurrentDeployment(ctx context.Context, script string) (cloudflare.Deployment, error)
 	Deploy(ctx context.Context, script, versionID string) (cloudflare.Deployment, error)
 	ListScripts(ctx context.Context, prefix string) ([]cloudflare.ScriptInfo, error)
+	ScriptTags(ctx context.Context, name string) (tags []string, found bool, err error)
 	ListCustomDomains(ctx context.Context, prefix string) ([]cloudflare.CustomDomain, error)
 	ListRoutes(ctx context.Context, zoneID, prefix string) ([]cloudflare.Route, error)
 }

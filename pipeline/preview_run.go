@@ -128,7 +128,31 @@ func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
 		pl.workers = append(pl.workers, pw)
 		pl.res.Workers = append(pl.res.Workers, deployedWorker{Name: w.Name, Script: pw.script, Hostname: pw.hostname})
 	}
+	if err := previewNamesApart(file, pl); err != nil {
+		return nil, err
+	}
 	return pl, nil
+}
+
+// previewNamesApart refuses a plan whose preview names, as rendered for
+// this pull request, are production's: the parent database branch, a
+// production Worker or a production hostname. The pipeline file's rules
+// make that unlikely; this makes it impossible, before anything is touched.
+func previewNamesApart(file *repoconfig.File, pl *plan) error {
+	if pl.branch == file.Database.Parent {
+		return fmt.Errorf("database.preview_branch %q renders to %q, the parent branch: a preview never uses it", file.Database.PreviewBranch, pl.branch)
+	}
+	for _, pw := range pl.workers {
+		for _, w := range file.Workers {
+			if pw.script == w.Script {
+				return fmt.Errorf("worker %s: preview_script %q renders to %q, the production script of worker %s", pw.w.Name, pw.w.PreviewScript, pw.script, w.Name)
+			}
+			if pw.hostname != "" && strings.EqualFold(pw.hostname, w.Hostname) {
+				return fmt.Errorf("worker %s: preview_hostname %q renders to %q, the production hostname of worker %s", pw.w.Name, pw.w.PreviewHostname, pw.hostname, w.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // deploy builds and deploys the preview at the PR's head.
@@ -180,15 +204,15 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 	ownPassword := r.st.Resources.OwnPassword
 	steps := []Step{
 		{Name: "database", Do: func(ctx context.Context, log *Log) error {
+			tags := neon.Tags{Repo: r.meta.Repo.FullName(), Purpose: neon.PurposePreview, PR: r.pr.Number}
 			b, err := deps.Neon.EnsureBranch(ctx, pl.file.Database.Project, neon.BranchOptions{
-				Name: pl.branch, Parent: pl.file.Database.Parent, InitSource: pl.init,
-				Tags: neon.Tags{Repo: r.meta.Repo.FullName(), Purpose: neon.PurposePreview, PR: r.pr.Number},
+				Name: pl.branch, Parent: pl.file.Database.Parent, InitSource: pl.init, Tags: tags,
 			})
 			if err != nil {
 				return err
 			}
 			if r.resetDB {
-				if err := deps.Neon.ResetBranch(ctx, pl.file.Database.Project, pl.branch); err != nil {
+				if err := deps.Neon.ResetBranch(ctx, pl.file.Database.Project, pl.branch, tags); err != nil {
 					return err
 				}
 				log.Printf("reset %s from %s", pl.branch, pl.file.Database.Parent)
@@ -288,6 +312,9 @@ func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw pl
 	}
 	script, err := buildScript(r.p.deps, r.meta.Repo.FullName(), spec, log)
 	if err != nil {
+		return err
+	}
+	if err := claimScript(ctx, cf, pl.res.AccountID, pw.script, r.meta.Repo.FullName(), spec.scope); err != nil {
 		return err
 	}
 	version, err := cf.UploadWorker(ctx, script)

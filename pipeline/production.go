@@ -263,10 +263,13 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 			log.Printf("%+v", stats)
 			return err
 		}},
-		// Validation touches nothing: every hostname must be free or
-		// already ours, before anything changes.
+		// Validation touches nothing: every Worker must be absent or ours,
+		// and every hostname free or already ours, before anything changes.
 		{Name: "validate", Do: func(ctx context.Context, log *Log) error {
 			for _, pw := range workers {
+				if err := claimScript(ctx, cf, repoCfg.Cloudflare.AccountID, pw.script, repoName, productionScope); err != nil {
+					return err
+				}
 				if pw.hostname == "" {
 					continue
 				}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -113,6 +115,36 @@ const (
 
 func scriptTags(repo, scope string) []string {
 	return []string{tagBot, tagRepo + repo, tagEnv + scope}
+}
+
+// claimScript checks, before the Worker name in account is overwritten or
+// deleted for repo's scope ("pr-5", "production"), that it is the bot's
+// for exactly that: absent, or tagged by the bot for this repository and
+// scope. A production Worker without any deploybot tag is adopted — the
+// usual move from wrangler to the bot, and the repository's config names
+// it while the bot's config gives the repository that account — but one
+// the bot tagged for something else never is.
+func claimScript(ctx context.Context, cf Workers, account, name, repo, scope string) error {
+	tags, found, err := cf.ScriptTags(ctx, name)
+	if err != nil || !found {
+		return err
+	}
+	if ownedFor(tags, repo, scope) || scope == productionScope && !slices.Contains(tags, tagBot) {
+		return nil
+	}
+	want := scope + " Worker of " + repo
+	if pr, ok := strings.CutPrefix(scope, previewEnv); ok {
+		want = "preview Worker of " + repo + "#" + pr
+	}
+	return &cloudflare.NotOwnedError{Account: account, Script: name, Tags: tags, Want: want}
+}
+
+// productionScope is production's scope (see scriptTags).
+const productionScope = "production"
+
+// ownedFor reports whether tags are the bot's for repo's scope.
+func ownedFor(tags []string, repo, scope string) bool {
+	return slices.Contains(tags, tagBot) && slices.Contains(tags, tagRepo+repo) && slices.Contains(tags, tagEnv+scope)
 }
 
 // taggedPreview reads a Worker's tags: the repository and pull request of

@@ -270,6 +270,11 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		}
 		for _, b := range branches {
 			repoName := b.Annotations[neon.AnnotationRepo]
+			if _, ours := deps.Config.Repositories[repoName]; !ours {
+				// Another bot's, sharing the project (or a repository this
+				// one no longer serves): not this bot's to judge.
+				continue
+			}
 			var reason string
 			switch b.Annotations[neon.AnnotationPurpose] {
 			case neon.PurposeTest:
@@ -296,7 +301,9 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 			if dry {
 				continue
 			}
-			if err := deps.Neon.DeleteBranchNamed(ctx, project, b.Name); err != nil {
+			// The listing chose it by its annotations; deleting by name
+			// checks them again, in case the name changed hands since.
+			if err := deps.Neon.DeleteBranchNamed(ctx, project, b.Name, neon.TagsOf(b)); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -2,9 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"time"
 
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
+	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/templates"
 )
 
@@ -27,6 +30,16 @@ func (r *previewRun) teardown(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			err = claimScript(ctx, cf, res.AccountID, w.Script, r.meta.Repo.FullName(), previewEnv+strconv.Itoa(r.pr.Number))
+			if _, theirs := errors.AsType[*cloudflare.NotOwnedError](err); theirs {
+				// The preview never had it (its upload was refused): nothing
+				// of ours to remove, and its hostname is not ours either.
+				log.Printf("%v", err)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
 			if w.Hostname != "" {
 				h := cloudflare.Hostname{ZoneID: res.ZoneID, Name: w.Hostname, Script: w.Script, Target: res.DNSTarget}
 				if err := cf.DetachHostname(ctx, cloudflare.HostnameMode(res.Mode), h); err != nil {
@@ -43,7 +56,14 @@ func (r *previewRun) teardown(ctx context.Context) error {
 	}
 	if res.Branch != "" {
 		steps = append(steps, Step{Name: "database", Do: func(ctx context.Context, log *Log) error {
-			if err := deps.Neon.DeleteBranchNamed(ctx, res.Project, res.Branch); err != nil {
+			err := deps.Neon.DeleteBranchNamed(ctx, res.Project, res.Branch, neon.Tags{Repo: r.meta.Repo.FullName(), Purpose: neon.PurposePreview, PR: r.pr.Number})
+			if _, theirs := errors.AsType[*neon.NotOwnedError](err); theirs {
+				// The preview never had it (its database step was refused):
+				// nothing of ours to delete.
+				log.Printf("%v", err)
+				return nil
+			}
+			if err != nil {
 				return err
 			}
 			log.Printf("deleted branch %s", res.Branch)

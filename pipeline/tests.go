@@ -669,7 +669,9 @@ func (r *testRun) createDatabase(ctx context.Context, log *Log) error {
 		return err
 	}
 	r.dbLocked = true
-	if err := deps.Neon.DeleteBranchNamed(ctx, db.Project, name); err != nil {
+	// Left by a crashed run of ours, or someone else's: then the run
+	// fails, naming it, and the branch stays.
+	if err := deps.Neon.DeleteBranchNamed(ctx, db.Project, name, r.dbTags()); err != nil {
 		return err
 	}
 	init := db.InitSource
@@ -677,8 +679,7 @@ func (r *testRun) createDatabase(ctx context.Context, log *Log) error {
 		init = r.file.Forks.InitSource
 	}
 	b, err := deps.Neon.EnsureBranch(ctx, db.Project, neon.BranchOptions{
-		Name: name, Parent: db.Parent, InitSource: init,
-		Tags: neon.Tags{Repo: r.req.meta.Repo.FullName(), Purpose: neon.PurposeTest, PR: r.req.pr},
+		Name: name, Parent: db.Parent, InitSource: init, Tags: r.dbTags(),
 	})
 	if err != nil {
 		return err
@@ -694,6 +695,11 @@ func (r *testRun) createDatabase(ctx context.Context, log *Log) error {
 	return nil
 }
 
+// dbTags are the annotations of the run's ephemeral branch.
+func (r *testRun) dbTags() neon.Tags {
+	return neon.Tags{Repo: r.req.meta.Repo.FullName(), Purpose: neon.PurposeTest, PR: r.req.pr}
+}
+
 // dropDatabase deletes the ephemeral branch, whatever became of the run:
 // with a context of its own, since the run's may be cancelled or past its
 // deadline. If the bot dies first, the sweeper deletes it later.
@@ -703,7 +709,12 @@ func (r *testRun) dropDatabase(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
-	if err := r.t.p.deps.Neon.DeleteBranchNamed(ctx, r.file.Database.Project, r.dbName); err != nil {
+	err := r.t.p.deps.Neon.DeleteBranchNamed(ctx, r.file.Database.Project, r.dbName, r.dbTags())
+	if _, theirs := errors.AsType[*neon.NotOwnedError](err); theirs {
+		r.logger.Warn().Err(err).Str("neon_branch", r.dbName).Msg("the test run's database name is taken by a branch that is not the run's: left alone")
+		return
+	}
+	if err != nil {
 		r.logger.Error().Err(err).Str("neon_branch", r.dbName).Msg("deleting the test run's database branch; the sweeper will retry")
 		return
 	}

@@ -452,17 +452,21 @@ func TestDNSRouteModeCreatesOneProxiedCNAMEAndOneRoute(t *testing.T) {
 		t.Fatalf("edge answered %d %v", code, hdr)
 	}
 
-	// Re-pointing the hostname at another worker updates the route in place.
+	// The hostname serves a Worker: another cannot take it, nor detach it.
 	if _, err := e.cf.UploadWorker(c, webScript("codex-web-preview-11b", "fff666")); err != nil {
 		t.Fatal(err)
 	}
 	h2 := h
 	h2.Script = "codex-web-preview-11b"
-	if err := e.cf.AttachHostname(c, cloudflare.ModeDNSRoute, h2); err != nil {
+	var taken *cloudflare.HostnameTakenError
+	if err := e.cf.AttachHostname(c, cloudflare.ModeDNSRoute, h2); !errors.As(err, &taken) || taken.Worker != h.Script {
+		t.Fatalf("attaching a hostname another Worker serves: %v", err)
+	}
+	if err := e.cf.DetachHostname(c, cloudflare.ModeDNSRoute, h2); err != nil {
 		t.Fatal(err)
 	}
-	if routes := e.sim.Routes(); len(routes) != 1 || routes[0].Script != h2.Script {
-		t.Fatalf("routes after re-point = %+v", routes)
+	if routes := e.sim.Routes(); len(routes) != 1 || routes[0].Script != h.Script || len(e.sim.DNSRecords(h.Name)) != 1 {
+		t.Fatalf("another Worker's detach changed the hostname: routes %+v", routes)
 	}
 
 	if err := e.cf.DetachHostname(c, cloudflare.ModeDNSRoute, h); err != nil {
@@ -780,5 +784,58 @@ func TestCreatesAreSafeAfterALostAnswer(t *testing.T) {
 	}
 	if code, _, _ := e.visit(t, h.Name, "/"); code != 200 {
 		t.Fatalf("edge answered %d", code)
+	}
+}
+
+// TestCustomDomainIsNeverMoved: a hostname attached to one Worker (say
+// production's) is neither moved to another by AttachHostname nor detached
+// on another's behalf; the error names both Workers.
+func TestCustomDomainIsNeverMoved(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+	for _, name := range []string{"codex-web", "codex-web-preview-3"} {
+		if _, err := e.cf.UploadWorker(c, webScript(name, "abc123")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prod := cloudflare.Hostname{ZoneID: zoneID, Name: "app.revelations.studio", Script: "codex-web"}
+	if err := e.cf.AttachHostname(c, cloudflare.ModeCustomDomain, prod); err != nil {
+		t.Fatal(err)
+	}
+	preview := prod
+	preview.Script = "codex-web-preview-3"
+	err := e.cf.AttachHostname(c, cloudflare.ModeCustomDomain, preview)
+	var taken *cloudflare.HostnameTakenError
+	if !errors.As(err, &taken) || !strings.Contains(err.Error(), `"codex-web"`) || !strings.Contains(err.Error(), `"codex-web-preview-3"`) {
+		t.Fatalf("moving production's hostname: %v", err)
+	}
+	if err := e.cf.DetachHostname(c, cloudflare.ModeCustomDomain, preview); err != nil {
+		t.Fatal(err)
+	}
+	domains, err := e.cf.ListCustomDomains(c, "app.")
+	if err != nil || len(domains) != 1 || domains[0].Service != "codex-web" {
+		t.Fatalf("production's hostname after a preview's attach and detach: %+v, %v", domains, err)
+	}
+	if code, hdr, _ := e.visit(t, prod.Name, "/"); code != 200 || hdr.Get("X-Deploybot-Script") != "codex-web" {
+		t.Fatalf("production's hostname serves %d %v", code, hdr)
+	}
+}
+
+// TestScriptTags: the bot reads one Worker's tags to know whether it is
+// its own; an absent Worker is not found.
+func TestScriptTags(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+	s := webScript("api-preview-5", "abc123")
+	s.Tags = []string{"deploybot", "deploybot-repo:acme/app", "deploybot-env:pr-5"}
+	if _, err := e.cf.UploadWorker(c, s); err != nil {
+		t.Fatal(err)
+	}
+	tags, found, err := e.cf.ScriptTags(c, "api-preview-5")
+	if err != nil || !found || strings.Join(tags, ",") != "deploybot,deploybot-repo:acme/app,deploybot-env:pr-5" {
+		t.Fatalf("ScriptTags = %v, %v, %v", tags, found, err)
+	}
+	if _, found, err := e.cf.ScriptTags(c, "api-preview-"); err != nil || found {
+		t.Fatalf("a prefix of a name is not the Worker: %v %v", found, err)
 	}
 }

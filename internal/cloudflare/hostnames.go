@@ -40,8 +40,25 @@ type Hostname struct {
 // RoutePattern is the Worker route pattern covering every path of a hostname.
 func RoutePattern(hostname string) string { return hostname + "/*" }
 
+// HostnameTakenError is a hostname the bot was asked to attach to one
+// Worker while it serves another: it is left where it is.
+type HostnameTakenError struct {
+	Hostname string
+	Worker   string // the Worker it belongs to ("" for a route to none)
+	Want     string // the Worker the bot meant to attach it to
+}
+
+func (e *HostnameTakenError) Error() string {
+	owner := fmt.Sprintf("the Worker %q", e.Worker)
+	if e.Worker == "" {
+		owner = "a route with no Worker"
+	}
+	return fmt.Sprintf("cloudflare: hostname %q belongs to %s, not %q: the bot leaves it there (detach it first, or choose another hostname in .github/deploybot.yml)", e.Hostname, owner, e.Want)
+}
+
 // AttachHostname points h.Name at h.Script in the given mode. It is safe to
-// repeat.
+// repeat. A hostname that serves another Worker is not moved: the result
+// is a *HostnameTakenError.
 func (c *Client) AttachHostname(ctx context.Context, mode HostnameMode, h Hostname) error {
 	switch mode {
 	case ModeCustomDomain:
@@ -57,17 +74,19 @@ func (c *Client) AttachHostname(ctx context.Context, mode HostnameMode, h Hostna
 	return fmt.Errorf("cloudflare: attach hostname %q: unknown mode %q", h.Name, mode)
 }
 
-// DetachHostname removes what AttachHostname created for h.Name (h.Script and
-// h.Target are not needed). Missing pieces are not an error.
+// DetachHostname removes what AttachHostname created for h.Name, and only
+// from h.Script: a hostname serving another Worker is left as it is (h.Target
+// is not needed). Missing pieces are not an error.
 func (c *Client) DetachHostname(ctx context.Context, mode HostnameMode, h Hostname) error {
 	switch mode {
 	case ModeCustomDomain:
-		return c.DetachCustomDomain(ctx, h.Name)
+		return c.DetachCustomDomain(ctx, h.Name, h.Script)
 	case ModeDNSRoute:
 		// Route first: without it a proxied record would send visitors to the
 		// CNAME target instead of failing to resolve.
-		if err := c.DeleteRoute(ctx, h.ZoneID, RoutePattern(h.Name)); err != nil {
-			return err
+		taken, err := c.deleteRoute(ctx, h.ZoneID, RoutePattern(h.Name), h.Script)
+		if err != nil || taken {
+			return err // the record serves another Worker's route: keep it
 		}
 		return c.DeleteDNSRecords(ctx, h.ZoneID, h.Name)
 	}
@@ -84,16 +103,22 @@ type CustomDomain struct {
 }
 
 // AttachCustomDomain attaches hostname (in zoneID) to a Worker, or returns the
-// existing attachment. A hostname attached to another Worker is moved.
+// existing attachment. A hostname attached to another Worker is not moved
+// (*HostnameTakenError): attaching would take it from whatever it serves,
+// production included.
 func (c *Client) AttachCustomDomain(ctx context.Context, zoneID, hostname, script string) (CustomDomain, error) {
 	existing, err := c.customDomains(ctx, hostname)
 	if err != nil {
 		return CustomDomain{}, err
 	}
 	for _, d := range existing {
-		if strings.EqualFold(d.Hostname, hostname) && d.Service == script {
-			return d, nil
+		if !strings.EqualFold(d.Hostname, hostname) {
+			continue
 		}
+		if d.Service != script {
+			return CustomDomain{}, &HostnameTakenError{Hostname: hostname, Worker: d.Service, Want: script}
+		}
+		return d, nil
 	}
 	var p workers.DomainUpdateParams
 	set(&p.AccountID, c.accountID)
@@ -109,15 +134,15 @@ func (c *Client) AttachCustomDomain(ctx context.Context, zoneID, hostname, scrip
 	return CustomDomain{ID: d.ID, ZoneID: d.ZoneID, ZoneName: d.ZoneName, Hostname: d.Hostname, Service: d.Service}, nil
 }
 
-// DetachCustomDomain detaches hostname from whatever Worker it is attached
-// to. A hostname that is not attached is not an error.
-func (c *Client) DetachCustomDomain(ctx context.Context, hostname string) error {
+// DetachCustomDomain detaches hostname from script. A hostname that is not
+// attached, or attached to another Worker, is left as it is.
+func (c *Client) DetachCustomDomain(ctx context.Context, hostname, script string) error {
 	existing, err := c.customDomains(ctx, hostname)
 	if err != nil {
 		return err
 	}
 	for _, d := range existing {
-		if !strings.EqualFold(d.Hostname, hostname) {
+		if !strings.EqualFold(d.Hostname, hostname) || d.Service != script {
 			continue
 		}
 		var p workers.DomainDeleteParams
@@ -347,8 +372,9 @@ type Route struct {
 	Script  string
 }
 
-// EnsureRoute makes pattern route to script, creating the route or pointing
-// an existing route with that pattern at script.
+// EnsureRoute makes pattern route to script, creating the route. A route
+// with that pattern to another Worker (or to none) is not changed
+// (*HostnameTakenError).
 func (c *Client) EnsureRoute(ctx context.Context, zoneID, pattern, script string) (Route, error) {
 	routes, err := c.routesOf(ctx, zoneID)
 	if err != nil {
@@ -358,19 +384,10 @@ func (c *Client) EnsureRoute(ctx context.Context, zoneID, pattern, script string
 		if r.Pattern != pattern {
 			continue
 		}
-		if r.Script == script {
-			return r, nil
+		if r.Script != script {
+			return Route{}, &HostnameTakenError{Hostname: pattern, Worker: r.Script, Want: script}
 		}
-		var p workers.RouteUpdateParams
-		set(&p.ZoneID, zoneID)
-		set(&p.ID, r.ID)
-		set(&p.Pattern, pattern)
-		set(&p.Script, script)
-		res, err := c.routes.Update(ctx, r.ID, p)
-		if err != nil {
-			return Route{}, c.wrap(err, "point route at worker "+script, pattern)
-		}
-		return Route{ID: res.ID, ZoneID: zoneID, Pattern: res.Pattern, Script: res.Script}, nil
+		return r, nil
 	}
 	var p workers.RouteNewParams
 	set(&p.ZoneID, zoneID)
@@ -392,25 +409,36 @@ func (c *Client) EnsureRoute(ctx context.Context, zoneID, pattern, script string
 	return Route{}, cerr
 }
 
-// DeleteRoute deletes the zone's routes with exactly this pattern. None is
-// not an error.
-func (c *Client) DeleteRoute(ctx context.Context, zoneID, pattern string) error {
+// DeleteRoute deletes the zone's routes with exactly this pattern to
+// script; routes to other Workers stay. None is not an error.
+func (c *Client) DeleteRoute(ctx context.Context, zoneID, pattern, script string) error {
+	_, err := c.deleteRoute(ctx, zoneID, pattern, script)
+	return err
+}
+
+// deleteRoute is DeleteRoute; taken reports a route with the pattern that
+// serves another Worker and was kept.
+func (c *Client) deleteRoute(ctx context.Context, zoneID, pattern, script string) (taken bool, err error) {
 	routes, err := c.routesOf(ctx, zoneID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, r := range routes {
 		if r.Pattern != pattern {
+			continue
+		}
+		if r.Script != script {
+			taken = true
 			continue
 		}
 		var p workers.RouteDeleteParams
 		set(&p.ZoneID, zoneID)
 		_, err := c.routes.Delete(ctx, r.ID, p)
 		if err = c.wrap(err, "delete route", pattern); err != nil && !IsNotFound(err) {
-			return err
+			return taken, err
 		}
 	}
-	return nil
+	return taken, nil
 }
 
 // ListRoutes lists a zone's routes whose pattern starts with prefix.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -297,6 +298,43 @@ func (c *Client) DeleteScript(ctx context.Context, name string) error {
 		return err
 	}
 	return nil
+}
+
+// ScriptTags returns the tags of the Worker called name; found is false
+// when the account has no such Worker. The bot reads them before it
+// overwrites or deletes a Worker, to be sure it is its own.
+func (c *Client) ScriptTags(ctx context.Context, name string) (tags []string, found bool, err error) {
+	all, err := c.ListScripts(ctx, name)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, s := range all {
+		if s.Name == name {
+			return s.Tags, true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// NotOwnedError is a Worker the bot was about to overwrite or delete that
+// its tags do not give to the bot for the purpose at hand: a person's,
+// another repository's, another pull request's. It is left as it is.
+type NotOwnedError struct {
+	Account string
+	Script  string
+	Tags    []string
+	// Want says what the bot looked for, e.g. "preview Worker of
+	// acme/app#5".
+	Want string
+}
+
+func (e *NotOwnedError) Error() string {
+	owner := "it has no deploybot tags: made by a person or another tool"
+	if slices.Contains(e.Tags, "deploybot") {
+		owner = "its tags say " + strings.Join(e.Tags, ", ")
+	}
+	return fmt.Sprintf("cloudflare: Worker %q in account %s is not the %s: %s. The bot leaves it untouched; rename or delete it, or choose another name in .github/deploybot.yml",
+		e.Script, e.Account, e.Want, owner)
 }
 
 // ListScripts lists the account's Workers whose name starts with prefix

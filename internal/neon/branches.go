@@ -66,6 +66,63 @@ type Tags struct {
 	PR      int    // 0 when not for a pull request
 }
 
+// Match reports whether b carries these tags: deploybot made it for this
+// repository and purpose (and pull request, when t names one).
+func (t Tags) Match(b Branch) bool {
+	a := b.Annotations
+	if a[AnnotationCreator] != CreatorValue || a[AnnotationRepo] != t.Repo || a[AnnotationPurpose] != t.Purpose {
+		return false
+	}
+	return t.PR == 0 || a[AnnotationPR] == strconv.Itoa(t.PR)
+}
+
+// TagsOf returns the tags b's annotations hold.
+func TagsOf(b Branch) Tags {
+	pr, _ := strconv.Atoi(b.Annotations[AnnotationPR])
+	return Tags{Repo: b.Annotations[AnnotationRepo], Purpose: b.Annotations[AnnotationPurpose], PR: pr}
+}
+
+func (t Tags) String() string {
+	s := t.Purpose + " branch of " + t.Repo
+	if t.PR > 0 {
+		s += "#" + strconv.Itoa(t.PR)
+	}
+	return s
+}
+
+// NotOwnedError is a branch the bot was about to reuse, reset or delete
+// that it did not make for the purpose at hand: a person's, another
+// repository's, another pull request's, or the project's default branch.
+// The branch is left as it is.
+type NotOwnedError struct {
+	Project string
+	Branch  Branch
+	Want    Tags
+}
+
+func (e *NotOwnedError) Error() string {
+	var owner string
+	switch {
+	case e.Branch.Default:
+		owner = "it is the project's default branch"
+	case !e.Branch.Owned():
+		owner = "it has no deploybot annotations: made by a person or another tool"
+	default:
+		owner = "its annotations say it is the " + TagsOf(e.Branch).String()
+	}
+	return fmt.Sprintf("neon: branch %q (%s) in project %s is not the %s: %s. The bot leaves it untouched; rename or delete it, or choose another name in .github/deploybot.yml",
+		e.Branch.Name, e.Branch.ID, e.Project, e.Want, owner)
+}
+
+// own returns a *NotOwnedError unless b was made by deploybot for want.
+// The default branch is never the bot's, whatever its annotations say.
+func own(projectID string, b Branch, want Tags) error {
+	if b.Default || !want.Match(b) {
+		return &NotOwnedError{Project: projectID, Branch: b, Want: want}
+	}
+	return nil
+}
+
 func (t Tags) annotations() map[string]string {
 	a := map[string]string{AnnotationCreator: CreatorValue}
 	if t.Repo != "" {
@@ -230,6 +287,11 @@ const createAttempts = 4
 // It is safe to repeat: it looks the name up before creating, and again
 // after a create whose answer was lost or refused, so a retried job, a
 // dropped connection or another replica never leads to a second branch.
+//
+// An existing branch is reused only when its annotations say deploybot
+// made it for o.Tags (this repository, purpose and pull request);
+// otherwise EnsureBranch returns a *NotOwnedError and leaves it alone, so
+// a person's "pr-12" is never handed to a pull request's code.
 func (c *Client) EnsureBranch(ctx context.Context, projectID string, o BranchOptions) (Branch, error) {
 	if o.Name == "" {
 		return Branch{}, fmt.Errorf("neon: ensure branch in project %s: no name given", projectID)
@@ -237,9 +299,18 @@ func (c *Client) EnsureBranch(ctx context.Context, projectID string, o BranchOpt
 	fail := func(err error) (Branch, error) {
 		return Branch{}, fmt.Errorf("neon: ensure branch %q in project %s: %w", o.Name, projectID, err)
 	}
+	if o.Tags.Repo == "" || o.Tags.Purpose == "" {
+		return fail(errors.New("no repository and purpose to tag it with"))
+	}
+	if o.Parent != "" && o.Name == o.Parent {
+		return fail(fmt.Errorf("a branch cannot be its own parent %q", o.Parent))
+	}
 	if b, ok, err := c.FindBranch(ctx, projectID, o.Name); err != nil {
 		return Branch{}, err
 	} else if ok {
+		if err := own(projectID, b, o.Tags); err != nil {
+			return Branch{}, err
+		}
 		return c.settle(ctx, projectID, b)
 	}
 
@@ -297,6 +368,9 @@ func (c *Client) EnsureBranch(ctx context.Context, projectID string, o BranchOpt
 		}
 		b, ok, ferr := c.FindBranch(ctx, projectID, o.Name)
 		if ferr == nil && ok {
+			if err := own(projectID, b, o.Tags); err != nil {
+				return Branch{}, err // someone else's, made meanwhile
+			}
 			return c.settle(ctx, projectID, b)
 		}
 		if attempt >= createAttempts || ctx.Err() != nil {
@@ -375,10 +449,15 @@ func (c *Client) DeleteBranch(ctx context.Context, projectID, branchID string) e
 	return nil
 }
 
-// DeleteBranchNamed deletes the branch called name, if there is one.
-func (c *Client) DeleteBranchNamed(ctx context.Context, projectID, name string) error {
+// DeleteBranchNamed deletes the branch called name, if there is one and
+// deploybot made it for tags; a branch it did not make is left alone and
+// reported as a *NotOwnedError.
+func (c *Client) DeleteBranchNamed(ctx context.Context, projectID, name string, tags Tags) error {
 	b, ok, err := c.FindBranch(ctx, projectID, name)
 	if err != nil || !ok {
+		return err
+	}
+	if err := own(projectID, b, tags); err != nil {
 		return err
 	}
 	return c.DeleteBranch(ctx, projectID, b.ID)
@@ -392,7 +471,9 @@ func (c *Client) DeleteBranchNamed(ctx context.Context, projectID, name string) 
 // parent as source_branch_id (restore to the parent's head); there is no
 // separate reset_to_parent endpoint in it. Schema-only branches have no
 // parent and cannot be reset.
-func (c *Client) ResetBranch(ctx context.Context, projectID, name string) error {
+//
+// Only a branch deploybot made for tags is reset (see NotOwnedError).
+func (c *Client) ResetBranch(ctx context.Context, projectID, name string, tags Tags) error {
 	fail := func(err error) error {
 		return fmt.Errorf("neon: reset branch %q in project %s: %w", name, projectID, err)
 	}
@@ -402,6 +483,9 @@ func (c *Client) ResetBranch(ctx context.Context, projectID, name string) error 
 	}
 	if !ok {
 		return fail(errors.New("branch does not exist"))
+	}
+	if err := own(projectID, b, tags); err != nil {
+		return err
 	}
 	if b.ParentID == "" {
 		return fail(errors.New("branch has no parent to reset from"))

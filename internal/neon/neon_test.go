@@ -208,7 +208,7 @@ func TestDeleteWaitsOutRunningOperations(t *testing.T) {
 	e := setup(t, neonsim.Options{OperationDelay: 300 * time.Millisecond})
 	ctx := context.Background()
 	// Create the branch behind the client's back, so its operations still run.
-	req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches", strings.NewReader(`{"branch":{"name":"busy"},"endpoints":[{"type":"read_write"}]}`))
+	req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches", strings.NewReader(`{"branch":{"name":"busy"},"endpoints":[{"type":"read_write"}],"annotation_value":{"deploybot-creator":"deploybot","deploybot-repo":"revelations-studio/codex","deploybot-purpose":"test"}}`))
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -220,7 +220,7 @@ func TestDeleteWaitsOutRunningOperations(t *testing.T) {
 		t.Fatalf("create: %d", resp.StatusCode)
 	}
 	c := neon.New(e.url, apiKey, nil).WithRetry(retry.Policy{Attempts: 20, Base: 20 * time.Millisecond, Max: 100 * time.Millisecond})
-	if err := c.DeleteBranchNamed(ctx, e.project, "busy"); err != nil {
+	if err := c.DeleteBranchNamed(ctx, e.project, "busy", neon.Tags{Repo: "revelations-studio/codex", Purpose: neon.PurposeTest}); err != nil {
 		t.Fatal(err)
 	}
 	if len(e.branches(t)) != 1 {
@@ -252,7 +252,7 @@ func TestDeleteMissingBranchSucceeds(t *testing.T) {
 	if err := e.client.DeleteBranch(ctx, e.project, "br-gone-00000000"); err != nil {
 		t.Fatalf("DeleteBranch of a missing id: %v", err)
 	}
-	if err := e.client.DeleteBranchNamed(ctx, e.project, "pr-404"); err != nil {
+	if err := e.client.DeleteBranchNamed(ctx, e.project, "pr-404", preview(404).Tags); err != nil {
 		t.Fatalf("DeleteBranchNamed of a missing name: %v", err)
 	}
 }
@@ -314,7 +314,7 @@ func TestMigrationOnPreviewChangesOnlyThatBranch(t *testing.T) {
 	}
 
 	// Resetting from the parent undoes the preview's migration.
-	if err := e.client.ResetBranch(ctx, e.project, "pr-11"); err != nil {
+	if err := e.client.ResetBranch(ctx, e.project, "pr-11", preview(11).Tags); err != nil {
 		t.Fatal(err)
 	}
 	if got := count(t, uris.Direct, "comments"); got != -1 {
@@ -348,7 +348,7 @@ func TestSchemaOnlyBranchHasTablesButNoRows(t *testing.T) {
 		t.Fatalf("schema-only branch: secrets count %d, want the table with 0 rows", got)
 	}
 	// Schema-only branches keep no parent: resetting one says why it cannot.
-	err = e.client.ResetBranch(ctx, e.project, o.Name)
+	err = e.client.ResetBranch(ctx, e.project, o.Name, o.Tags)
 	if err == nil || !strings.Contains(err.Error(), "no parent") || !strings.Contains(err.Error(), e.project) {
 		t.Fatalf("ResetBranch of a schema-only branch: %v", err)
 	}
@@ -451,5 +451,69 @@ func TestSimulatorRejectsInvalidRawRequest(t *testing.T) {
 	}
 	if len(e.branches(t)) != 1 {
 		t.Fatal("the invalid request created a branch")
+	}
+}
+
+// TestBranchesNotTheBotsAreLeftAlone: a branch with the name the bot wants
+// but not made by it for this repository, purpose and pull request — a
+// person's, another repository's, another PR's, the project's default — is
+// neither reused, nor reset, nor deleted, and the error names it and who
+// appears to own it.
+func TestBranchesNotTheBotsAreLeftAlone(t *testing.T) {
+	e := setup(t, neonsim.Options{})
+	ctx := context.Background()
+	create := func(body string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Fatalf("create: %d", resp.StatusCode)
+		}
+	}
+	create(`{"branch":{"name":"pr-12"},"endpoints":[{"type":"read_write"}]}`)
+	create(`{"branch":{"name":"pr-13"},"endpoints":[{"type":"read_write"}],"annotation_value":{"deploybot-creator":"deploybot","deploybot-repo":"someone/else","deploybot-purpose":"preview","deploybot-pr":"13"}}`)
+	create(`{"branch":{"name":"pr-14"},"endpoints":[{"type":"read_write"}],"annotation_value":{"deploybot-creator":"deploybot","deploybot-repo":"revelations-studio/codex","deploybot-purpose":"preview","deploybot-pr":"99"}}`)
+	before := e.branches(t)
+
+	for _, tc := range []struct {
+		name, owner string
+		pr          int
+	}{
+		{"pr-12", "no deploybot annotations: made by a person or another tool", 12},
+		{"pr-13", "preview branch of someone/else#13", 13},
+		{"pr-14", "preview branch of revelations-studio/codex#99", 14},
+		{"production", "the project's default branch", 15},
+	} {
+		o := preview(tc.pr)
+		o.Name = tc.name
+		if tc.name == "production" {
+			o.Parent = "" // the default branch as parent: the name alone collides
+		}
+		check := func(what string, err error) {
+			t.Helper()
+			var no *neon.NotOwnedError
+			if !errors.As(err, &no) || !strings.Contains(err.Error(), `"`+tc.name+`"`) || !strings.Contains(err.Error(), tc.owner) {
+				t.Errorf("%s %s: %v, want a refusal naming it and %q", what, tc.name, err, tc.owner)
+			}
+		}
+		_, err := e.client.EnsureBranch(ctx, e.project, o)
+		check("EnsureBranch", err)
+		check("ResetBranch", e.client.ResetBranch(ctx, e.project, tc.name, o.Tags))
+		check("DeleteBranchNamed", e.client.DeleteBranchNamed(ctx, e.project, tc.name, o.Tags))
+	}
+	if after := e.branches(t); len(after) != len(before) {
+		t.Errorf("branches %d before, %d after: something was deleted or created", len(before), len(after))
+	}
+	if n := e.count("POST /projects/{project_id}/branches/{branch_id}/restore"); n != 0 {
+		t.Errorf("%d restores of branches that are not the bot's", n)
+	}
+	if n := e.count("DELETE /projects/{project_id}/branches/{branch_id}"); n != 0 {
+		t.Errorf("%d deletes of branches that are not the bot's", n)
 	}
 }

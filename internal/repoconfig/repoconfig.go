@@ -346,6 +346,9 @@ func (v *validator) stages(stages []Stage) {
 
 // pattern checks that a name pattern uses known placeholders and, when
 // perPR, that it varies by PR or commit (else every PR would share one).
+// {branch} alone does not: two PRs from one branch name (a fork's "main"
+// and another's) would share a preview, and a head ref "Production" would
+// name the production branch itself.
 func (v *validator) pattern(key, p string, perPR bool) {
 	if p == "" {
 		v.fail(key, "is empty")
@@ -359,8 +362,12 @@ func (v *validator) pattern(key, p string, perPR bool) {
 		}
 		used = append(used, m[1])
 	}
-	if perPR && !slices.ContainsFunc(used, func(s string) bool { return s == "pr" || s == "sha" || s == "sha7" || s == "branch" }) {
-		v.fail(key, "%q has no {pr}, {branch} or {sha}: every run would share one name", p)
+	if perPR && !slices.ContainsFunc(used, func(s string) bool { return s == "pr" || s == "sha" || s == "sha7" }) {
+		if slices.Contains(used, "branch") {
+			v.fail(key, "%q has {branch} but no {pr} or {sha}: branch names are not unique per pull request (add {pr})", p)
+			return
+		}
+		v.fail(key, "%q has no {pr} or {sha}: every run would share one name", p)
 	}
 }
 
