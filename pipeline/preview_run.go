@@ -558,7 +558,14 @@ func (r *previewRun) startRun(ctx context.Context, kind string) error {
 	return nil
 }
 
+// startCheck creates the run's check run and records its id. A newer push
+// cancelling the run must not cut this short: GitHub may create the check
+// run while the answer is lost with the cancelled request, leaving it
+// spinning on the commit with no id to conclude it by. So both finish on
+// a context of their own; the cancelled run then concludes it.
 func (r *previewRun) startCheck(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkCreateTimeout)
+	defer cancel()
 	ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 		Name: CheckPreview, HeadSHA: r.pr.HeadSHA, Status: github.StatusInProgress, StartedAt: time.Now(),
 		ExternalID: strconv.FormatInt(r.runID, 10),
@@ -571,6 +578,10 @@ func (r *previewRun) startCheck(ctx context.Context) error {
 	_, err = r.p.deps.Pool.Exec(ctx, `UPDATE runs SET check_run_id = $2 WHERE id = $1`, r.runID, ref.ID)
 	return err
 }
+
+// checkCreateTimeout bounds creating and recording a check run, which a
+// cancelled run still finishes (see startCheck).
+const checkCreateTimeout = 2 * time.Minute
 
 func (r *previewRun) finishRun(ctx context.Context, status string, cause error) error {
 	msg := ""

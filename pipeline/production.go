@@ -171,6 +171,10 @@ func (r *productionRun) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("record production run of %s: %w", r.meta.Repo.FullName(), err)
 	}
+	// As in previewRun.startCheck: a cancelled run still learns the id of
+	// the check run it created, so it can conclude it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkCreateTimeout)
+	defer cancel()
 	ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 		Name: CheckProduction, HeadSHA: r.sha, Status: github.StatusInProgress, StartedAt: time.Now(),
 		ExternalID: strconv.FormatInt(r.runID, 10),

@@ -987,6 +987,10 @@ func stepConclusion(status string) string {
 // createChecks creates every stage's check run, queued, and remembers them
 // with the run's steps, so that a re-run or the next run finds them.
 func (r *testRun) createChecks(ctx context.Context) error {
+	// As in previewRun.startCheck: a cancelled run still learns the ids of
+	// the check runs it created, so it can conclude them.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkCreateTimeout)
+	defer cancel()
 	for _, s := range r.stages {
 		ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 			Name: checkTestPrefix + s.Name, HeadSHA: r.req.sha, Status: github.StatusQueued,
