@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,6 +133,17 @@ func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
 		return nil, err
 	}
 	return pl, nil
+}
+
+// boundDeploys are the deploy steps of the Workers w's service bindings name.
+func boundDeploys(w repoconfig.Worker) []string {
+	var out []string
+	for _, s := range w.Services {
+		if !slices.Contains(out, "deploy:"+s.Worker) {
+			out = append(out, "deploy:"+s.Worker)
+		}
+	}
+	return out
 }
 
 // previewNamesApart refuses a plan whose preview names, as rendered for
@@ -276,7 +288,10 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 				env := withEnv(pl.env, map[string]string{"DEPLOYBOT_WORKER": w.Name})
 				return runCommand(ctx, r.p.deps.Commands, log, runner.Command{Script: w.Build, Dir: dir, Workspace: ws.Dir(), Env: env, Timeout: 20 * time.Minute, Untrusted: r.pr.Fork})
 			}},
-			Step{Name: deploy, Needs: []string{build, "migrate"}, Do: func(ctx context.Context, log *Log) error {
+			// Cloudflare refuses an upload whose service binding names a
+			// Worker that does not exist yet: the Workers this one binds
+			// go up first (the file has no cycle).
+			Step{Name: deploy, Needs: append([]string{build, "migrate"}, boundDeploys(w)...), Do: func(ctx context.Context, log *Log) error {
 				return r.deployWorker(ctx, log, pl, pw, ws.Dir(), uris)
 			}},
 			Step{Name: check, Needs: []string{deploy}, Do: func(ctx context.Context, log *Log) error {

@@ -240,7 +240,9 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 
 	var workers []*prodWorker
 	services := map[string]string{}
-	for _, w := range file.Workers {
+	// One by one, each after the Workers it binds: Cloudflare refuses an
+	// upload bound to a Worker that does not exist yet.
+	for _, w := range file.DeployOrder() {
 		workers = append(workers, &prodWorker{w: w, script: w.Script, hostname: w.Hostname})
 		services[w.Name] = w.Script
 	}

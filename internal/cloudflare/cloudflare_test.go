@@ -62,8 +62,17 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// webScript binds this Worker, and Cloudflare refuses a binding to a
+	// Worker that does not exist.
+	if _, err := cf.UploadWorker(context.Background(), cloudflare.Script{Name: boundWorker, MainModule: "index.js",
+		Modules: []cloudflare.Module{{Name: "index.js", Content: []byte(`export default { fetch() { return new Response("auth") } }`)}}}); err != nil {
+		t.Fatal(err)
+	}
 	return &env{sim: sim, api: api, cf: cf, edge: edge.New(edge.Options{Resolver: sim})}
 }
+
+// boundWorker is the Worker webScript's AUTH service binding names.
+const boundWorker = "auth-worker-preview-7"
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -92,7 +101,7 @@ func webScript(name, commit string) cloudflare.Script {
 		CompatibilityFlags: []string{"nodejs_compat"},
 		Vars:               map[string]string{"DEPLOYBOT_COMMIT": commit, "PUBLIC_ENV": "preview"},
 		Secrets:            map[string]string{"DATABASE_URL": "postgres://u:hunter2-" + commit + "@db/pr", "BETTER_AUTH_SECRET": "s3cr3t-" + commit},
-		ServiceBindings:    []cloudflare.ServiceBinding{{Binding: "AUTH", Service: "auth-worker-preview-7"}},
+		ServiceBindings:    []cloudflare.ServiceBinding{{Binding: "AUTH", Service: boundWorker}},
 	}
 }
 
@@ -837,5 +846,30 @@ func TestScriptTags(t *testing.T) {
 	}
 	if _, found, err := e.cf.ScriptTags(c, "api-preview-"); err != nil || found {
 		t.Fatalf("a prefix of a name is not the Worker: %v %v", found, err)
+	}
+}
+
+// TestServiceBindingsNeedTheirWorker: Cloudflare refuses an upload bound
+// to a Worker that does not exist (10143), and deleting a Worker another
+// binds needs force, which DeleteScript always sends.
+func TestServiceBindingsNeedTheirWorker(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+	s := webScript("codex-web-preview-8", "abc123")
+	s.ServiceBindings = []cloudflare.ServiceBinding{{Binding: "API", Service: "ecom-api-preview-8"}}
+	_, err := e.cf.UploadWorker(c, s)
+	var ae *cloudflare.APIError
+	if !errors.As(err, &ae) || len(ae.Errors) == 0 || ae.Errors[0].Code != 10143 {
+		t.Fatalf("upload bound to a missing Worker: %v, want error 10143", err)
+	}
+	if _, err := e.cf.UploadWorker(c, webScript("codex-web-preview-7", "abc123")); err != nil {
+		t.Fatal(err)
+	}
+	// The bound Worker goes although codex-web-preview-7 binds it.
+	if err := e.cf.DeleteScript(c, boundWorker); err != nil {
+		t.Fatalf("deleting a bound Worker: %v", err)
+	}
+	if _, found, err := e.cf.ScriptTags(c, boundWorker); err != nil || found {
+		t.Fatalf("the bound Worker is still there: %v %v", found, err)
 	}
 }

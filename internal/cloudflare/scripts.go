@@ -289,10 +289,15 @@ func moduleContentType(name string) string {
 	return "application/octet-stream"
 }
 
-// DeleteScript deletes a Worker. A Worker that does not exist is not an error.
+// DeleteScript deletes a Worker, even one another Worker binds (force). A
+// Worker that does not exist is not an error.
 func (c *Client) DeleteScript(ctx context.Context, name string) error {
 	var p workers.ScriptDeleteParams
 	set(&p.AccountID, c.accountID)
+	// A Worker another binds (a preview's api, bound by its web) is not
+	// deleted without force; the bot deletes a whole preview, dependants
+	// included, and in any order (teardown runs its Workers in parallel).
+	set(&p.Force, true)
 	_, err := c.scripts.Delete(ctx, name, p)
 	if err = c.wrap(err, "delete worker", name); err != nil && !IsNotFound(err) {
 		return err

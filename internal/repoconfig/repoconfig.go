@@ -280,14 +280,87 @@ func (v *validator) check(f *File) {
 		}
 		v.duration(key+".health.timeout", h.Timeout)
 	}
+	unknown := false
 	for i, w := range f.Workers {
 		for j, s := range w.Services {
 			if !names[s.Worker] {
 				v.fail(fmt.Sprintf("workers[%d].services[%d].worker", i, j), "%q is not a worker of this file", s.Worker)
+				unknown = true
 			}
 		}
 	}
+	if !unknown {
+		if _, cycle := deployOrder(f.Workers); cycle != nil {
+			v.fail(fmt.Sprintf("workers[%d].services", cycle.index), "%s is a cycle of service bindings: Cloudflare refuses to upload a Worker bound to one that does not exist yet, so the first deploy could upload none of them", strings.Join(cycle.path, " → "))
+		}
+	}
 	v.stages(f.Tests.Stages)
+}
+
+// DeployOrder returns the workers in an order Cloudflare accepts on a
+// first deploy: every Worker after the Workers its service bindings name
+// (an upload binding a Worker that does not exist is refused), otherwise
+// in the file's order. A validated file has no cycle.
+func (f *File) DeployOrder() []Worker {
+	order, _ := deployOrder(f.Workers)
+	return order
+}
+
+// bindingCycle is a cycle of service bindings: path names the workers,
+// the first again at the end; index is the first one's place in the file.
+type bindingCycle struct {
+	index int
+	path  []string
+}
+
+// deployOrder sorts workers so that each follows those it binds (a
+// depth-first topological sort, visiting in file order so the result is
+// the file's order wherever bindings allow), or reports a cycle.
+func deployOrder(workers []Worker) ([]Worker, *bindingCycle) {
+	index := map[string]int{}
+	for i, w := range workers {
+		index[w.Name] = i
+	}
+	const (
+		unseen = iota
+		visiting
+		done
+	)
+	state := make([]int, len(workers))
+	var order []Worker
+	var stack []string
+	var visit func(i int) *bindingCycle
+	visit = func(i int) *bindingCycle {
+		switch state[i] {
+		case done:
+			return nil
+		case visiting:
+			start := slices.Index(stack, workers[i].Name)
+			path := append(slices.Clone(stack[start:]), workers[i].Name)
+			return &bindingCycle{index: index[path[0]], path: path}
+		}
+		state[i] = visiting
+		stack = append(stack, workers[i].Name)
+		for _, s := range workers[i].Services {
+			j, ok := index[s.Worker]
+			if !ok {
+				continue // reported as an unknown worker
+			}
+			if c := visit(j); c != nil {
+				return c
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[i] = done
+		order = append(order, workers[i])
+		return nil
+	}
+	for i := range workers {
+		if c := visit(i); c != nil {
+			return workers, c
+		}
+	}
+	return order, nil
 }
 
 func (v *validator) stages(stages []Stage) {

@@ -60,6 +60,7 @@ func TestErrorsNameLineAndKey(t *testing.T) {
 		{"bad action", "preview: {on: [opened, merged]}\n", "preview.on[1]: \"merged\" is not one of"},
 		{"duplicate binding", worker + "    vars: {STRIPE: x}\n    secrets: [STRIPE]\n", "binding STRIPE is also given by"},
 		{"bad health status", worker + "    health: {status: 700}\n", ":7: workers[0].health.status: 700 is not an HTTP status"},
+		{"bound to itself", worker + "    services: [{binding: SELF, worker: web}]\n", `:7: workers[0].services: web → web is a cycle of service bindings`},
 		{"unknown service", worker + "    services: [{binding: AUTH, worker: auth}]\n", "workers[0].services[0].worker: \"auth\" is not a worker"},
 		{"duplicate worker", worker + "  - {name: web, script: s2, main: m.js, compatibility_date: \"2025-01-01\"}\n", "workers[1].name: \"web\" is used by another worker"},
 		{"stage cycle", "tests:\n  stages:\n    - {name: a, run: x, needs: [b]}\n    - {name: b, run: y, needs: [a]}\n", "cycle: a → b → a"},
@@ -96,4 +97,45 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDeployOrder: each Worker comes after the Workers it binds, in the
+// file's order otherwise; a cycle is refused with its path.
+func TestDeployOrder(t *testing.T) {
+	const head = "version: 1\ndatabase: {project: p}\nworkers:\n"
+	w := func(name, binds string) string {
+		s := "  - {name: " + name + ", script: " + name + ", main: m.js, compatibility_date: \"2025-01-01\""
+		if binds != "" {
+			s += ", services: [" + binds + "]"
+		}
+		return s + "}\n"
+	}
+	for _, tc := range []struct {
+		name, yaml, want, err string
+	}{
+		{"no bindings keeps the file's order", head + w("a", "") + w("b", "") + w("c", ""), "a b c", ""},
+		{"the sample app: web binds api and auth", head + w("web", "{binding: API, worker: api}, {binding: AUTH, worker: auth}") + w("auth", "") + w("api", ""), "api auth web", ""},
+		{"a chain", head + w("a", "{binding: B, worker: b}") + w("b", "{binding: C, worker: c}") + w("c", ""), "c b a", ""},
+		{"a cycle", head + w("a", "{binding: B, worker: b}") + w("b", "{binding: A, worker: a}"), "", "workers[0].services: a → b → a is a cycle of service bindings"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := repoconfig.Parse(repoconfig.Path, []byte(tc.yaml))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range f.DeployOrder() {
+				got = append(got, w.Name)
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("order %v, want %s", got, tc.want)
+			}
+		})
+	}
 }

@@ -642,3 +642,25 @@ func TestCredentials(t *testing.T) {
 		t.Errorf("secrets without a token: %d", a.Status)
 	}
 }
+
+// TestServiceBindingRules: an upload bound to a Worker that does not exist
+// is refused with 10143, and a Worker another binds is deleted only with
+// force=true (CONFORMANCE.md).
+func TestServiceBindingRules(t *testing.T) {
+	c := newClient(t, nil)
+	web := `{"main_module":"index.js","compatibility_date":"2024-09-23","bindings":[{"type":"service","name":"API","service":"api"}]}`
+	if a := c.upload("web", web, indexJS); a.Status != 400 || !strings.Contains(string(a.Raw), "10143") || !strings.Contains(a.errMsg(), "'api' which was not found") {
+		t.Fatalf("binding a missing Worker: %d %s", a.Status, a.Raw)
+	}
+	c.mustUpload("api", "abc")
+	if a := c.upload("web", web, indexJS); a.Status != 200 {
+		t.Fatalf("binding an existing Worker: %d %s", a.Status, a.Raw)
+	}
+	path := "/client/v4/accounts/" + testAccount + "/workers/scripts/api"
+	if a := c.do("DELETE", path, "", nil); a.Status != 400 || !strings.Contains(a.errMsg(), "binds it") {
+		t.Fatalf("deleting a bound Worker without force: %d %s", a.Status, a.Raw)
+	}
+	if a := c.do("DELETE", path+"?force=true", "", nil); a.Status != 200 {
+		t.Fatalf("deleting a bound Worker with force: %d %s", a.Status, a.Raw)
+	}
+}

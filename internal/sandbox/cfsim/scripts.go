@@ -252,6 +252,14 @@ func (s *Server) uploadScript(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Cloudflare refuses a service binding to a Worker that does not exist
+	// (error 10143): a Worker's dependencies must be uploaded first.
+	for _, b := range bindings {
+		if b.Type == "service" && s.scripts[b.Service] == nil {
+			writeAPIError(w, http.StatusBadRequest, codeServiceNotFound, fmt.Sprintf("Service binding '%s' references Worker '%s' which was not found.", b.Name, b.Service))
+			return
+		}
+	}
 	now := s.now()
 	sc := s.scripts[name]
 	var prev *version
@@ -580,6 +588,20 @@ func (s *Server) deleteScript(w http.ResponseWriter, r *http.Request) {
 	sc, ok := s.scriptFor(w, r)
 	if !ok {
 		return
+	}
+	// A Worker that another binds is deleted only with force=true, which
+	// leaves the dependants' bindings dangling (CONFORMANCE.md).
+	if r.URL.Query().Get("force") != "true" {
+		for _, other := range s.scripts {
+			if v := other.live(); other != sc && v != nil {
+				for _, b := range v.Bindings {
+					if b.Type == "service" && b.Service == sc.Name {
+						writeAPIError(w, http.StatusBadRequest, codeScriptBound, fmt.Sprintf("Cannot delete Worker '%s': Worker '%s' binds it as the service '%s'. Delete with force=true to delete it anyway.", sc.Name, other.Name, b.Name))
+						return
+					}
+				}
+			}
+		}
 	}
 	// Custom domains and routes naming the script are left in place: the bot
 	// must remove them itself, and the edge stops serving them.

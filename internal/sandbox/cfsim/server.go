@@ -231,6 +231,8 @@ const (
 	codeLocked           = 10043 // resource locked; best effort
 	codeRouteExists      = 10020 // route pattern already in use
 	codeBindingInUse     = 10053 // secret name used by another binding
+	codeServiceNotFound  = 10143 // service binding to a Worker that does not exist (CONFORMANCE.md)
+	codeScriptBound      = 10144 // delete of a Worker others bind, without force (code uncertain: CONFORMANCE.md)
 	codeDomainNotFound   = 100100
 	codeDomainZone       = 100102 // hostname not in the zone
 	codeDomainDNSRecord  = 100117 // hostname has externally managed DNS records
