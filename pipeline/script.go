@@ -59,8 +59,16 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 		return script, fmt.Errorf("worker %s: open the workspace: %w", w.Name, err)
 	}
 	defer root.Close()
+	// Parts are named by their path from the main module's folder, as
+	// wrangler names them: Cloudflare resolves "./chunks/a.js" in
+	// dist/index.js to the part "chunks/a.js", not to "a.js".
+	base := path.Dir(path.Clean(w.Main))
 	for _, rel := range append([]string{w.Main}, w.Modules...) {
 		file := path.Join(w.Dir, rel)
+		name, ok := moduleName(base, rel)
+		if !ok {
+			return script, fmt.Errorf("worker %s: module %s is not inside the main module's folder %s: Cloudflare resolves imports from the main module's folder, so every module must be below it", w.Name, rel, base)
+		}
 		content, err := root.ReadFile(filepath.FromSlash(file))
 		if err != nil {
 			if strings.Contains(err.Error(), "escapes") {
@@ -68,7 +76,7 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 			}
 			return script, fmt.Errorf("worker %s: read module %s (did the build produce it?): %w", w.Name, file, err)
 		}
-		script.Modules = append(script.Modules, cloudflare.Module{Name: filepath.Base(rel), Content: content})
+		script.Modules = append(script.Modules, cloudflare.Module{Name: name, Content: content})
 	}
 	if w.Assets != "" {
 		script.AssetsRoot = s.workspace
@@ -101,6 +109,17 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 		}
 	}
 	return script, nil
+}
+
+// moduleName is rel's path from the folder base ("dist/chunks/a.js" from
+// "dist" is "chunks/a.js"); ok is false for a module outside base.
+func moduleName(base, rel string) (string, bool) {
+	rel = path.Clean(rel)
+	if base == "." {
+		return rel, !strings.HasPrefix(rel, "../")
+	}
+	name, ok := strings.CutPrefix(rel, base+"/")
+	return name, ok
 }
 
 // Tags on every Worker the bot uploads: they say it is the bot's, and for

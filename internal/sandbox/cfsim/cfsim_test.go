@@ -664,3 +664,26 @@ func TestServiceBindingRules(t *testing.T) {
 		t.Fatalf("deleting a bound Worker with force: %d %s", a.Status, a.Raw)
 	}
 }
+
+// TestImportsResolveToPartNames: a relative import resolves against the
+// importing part's own name, whole paths kept, as Cloudflare resolves it
+// when it runs the Worker at upload (CONFORMANCE.md).
+func TestImportsResolveToPartNames(t *testing.T) {
+	c := newClient(t, nil)
+	md := `{"main_module":"index.js","compatibility_date":"2024-09-23"}`
+	main := part{name: "files", filename: "index.js", contentType: "application/javascript+module",
+		body: "import { a } from \"./chunks/a.js\";\nimport \"cloudflare:workers\";\nexport default {fetch(){return new Response(a)}}"}
+	chunk := func(filename string) part {
+		return part{name: "files", filename: filename, contentType: "application/javascript+module", body: "export * from '../util/b.js'; export const a = 'a';"}
+	}
+	util := part{name: "files", filename: "util/b.js", contentType: "application/javascript+module", body: "export const b = 1;"}
+	if a := c.upload("w", md, main, chunk("a.js"), util); a.Status != 400 || !strings.Contains(a.errMsg(), `No such module "chunks/a.js"`) || !strings.Contains(a.errMsg(), `imported from "index.js"`) {
+		t.Fatalf("a part uploaded under its base name: %d %s", a.Status, a.Raw)
+	}
+	if a := c.upload("w", md, main, chunk("chunks/a.js")); a.Status != 400 || !strings.Contains(a.errMsg(), `No such module "util/b.js"`) {
+		t.Fatalf("a missing module imported from a subfolder: %d %s", a.Status, a.Raw)
+	}
+	if a := c.upload("w", md, main, chunk("chunks/a.js"), util); a.Status != 200 {
+		t.Fatalf("parts named by their paths: %d %s", a.Status, a.Raw)
+	}
+}

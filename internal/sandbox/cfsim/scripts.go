@@ -9,7 +9,9 @@ import (
 	"io"
 	"math"
 	"mime"
+	"mime/multipart"
 	"net/http"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -156,6 +158,49 @@ var moduleTypes = map[string]bool{
 	"application/source-map":        true,
 }
 
+// staticImportRE finds the specifiers of static imports and re-exports
+// ("import x from './a.js'", "import './a.js'", "export * from './a.js'").
+// A sketch of JavaScript's grammar, enough for bundler output.
+var staticImportRE = regexp.MustCompile(`(?m)(?:^|[;\s])(?:import|export)\s*(?:[\w*{}\s,$]+\s*from\s*)?["']([^"']+)["']`)
+
+// partFileName is the part's filename parameter as sent, path included.
+func partFileName(p *multipart.Part) string {
+	_, params, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+	if err != nil {
+		return ""
+	}
+	return params["filename"]
+}
+
+// unresolvedImport checks that every relative import of an ES module names
+// a module of the upload, resolved against the importing module's own name
+// as Cloudflare does: parts keep their paths ("chunks/a.js"), so a module
+// uploaded under its base name alone is not found. Cloudflare runs the
+// Worker at upload and refuses it: 400, code 10021, `Uncaught Error: No
+// such module "chunks/a.js". imported from "index.js"` (CONFORMANCE.md).
+func unresolvedImport(modules []module) string {
+	names := map[string]bool{}
+	for _, m := range modules {
+		names[m.Name] = true
+	}
+	for _, m := range modules {
+		if !esModuleTypes[m.ContentType] || m.ContentType == "text/x-python" {
+			continue
+		}
+		for _, sub := range staticImportRE.FindAllSubmatch(m.Content, -1) {
+			spec := string(sub[1])
+			if !strings.HasPrefix(spec, "./") && !strings.HasPrefix(spec, "../") {
+				continue // "cloudflare:workers", "node:buffer": built in
+			}
+			target := path.Clean(path.Join(path.Dir(m.Name), spec))
+			if !names[target] {
+				return fmt.Sprintf("Uncaught Error: No such module %q.\n  imported from %q", target, m.Name)
+			}
+		}
+	}
+	return ""
+}
+
 var esModuleTypes = map[string]bool{"application/javascript+module": true, "text/javascript+module": true, "text/x-python": true}
 
 type uploadMetadata struct {
@@ -227,6 +272,10 @@ func (s *Server) uploadScript(w http.ResponseWriter, r *http.Request) {
 	}
 	if md.MainModule != nil && !esModuleTypes[mainMod.ContentType] {
 		writeAPIError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("main module %q has content type %q; a module-syntax Worker's main module must be application/javascript+module", main, mainMod.ContentType))
+		return
+	}
+	if msg := unresolvedImport(modules); msg != "" {
+		writeAPIError(w, http.StatusBadRequest, codeBadRequest, msg)
 		return
 	}
 	if md.CompatibilityDate != "" {
@@ -398,7 +447,9 @@ func parseUpload(r *http.Request) (*uploadMetadata, []module, error) {
 			md = &m
 			continue
 		}
-		name := p.FileName()
+		// Not p.FileName(): Go keeps only the base name, and Cloudflare
+		// keeps the whole path ("lib/status.js"), which imports resolve to.
+		name := partFileName(p)
 		if name == "" {
 			name = p.FormName()
 		}

@@ -1,5 +1,7 @@
+import { status } from "./lib/status.js";
+
 export default {
   async fetch(request, env) {
-    return Response.json({ ok: true, stripe: env.STRIPE_MODE });
+    return Response.json(status(env));
   },
 };
