@@ -169,8 +169,8 @@ func TestSandboxLeavesNothingRunning(t *testing.T) {
 		script  string
 		timeout time.Duration
 	}{
-		{"command ended", `setsid sh -c 'while :; do sleep 1; done' "$MARK" </dev/null >/dev/null 2>&1 & echo started`, 0},
-		{"timed out", `setsid sh -c 'while :; do sleep 1; done' "$MARK" </dev/null >/dev/null 2>&1 & echo started; sleep 1000`, 500 * time.Millisecond},
+		{"command ended", escapee + `; echo started`, 0},
+		{"timed out", escapee + `; echo started; sleep 1000`, 500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mark := fmt.Sprintf("deploybot-escapee-%d", time.Now().UnixNano())
@@ -185,7 +185,7 @@ func TestSandboxLeavesNothingRunning(t *testing.T) {
 	}
 	// Without the sandbox, the same escapee survives: the test can fail.
 	mark := fmt.Sprintf("deploybot-escapee-%d", time.Now().UnixNano())
-	if _, err := Run(context.Background(), Command{Dir: t.TempDir(), Script: `setsid sh -c 'while :; do sleep 1; done' "$MARK" </dev/null >/dev/null 2>&1 &`, Env: map[string]string{"MARK": mark}}); err != nil {
+	if _, err := Run(context.Background(), Command{Dir: t.TempDir(), Script: escapee, Env: map[string]string{"MARK": mark}}); err != nil {
 		t.Fatal(err)
 	}
 	pids := hostProcesses(t, mark)
@@ -196,6 +196,12 @@ func TestSandboxLeavesNothingRunning(t *testing.T) {
 		t.Error("without a sandbox the setsid process should survive; the check above proves nothing")
 	}
 }
+
+// escapee starts a process in a session of its own and returns once it is
+// there: it says so through a FIFO after setsid, so the command cannot end
+// while its child is still in the command's process group (where the
+// group kill would reach it and prove nothing).
+const escapee = `mkfifo up; setsid sh -c 'echo up > up; while :; do sleep 1; done' "$MARK" </dev/null >/dev/null 2>&1 & read x < up`
 
 // hostProcesses lists the live processes whose command line contains mark.
 func hostProcesses(t *testing.T, mark string) []int {
