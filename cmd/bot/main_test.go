@@ -3,12 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +13,7 @@ import (
 	"time"
 
 	"github.com/revelations-studio/deploybot/internal/pgtest"
+	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
 )
 
 func TestMain(m *testing.M) {
@@ -55,7 +53,19 @@ func writeConfig(t *testing.T, body string) string {
 
 func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
 	_, dbURL := pgtest.NewDatabaseURL(t)
-	cfg := writeConfig(t, "github:\n  app:\n    integration_id: 1\n    webhook_secret: {env: HOOK_SECRET}\n    private_key: {file: "+appKeyFile(t)+"}\nlog:\n  level: warn\n")
+	// serve asks GitHub who the App is at start: a simulated GitHub answers.
+	gh, err := ghsim.New(ghsim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(gh.Handler())
+	t.Cleanup(api.Close)
+	gh.SetBaseURL(api.URL)
+	keyFile := filepath.Join(t.TempDir(), "app.pem")
+	if err := os.WriteFile(keyFile, gh.AppPrivateKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "github:\n  v3_api_url: "+api.URL+"/\n  app:\n    integration_id: 1\n    webhook_secret: {env: HOOK_SECRET}\n    private_key: {file: "+keyFile+"}\nlog:\n  level: warn\n")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -123,21 +133,6 @@ func TestServeRefusesWithoutTheApp(t *testing.T) {
 	if !strings.Contains(err.Error(), cfg) {
 		t.Errorf("the error does not name the config file %s: %v", cfg, err)
 	}
-}
-
-// appKeyFile writes a fresh RSA key, as GitHub gives an App, and returns its path.
-func appKeyFile(t *testing.T) string {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "app.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
-	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 func TestMigrateCommands(t *testing.T) {

@@ -45,7 +45,7 @@ type Options struct {
 	// HealthWithin bounds each worker's health check (default 5 minutes).
 	HealthWithin time.Duration
 	// BotLogin is the App's bot user ("<slug>[bot]"), whose comments are the
-	// status comments.
+	// status comments; empty means ask GitHub (GET /app) at start.
 	BotLogin string
 	// InsertOnly opens the queue without working jobs (for commands such as
 	// `bot sweep` that leave the work to the running bot).
@@ -213,6 +213,16 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 		mu      sync.Mutex
 		clients = map[string]*cloudflare.Client{}
 	)
+	if opts.BotLogin == "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		login, err := github.AppLogin(ctx, creator, cfg.GitHub.App.IntegrationID)
+		if err != nil {
+			return nil, err
+		}
+		opts.BotLogin = login
+		opts.Logger.Info().Str("login", login).Msg("the App's bot user")
+	}
 	deps := &pipeline.Deps{
 		Pool:   pool,
 		Config: cfg,

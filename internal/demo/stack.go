@@ -147,7 +147,6 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		Health:       health.ClientResolvingTo(strings.TrimPrefix(sbServer.URL, "http://")),
 		HealthScheme: "http",
 		HealthWithin: within,
-		BotLogin:     sb.GitHub.BotLogin(),
 		SweepEvery:   map[bool]time.Duration{true: 0, false: -1}[opts.PeriodicSweep],
 	})
 	if err != nil {

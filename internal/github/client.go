@@ -59,6 +59,30 @@ type Config struct {
 	Retry retry.Policy
 }
 
+// AppLogin asks GitHub who the App is (GET /app, with the App's own JWT)
+// and returns its bot user's login, "<slug>[bot]": the author of the
+// status comments, which the bot must tell from any other bot's. It also
+// proves the App id and private key are right, before any delivery is
+// accepted.
+func AppLogin(ctx context.Context, creator githubapp.ClientCreator, appID int64) (string, error) {
+	client, err := creator.NewAppClient()
+	if err != nil {
+		return "", fmt.Errorf("github: App %d: %w", appID, err)
+	}
+	app, resp, err := client.Apps.Get(ctx, "")
+	if err != nil {
+		hint := ""
+		if resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusNotFound) {
+			hint = " (is github.app.integration_id the App's id, and the private key this App's?)"
+		}
+		return "", fmt.Errorf("github: read App %d (GET /app)%s: %w", appID, hint, err)
+	}
+	if app.GetSlug() == "" {
+		return "", fmt.Errorf("github: App %d: GET /app gave no slug", appID)
+	}
+	return app.GetSlug() + "[bot]", nil
+}
+
 // DefaultV4URL derives the GraphQL URL from a REST base URL the way GitHub
 // lays them out: api.github.com/graphql, and HOST/api/graphql on GitHub
 // Enterprise Server (REST at HOST/api/v3/).

@@ -620,3 +620,22 @@ func repoPaths(paths []string) []string {
 	}
 	return out
 }
+
+// TestAppLogin: the bot learns its own login from GET /app with the App's
+// JWT, and a wrong App id says which key to check.
+func TestAppLogin(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	creator, err := NewClientCreator(e.cfg)
+	must(t, err)
+	login, err := AppLogin(t.Context(), creator, e.cfg.AppID)
+	if err != nil || login != e.sim.BotLogin() {
+		t.Fatalf("AppLogin = %q, %v; want %q", login, err, e.sim.BotLogin())
+	}
+	wrong := e.cfg
+	wrong.AppID++
+	creator, err = NewClientCreator(wrong)
+	must(t, err)
+	if _, err := AppLogin(t.Context(), creator, wrong.AppID); err == nil || !strings.Contains(err.Error(), "github.app.integration_id") {
+		t.Fatalf("a wrong App id: %v", err)
+	}
+}

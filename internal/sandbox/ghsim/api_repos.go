@@ -22,8 +22,9 @@ import (
 // routeTable maps the description's route templates to handlers.
 func (s *Server) routeTable() map[string]handlerFunc {
 	return map[string]handlerFunc{
-		routeAccessTokens:                                                   s.createAccessToken,
-		"GET /repos/{owner}/{repo}/pulls":                                   s.listPulls,
+		routeAccessTokens:                 s.createAccessToken,
+		routeApp:                          s.getApp,
+		"GET /repos/{owner}/{repo}/pulls": s.listPulls,
 		"GET /repos/{owner}/{repo}/pulls/{pull_number}":                     s.getPull,
 		"GET /repos/{owner}/{repo}/collaborators/{username}/permission":     s.getPermission,
 		"GET /repos/{owner}/{repo}/contents/{path}":                         s.getContents,

@@ -17,7 +17,12 @@ import (
 	"github.com/revelations-studio/deploybot/internal/apispec"
 )
 
-const routeAccessTokens = "POST /app/installations/{installation_id}/access_tokens"
+const (
+	routeAccessTokens = "POST /app/installations/{installation_id}/access_tokens"
+	// routeApp is the App itself, read with the App's JWT: the bot learns
+	// its own slug, and so its bot user's login, from it.
+	routeApp = "GET /app"
+)
 
 // tokenTTL is how long an installation token lives on GitHub.
 const tokenTTL = time.Hour
@@ -127,6 +132,34 @@ func (s *Server) createAccessToken(r *http.Request) reply {
 		"expires_at":           timestamp(expires),
 		"permissions":          appPermissions(),
 		"repository_selection": "all",
+	})
+}
+
+// getApp answers GET /app for the App's JWT.
+func (s *Server) getApp(r *http.Request) reply {
+	const doc = "https://docs.github.com/rest/apps/apps#get-the-authenticated-app"
+	jwt := bearer(r)
+	if jwt == "" {
+		return fail(http.StatusUnauthorized, "A JSON web token could not be decoded", doc)
+	}
+	if err := s.verifyJWT(jwt); err != nil {
+		return fail(http.StatusUnauthorized, err.Error(), doc)
+	}
+	created := timestamp(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	return ok(map[string]any{
+		"id":           s.opts.AppID,
+		"slug":         s.opts.AppSlug,
+		"client_id":    "Iv1.0123456789abcdef",
+		"node_id":      "A_kwDOAAAB",
+		"owner":        s.userObject("revelations-studio"),
+		"name":         s.opts.AppSlug,
+		"description":  "deploybot's simulated App",
+		"external_url": "https://example.com",
+		"html_url":     "https://github.com/apps/" + s.opts.AppSlug,
+		"created_at":   created,
+		"updated_at":   created,
+		"permissions":  appPermissions(),
+		"events":       []string{"check_run", "check_suite", "issue_comment", "pull_request", "push"},
 	})
 }
 

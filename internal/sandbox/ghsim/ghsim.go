@@ -233,7 +233,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		s.write(rec, r, fail(http.StatusNotFound, "Not Found (ghsim does not simulate "+route+")", ""))
 		return
 	}
-	if route != routeAccessTokens {
+	if route != routeAccessTokens && route != routeApp { // these take the App's JWT
 		inst, denied := s.authenticate(r)
 		if denied != nil {
 			s.write(rec, r, *denied)
