@@ -70,6 +70,9 @@ type Repo interface {
 	OpenPullRequests(ctx context.Context) ([]github.PullRequest, error)
 	File(ctx context.Context, path, ref string) ([]byte, error)
 	Tarball(ctx context.Context, ref string) (io.ReadCloser, error)
+	// CheckRunByExternalID finds a check run the bot created for a run
+	// (external id = the run's id) whose id it never recorded.
+	CheckRunByExternalID(ctx context.Context, sha, name, externalID string) (id int64, found bool, err error)
 	CreateCheckRun(ctx context.Context, run github.CheckRun) (github.CheckRunRef, error)
 	UpdateCheckRun(ctx context.Context, id int64, run github.CheckRun) error
 	UpsertStatusComment(ctx context.Context, pr int, body string, knownID int64) (int64, error)

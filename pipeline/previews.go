@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revelations-studio/deploybot/internal/github"
+	"github.com/revelations-studio/deploybot/internal/gitref"
 	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
 	"github.com/revelations-studio/deploybot/templates"
@@ -248,25 +250,37 @@ func concludeAbandoned(ctx context.Context, deps Deps, repo Repo, check, where s
 	rows, err := deps.Pool.Query(ctx, `
 		UPDATE runs SET status = 'cancelled', error = 'abandoned: the bot stopped during this run', finished_at = now()
 		WHERE status = 'running' AND `+where+`
-		RETURNING id, kind, check_run_id`, args...)
+		RETURNING id, kind, coalesce(check_run_id, 0), coalesce(head_sha, '')`, args...)
 	if err != nil {
 		return fmt.Errorf("conclude abandoned runs: %w", err)
 	}
 	type abandoned struct {
 		id, checkRunID int64
-		kind           string
+		kind, sha      string
 	}
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (abandoned, error) {
 		var a abandoned
-		return a, r.Scan(&a.id, &a.kind, &a.checkRunID)
+		return a, r.Scan(&a.id, &a.kind, &a.checkRunID, &a.sha)
 	})
 	if err != nil {
 		return err
 	}
 	for _, a := range list {
 		zerolog.Ctx(ctx).Warn().Int64("run_id", a.id).Str("kind", a.kind).Msg("concluding a run abandoned by a stopped bot")
-		if a.checkRunID == 0 {
+		if a.checkRunID == 0 && !gitref.IsSHA(a.sha) {
 			continue
+		}
+		if a.checkRunID == 0 {
+			// The process may have died after GitHub created the check run
+			// and before its id was recorded: find it by the run's id.
+			id, found, err := repo.CheckRunByExternalID(ctx, a.sha, check, strconv.FormatInt(a.id, 10))
+			if err != nil {
+				return fmt.Errorf("find the check run of abandoned run %d: %w", a.id, err)
+			}
+			if !found {
+				continue
+			}
+			a.checkRunID = id
 		}
 		if err := repo.UpdateCheckRun(ctx, a.checkRunID, github.CheckRun{
 			Name: check, Status: github.StatusCompleted, Conclusion: github.ConclusionCancelled, CompletedAt: time.Now(),

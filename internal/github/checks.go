@@ -185,6 +185,27 @@ func (r *Reporter) FindCheckRun(ctx context.Context, sha, name string) (id int64
 	return newest.GetID(), true, nil
 }
 
+// CheckRunByExternalID finds the check run named name on sha that the bot
+// created with externalID (its run's id): how a run whose process died
+// between GitHub creating the check run and the bot recording its id finds
+// it again, to conclude it.
+func (r *Reporter) CheckRunByExternalID(ctx context.Context, sha, name, externalID string) (id int64, found bool, err error) {
+	if !gitref.IsSHA(sha) {
+		return 0, false, fmt.Errorf("github: list check runs %q in %s: %q is not a commit SHA", name, r.FullName(), sha)
+	}
+	opts := &gh.ListCheckRunsOptions{CheckName: gh.String(name), Filter: gh.String("all"), ListOptions: gh.ListOptions{PerPage: 100}}
+	res, resp, err := r.client.Checks.ListCheckRunsForRef(ctx, r.owner, r.repo, sha, opts)
+	if err != nil {
+		return 0, false, r.wrap(fmt.Sprintf("list check runs %q on %.12s", name, sha), resp, err)
+	}
+	for _, cr := range res.CheckRuns {
+		if cr.GetName() == name && cr.GetExternalID() == externalID {
+			return cr.GetID(), true, nil
+		}
+	}
+	return 0, false, nil
+}
+
 // findCheckRun looks for the check run named name on sha with externalID.
 func (r *Reporter) findCheckRun(ctx context.Context, sha, name, externalID string) (*gh.CheckRun, bool) {
 	if !gitref.IsSHA(sha) {
