@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -135,6 +137,7 @@ func (r *Runner) Isolated() bool { return r.isolation == IsolationBwrap }
 // and everything it started to end; see the package function Run for the
 // rest.
 func (r *Runner) Run(ctx context.Context, c Command) (Result, error) {
+	keepDescriptorsHome()
 	if !r.Isolated() {
 		if c.Untrusted {
 			return Result{ExitCode: -1}, ErrUntrustedWithoutSandbox
@@ -142,6 +145,24 @@ func (r *Runner) Run(ctx context.Context, c Command) (Result, error) {
 		return execute(ctx, c, nil)
 	}
 	return execute(ctx, c, r.wrap)
+}
+
+// keepDescriptorsHome marks every open descriptor above stderr
+// close-on-exec. Go opens its own that way, but descriptors the bot
+// inherited from whatever started it (a supervisor's pipe, a socket, a
+// file) are not, and every command would inherit them in turn, sandbox or
+// not. Cheap enough to do before each command, which also covers any that
+// appeared since.
+func keepDescriptorsHome() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
 
 // probe runs `true` in a sandbox around a scratch workspace.

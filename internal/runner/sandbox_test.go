@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -266,5 +267,24 @@ func TestNewSaysWhyThereIsNoSandbox(t *testing.T) {
 func killPID(pid int) {
 	if p, err := os.FindProcess(pid); err == nil {
 		_ = p.Kill()
+	}
+}
+
+// TestInheritedDescriptorsStayHome: a descriptor the bot holds without
+// close-on-exec (inherited from its supervisor, say) does not reach a
+// command: it sees only its standard input, output and error.
+func TestInheritedDescriptorsStayHome(t *testing.T) {
+	fd, err := syscall.Open(os.Args[0], syscall.O_RDONLY, 0) // no O_CLOEXEC
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	self, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := runIn(t, sandboxed(t), Command{Script: `ls -l /proc/$$/fd/`})
+	if strings.Contains(res.Output, self) || strings.Count(res.Output, " -> ") != 3 {
+		t.Errorf("the command holds descriptors beyond 0, 1 and 2 (the bot's fd %d is %s):\n%s", fd, self, res.Output)
 	}
 }
