@@ -34,13 +34,7 @@ func TestForkCodeNeedsTheSandbox(t *testing.T) {
 	if got := e.live(host("web", pr)); got != "" {
 		t.Errorf("the fork's code went live at %s without a sandbox", got)
 	}
-	var preview []string
-	for _, c := range e.gh.Snapshot().CheckRuns {
-		if c.Name == "deploybot/preview" && c.HeadSHA == sha {
-			preview = append(preview, c.Conclusion)
-		}
-	}
-	if strings.Join(preview, ",") != "failure" {
+	if preview := e.previewConclusions(sha); strings.Join(preview, ",") != "failure" {
 		t.Errorf("fork preview check runs: %v, want one failure", preview)
 	}
 	if c := e.comment(pr); !strings.Contains(c, "sandbox") {

@@ -37,6 +37,30 @@ func (e *env) personsBranch(name, annotations string) string {
 	return ""
 }
 
+// previewConclusions lists the conclusions of the preview check runs on sha.
+func (e *env) previewConclusions(sha string) []string {
+	var out []string
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		if c.Name == "deploybot/preview" && c.HeadSHA == sha {
+			out = append(out, c.Conclusion)
+		}
+	}
+	return out
+}
+
+// closeAndSweep closes pr as GitHub would tell the bot, then sweeps as an
+// hour later, so every path that deletes things has had its turn.
+func (e *env) closeAndSweep(pr int) {
+	e.t.Helper()
+	_, err := e.gh.ClosePR(demo.Repo, pr, false)
+	e.must(err)
+	e.event(pr, "closed")
+	e.idle()
+	_, err = e.s.App.Sweep(e.ctx, pipeline.SweepOptions{Now: time.Now().Add(time.Hour)})
+	e.must(err)
+	e.idle()
+}
+
 // TestPersonsBranchIsNotTakenOver: a branch "pr-N" that a person made (or
 // that the bot made for another repository) is not the preview's. The
 // preview fails naming it and who appears to own it; its password is not
@@ -70,13 +94,7 @@ func TestPersonsBranchIsNotTakenOver(t *testing.T) {
 		if got := e.live(host("web", pr)); got != "" {
 			t.Errorf("the preview went live on a branch that is not its own: %s", got)
 		}
-		var conclusions []string
-		for _, c := range e.gh.Snapshot().CheckRuns {
-			if c.Name == "deploybot/preview" && c.HeadSHA == sha {
-				conclusions = append(conclusions, c.Conclusion)
-			}
-		}
-		if strings.Join(conclusions, ",") != "failure" {
+		if conclusions := e.previewConclusions(sha); strings.Join(conclusions, ",") != "failure" {
 			t.Errorf("preview check runs %v, want one failure", conclusions)
 		}
 		c := e.comment(pr)
@@ -85,13 +103,7 @@ func TestPersonsBranchIsNotTakenOver(t *testing.T) {
 		}
 		e.say(pr, "ada", "/redeploy --reset-db")
 		e.idle()
-		_, err := e.gh.ClosePR(demo.Repo, pr, false)
-		e.must(err)
-		e.event(pr, "closed")
-		e.idle()
-		_, err = e.s.App.Sweep(e.ctx, pipeline.SweepOptions{Now: time.Now().Add(time.Hour)})
-		e.must(err)
-		e.idle()
+		e.closeAndSweep(pr)
 
 		found := false
 		for _, b := range e.s.Sandbox.Neon.Snapshot().Projects[0].Branches {
@@ -149,13 +161,7 @@ func TestForeignWorkerIsNotOverwritten(t *testing.T) {
 			if c := e.comment(pr); !strings.Contains(c, tc.want) {
 				t.Errorf("the status comment does not say whose it is (%q):\n%s", tc.want, c)
 			}
-			_, err := e.gh.ClosePR(demo.Repo, pr, false)
-			e.must(err)
-			e.event(pr, "closed")
-			e.idle()
-			_, err = e.s.App.Sweep(e.ctx, pipeline.SweepOptions{Now: time.Now().Add(time.Hour)})
-			e.must(err)
-			e.idle()
+			e.closeAndSweep(pr)
 
 			if tc.name == "a hostname serving another worker" {
 				if site, ok := e.s.Sandbox.Cloudflare.ResolveHost(host("api", pr), "/"); !ok || site.Script != "someone-else" {

@@ -609,16 +609,7 @@ func TestSweepMissedClose(t *testing.T) {
 		Name: "pr-99", Parent: "production", Tags: neon.Tags{Repo: demo.Repo, Purpose: neon.PurposePreview, PR: 99},
 	})
 	e.must(err)
-	body := fmt.Sprintf(`{"branch":{"name":"scratch","parent_id":%q},"endpoints":[{"type":"read_write"}]}`, e.s.Sandbox.NeonProject.DefaultBranchID)
-	req, _ := http.NewRequest(http.MethodPost, e.s.URLs.Neon+"/projects/"+e.s.Sandbox.NeonProject.ID+"/branches", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer key")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	e.must(err)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("creating a person's branch: %d", resp.StatusCode)
-	}
+	e.personsBranch("scratch", "")
 
 	// A branch as fresh as pr-99 may belong to a preview being made: kept.
 	fresh, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{DryRun: true})

@@ -118,7 +118,7 @@ func (r *Reporter) CreateCheckRun(ctx context.Context, run CheckRun) (CheckRunRe
 		// GitHub may have created the run and the answer got lost. Found
 		// again by its external id, it is the caller's to conclude; else
 		// it would stay "in progress" with nobody to end it.
-		if found, ok := r.findCheckRun(ctx, run.HeadSHA, run.Name, run.ExternalID); ok {
+		if found, ferr := r.checkRunByExternalID(ctx, run.HeadSHA, run.Name, run.ExternalID); ferr == nil && found != nil {
 			cr, err = found, nil
 		}
 	}
@@ -190,38 +190,30 @@ func (r *Reporter) FindCheckRun(ctx context.Context, sha, name string) (id int64
 // between GitHub creating the check run and the bot recording its id finds
 // it again, to conclude it.
 func (r *Reporter) CheckRunByExternalID(ctx context.Context, sha, name, externalID string) (id int64, found bool, err error) {
+	cr, err := r.checkRunByExternalID(ctx, sha, name, externalID)
+	if err != nil || cr == nil {
+		return 0, false, err
+	}
+	return cr.GetID(), true, nil
+}
+
+// checkRunByExternalID is CheckRunByExternalID with the whole check run
+// (nil when there is none).
+func (r *Reporter) checkRunByExternalID(ctx context.Context, sha, name, externalID string) (*gh.CheckRun, error) {
 	if !gitref.IsSHA(sha) {
-		return 0, false, fmt.Errorf("github: list check runs %q in %s: %q is not a commit SHA", name, r.FullName(), sha)
+		return nil, fmt.Errorf("github: list check runs %q in %s: %q is not a commit SHA", name, r.FullName(), sha)
 	}
 	opts := &gh.ListCheckRunsOptions{CheckName: gh.String(name), Filter: gh.String("all"), ListOptions: gh.ListOptions{PerPage: 100}}
 	res, resp, err := r.client.Checks.ListCheckRunsForRef(ctx, r.owner, r.repo, sha, opts)
 	if err != nil {
-		return 0, false, r.wrap(fmt.Sprintf("list check runs %q on %.12s", name, sha), resp, err)
+		return nil, r.wrap(fmt.Sprintf("list check runs %q on %.12s", name, sha), resp, err)
 	}
 	for _, cr := range res.CheckRuns {
 		if cr.GetName() == name && cr.GetExternalID() == externalID {
-			return cr.GetID(), true, nil
+			return cr, nil
 		}
 	}
-	return 0, false, nil
-}
-
-// findCheckRun looks for the check run named name on sha with externalID.
-func (r *Reporter) findCheckRun(ctx context.Context, sha, name, externalID string) (*gh.CheckRun, bool) {
-	if !gitref.IsSHA(sha) {
-		return nil, false
-	}
-	opts := &gh.ListCheckRunsOptions{CheckName: gh.String(name), Filter: gh.String("all"), ListOptions: gh.ListOptions{PerPage: 100}}
-	res, _, err := r.client.Checks.ListCheckRunsForRef(ctx, r.owner, r.repo, sha, opts)
-	if err != nil {
-		return nil, false
-	}
-	for _, cr := range res.CheckRuns {
-		if cr.GetName() == name && cr.GetExternalID() == externalID {
-			return cr, true
-		}
-	}
-	return nil, false
+	return nil, nil
 }
 
 // mayHaveActed reports whether a failed request may still have been carried

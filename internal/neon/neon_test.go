@@ -85,6 +85,23 @@ func (e *env) branches(t *testing.T) []neonsim.BranchState {
 	return e.sim.Snapshot().Projects[0].Branches
 }
 
+// createRaw creates a branch behind the client's back, as a person or
+// another tool would, from a raw request body.
+func (e *env) createRaw(t *testing.T, body string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+}
+
 func (e *env) count(route string) int { return e.sim.Snapshot().Requests[route] }
 
 func preview(pr int) neon.BranchOptions {
@@ -208,17 +225,7 @@ func TestDeleteWaitsOutRunningOperations(t *testing.T) {
 	e := setup(t, neonsim.Options{OperationDelay: 300 * time.Millisecond})
 	ctx := context.Background()
 	// Create the branch behind the client's back, so its operations still run.
-	req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches", strings.NewReader(`{"branch":{"name":"busy"},"endpoints":[{"type":"read_write"}],"annotation_value":{"deploybot-creator":"deploybot","deploybot-repo":"revelations-studio/codex","deploybot-purpose":"test"}}`))
-	req.Header.Set("Authorization", "Bearer "+apiKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Fatalf("create: %d", resp.StatusCode)
-	}
+	e.createRaw(t, `{"branch":{"name":"busy"},"endpoints":[{"type":"read_write"}],"annotation_value":{"deploybot-creator":"deploybot","deploybot-repo":"revelations-studio/codex","deploybot-purpose":"test"}}`)
 	c := neon.New(e.url, apiKey, nil).WithRetry(retry.Policy{Attempts: 20, Base: 20 * time.Millisecond, Max: 100 * time.Millisecond})
 	if err := c.DeleteBranchNamed(ctx, e.project, "busy", neon.Tags{Repo: "revelations-studio/codex", Purpose: neon.PurposeTest}); err != nil {
 		t.Fatal(err)
@@ -462,20 +469,7 @@ func TestSimulatorRejectsInvalidRawRequest(t *testing.T) {
 func TestBranchesNotTheBotsAreLeftAlone(t *testing.T) {
 	e := setup(t, neonsim.Options{})
 	ctx := context.Background()
-	create := func(body string) {
-		t.Helper()
-		req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+apiKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 201 {
-			t.Fatalf("create: %d", resp.StatusCode)
-		}
-	}
+	create := func(body string) { t.Helper(); e.createRaw(t, body) }
 	create(`{"branch":{"name":"pr-12"},"endpoints":[{"type":"read_write"}]}`)
 	create(`{"branch":{"name":"pr-13"},"endpoints":[{"type":"read_write"}],"annotation_value":{"deploybot-creator":"deploybot","deploybot-repo":"someone/else","deploybot-purpose":"preview","deploybot-pr":"13"}}`)
 	create(`{"branch":{"name":"pr-14"},"endpoints":[{"type":"read_write"}],"annotation_value":{"deploybot-creator":"deploybot","deploybot-repo":"revelations-studio/codex","deploybot-purpose":"preview","deploybot-pr":"99"}}`)
