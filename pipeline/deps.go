@@ -81,7 +81,7 @@ type Repo interface {
 	StatusComment(ctx context.Context, pr int, knownID int64) (github.Comment, bool, error)
 	CreateDeployment(ctx context.Context, d github.Deployment) (int64, error)
 	SetDeploymentStatus(ctx context.Context, id int64, s github.DeploymentStatus) error
-	DeactivatePullRequestDeployments(ctx context.Context, env string, pr int, keep int64) (int, error)
+	DeactivatePullRequestDeployments(ctx context.Context, env string, pr int, keep, since int64) (int, error)
 	CollaboratorRole(ctx context.Context, user string) (string, error)
 	TeamMember(ctx context.Context, org, teamSlug, user string) (bool, error)
 	React(ctx context.Context, commentID int64, content string) error

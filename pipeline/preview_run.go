@@ -392,7 +392,7 @@ func (r *previewRun) recordDeployment(ctx context.Context, log *Log, pl *plan) e
 	}); err != nil {
 		return err
 	}
-	if _, err := r.repo.DeactivatePullRequestDeployments(ctx, "preview", r.pr.Number, id); err != nil {
+	if _, err := r.repo.DeactivatePullRequestDeployments(ctx, "preview", r.pr.Number, id, r.st.DeploymentID); err != nil {
 		return err
 	}
 	r.st.DeploymentID = id

@@ -71,7 +71,7 @@ func (r *previewRun) teardown(ctx context.Context) error {
 		}})
 	}
 	steps = append(steps, Step{Name: "deployments", Do: func(ctx context.Context, log *Log) error {
-		n, err := r.repo.DeactivatePullRequestDeployments(ctx, "preview", r.pr.Number, 0)
+		n, err := r.repo.DeactivatePullRequestDeployments(ctx, "preview", r.pr.Number, 0, r.st.DeploymentID)
 		log.Printf("%d deployment(s) marked inactive", n)
 		return err
 	}})

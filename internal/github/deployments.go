@@ -97,31 +97,58 @@ func (r *Reporter) SetDeploymentStatus(ctx context.Context, id int64, s Deployme
 	return nil
 }
 
+// maxDeactivationPages bounds the listing DeactivatePullRequestDeployments
+// does when it knows no recorded deployment to start from: every pull
+// request's previews share one environment, so its history grows with the
+// repository's, and reading all of it on every push would cost one request
+// per hundred deployments the repository ever made.
+const maxDeactivationPages = 3
+
 // DeactivatePullRequestDeployments marks pull request pr's deployments to
 // environment inactive, except keep (0: none), so that the pull request
-// shows only its current preview. Deployments already inactive are left
-// alone. It returns how many were changed.
-func (r *Reporter) DeactivatePullRequestDeployments(ctx context.Context, environment string, pr int, keep int64) (int, error) {
+// shows only its current preview, and returns how many it changed.
+//
+// since is the pull request's deployment the bot last recorded as current
+// (0: none known). The run that recorded it deactivated everything of the
+// pull request older than it, so only since itself (one write, no lookup)
+// and deployments newer than it need looking at: those are left by runs
+// that died between creating a deployment and recording it. GitHub lists
+// an environment's deployments newest first, so the listing stops at the
+// first page that reaches since, and after maxDeactivationPages pages in
+// any case.
+func (r *Reporter) DeactivatePullRequestDeployments(ctx context.Context, environment string, pr int, keep, since int64) (int, error) {
 	op := fmt.Sprintf("deactivate deployments of #%d in %q", pr, environment)
+	changed := 0
+	if since != 0 && since != keep {
+		if err := r.SetDeploymentStatus(ctx, since, DeploymentStatus{State: DeployInactive, Description: "Superseded"}); err != nil {
+			return changed, err
+		}
+		changed++
+	}
 	opts := &gh.DeploymentsListOptions{Environment: environment, ListOptions: gh.ListOptions{PerPage: 100}}
-	var stale []int64
-	for {
+	var orphans []int64
+	for pages := 1; ; pages++ {
 		page, resp, err := r.client.Repositories.ListDeployments(ctx, r.owner, r.repo, opts)
 		if err != nil {
-			return 0, r.wrap(op, resp, err)
+			return changed, r.wrap(op, resp, err)
 		}
+		reached := false
 		for _, d := range page {
-			if d.GetID() != keep && payloadPR(d.Payload) == pr {
-				stale = append(stale, d.GetID())
+			id := d.GetID()
+			if id <= since {
+				reached = true
+				continue
+			}
+			if id != keep && payloadPR(d.Payload) == pr {
+				orphans = append(orphans, id)
 			}
 		}
-		if resp.NextPage == 0 || resp.NextPage <= opts.Page {
+		if reached || pages >= maxDeactivationPages || resp.NextPage == 0 || resp.NextPage <= opts.Page {
 			break
 		}
 		opts.Page = resp.NextPage
 	}
-	changed := 0
-	for _, id := range stale {
+	for _, id := range orphans {
 		latest, resp, err := r.client.Repositories.ListDeploymentStatuses(ctx, r.owner, r.repo, id, &gh.ListOptions{PerPage: 1})
 		if err != nil {
 			return changed, r.wrap(op, resp, err)

@@ -381,12 +381,12 @@ func TestDeployments(t *testing.T) {
 	otherPR := deploy(n, "other")
 	second := deploy(1, e.headSHA)
 
-	changed, err := e.rep.DeactivatePullRequestDeployments(ctx, "preview", 1, second)
+	changed, err := e.rep.DeactivatePullRequestDeployments(ctx, "preview", 1, second, 0)
 	must(t, err)
 	if changed != 1 {
 		t.Errorf("deactivated %d, want 1", changed)
 	}
-	changed, err = e.rep.DeactivatePullRequestDeployments(ctx, "preview", 1, second)
+	changed, err = e.rep.DeactivatePullRequestDeployments(ctx, "preview", 1, second, 0)
 	if err != nil || changed != 0 {
 		t.Errorf("second deactivation changed %d, %v; want 0", changed, err)
 	}
@@ -402,6 +402,58 @@ func TestDeployments(t *testing.T) {
 	}
 	if s := last[second]; s.EnvironmentURL != "https://codex-preview-1.revelations.studio" || utf8.RuneCountInString(s.Description) > 140 {
 		t.Errorf("status %+v", s)
+	}
+}
+
+// A repository's preview environment collects every pull request's
+// deployments for ever. Superseding a preview must not read that history:
+// it deactivates the recorded previous deployment directly and looks only
+// at what is newer (deployments of runs that died before recording theirs).
+func TestDeactivationReadsOnlyRecentHistory(t *testing.T) {
+	e := newEnv(t, ghsim.Options{})
+	ctx := t.Context()
+	deploy := func(pr int) int64 {
+		id, err := e.rep.CreateDeployment(ctx, Deployment{Ref: e.headSHA, Environment: "preview", Transient: true, PR: pr})
+		must(t, err)
+		must(t, e.rep.SetDeploymentStatus(ctx, id, DeploymentStatus{State: DeploySuccess}))
+		return id
+	}
+	const list = "GET /repos/{owner}/{repo}/deployments"
+	recorded := deploy(1)
+	for i := range 450 { // other pull requests' history: five pages
+		deploy(100 + i)
+	}
+	orphan := deploy(1) // its run died before recording it
+	current := deploy(1)
+
+	before := e.requests(list)
+	changed, err := e.rep.DeactivatePullRequestDeployments(ctx, "preview", 1, current, recorded)
+	must(t, err)
+	if changed != 2 {
+		t.Errorf("changed %d, want 2 (the recorded one and the orphan)", changed)
+	}
+	if n := e.requests(list) - before; n > maxDeactivationPages {
+		t.Errorf("%d listing requests for one superseded preview, want at most %d", n, maxDeactivationPages)
+	}
+	state := map[int64]string{}
+	for _, d := range e.state().Deployments {
+		state[d.ID] = d.Statuses[len(d.Statuses)-1].State
+	}
+	if state[recorded] != DeployInactive || state[orphan] != DeployInactive || state[current] != DeploySuccess {
+		t.Errorf("recorded %s, orphan %s, current %s; want inactive, inactive, success", state[recorded], state[orphan], state[current])
+	}
+
+	// The next push: the recorded deployment is the newest, one page is
+	// enough, and nothing but it is written.
+	next := deploy(1)
+	before, writes := e.requests(list), e.requests("POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses")
+	changed, err = e.rep.DeactivatePullRequestDeployments(ctx, "preview", 1, next, current)
+	must(t, err)
+	if n := e.requests(list) - before; changed != 1 || n != 1 {
+		t.Errorf("changed %d with %d listing requests, want 1 with 1", changed, n)
+	}
+	if w := e.requests("POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses") - writes; w != 1 {
+		t.Errorf("%d status writes, want 1", w)
 	}
 }
 
