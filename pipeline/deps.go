@@ -113,7 +113,7 @@ type Workers interface {
 	CurrentDeployment(ctx context.Context, script string) (cloudflare.Deployment, error)
 	Deploy(ctx context.Context, script, versionID string) (cloudflare.Deployment, error)
 	ListScripts(ctx context.Context, prefix string) ([]cloudflare.ScriptInfo, error)
-	ScriptTags(ctx context.Context, name string) (tags []string, found bool, err error)
+	LookupScript(ctx context.Context, name string) (cloudflare.ScriptLookup, error)
 	ListCustomDomains(ctx context.Context, prefix string) ([]cloudflare.CustomDomain, error)
 	ListRoutes(ctx context.Context, zoneID, prefix string) ([]cloudflare.Route, error)
 }

@@ -329,9 +329,11 @@ func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw pl
 	if err != nil {
 		return err
 	}
-	if err := claimScript(ctx, cf, pl.res.AccountID, pw.script, r.meta.Repo.FullName(), spec.scope); err != nil {
+	found, err := claimScript(ctx, cf, pl.res.AccountID, pw.script, r.meta.Repo.FullName(), spec.scope)
+	if err != nil {
 		return err
 	}
+	warnWorkerLimit(log, pl.res.AccountID, found, r.p.deps.Config.Cloudflare.WorkersLimit)
 	version, err := cf.UploadWorker(ctx, script)
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/pgtest"
+	"github.com/revelations-studio/deploybot/internal/sandbox/cfsim"
 	"github.com/revelations-studio/deploybot/internal/sandbox/edge"
 	"github.com/revelations-studio/deploybot/internal/sandbox/fault"
 	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
@@ -767,4 +768,43 @@ func TestDeploymentRecordFails(t *testing.T) {
 			t.Errorf("check run: %s %q", c.Conclusion, c.OutputTitle)
 		}
 	}
+}
+
+// TestWorkerLimit: the account's plan caps its Workers. A preview that
+// brings the account within 10% of the limit says so in its log while it
+// still works; the one that would pass it fails with Cloudflare's refusal
+// and what to do, and the bot's cleanup still leaves nothing behind.
+func TestWorkerLimit(t *testing.T) {
+	// Three Workers per preview: the first preview fills 3 of 4.
+	e := startWith(t, demo.StackOptions{CloudflarePlan: cfsim.Plan{Workers: 4}})
+	first, sha1 := e.open("feature/one", map[string]string{"web/src/a.js": "1\n"}, false)
+	e.event(first, "opened")
+	e.idle()
+	if got := e.checks()[sha1]; got != "success" {
+		t.Fatalf("first preview: %q, want success", got)
+	}
+	second, sha2 := e.open("feature/two", map[string]string{"web/src/b.js": "1\n"}, false)
+	e.event(second, "opened")
+	e.idle()
+	if got := e.checks()[sha2]; got != "failure" {
+		t.Fatalf("second preview: %q, want failure (the account is full)", got)
+	}
+	var warned int
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT count(*) FROM run_steps WHERE log_tail LIKE '%warning: Cloudflare account % will have 4 of the 4 Workers%'`).Scan(&warned))
+	if warned == 0 { // one per Worker uploaded in parallel at that count
+		t.Error("no step warned that the account was nearly full")
+	}
+	comment := e.comment(second)
+	for _, want := range []string{"❌ Preview failed", "10037", "as many Workers as its plan allows"} {
+		if !strings.Contains(comment, want) {
+			t.Errorf("status comment lacks %q:\n%s", want, comment)
+		}
+	}
+	for _, pr := range []int{first, second} {
+		_, err := e.gh.ClosePR(demo.Repo, pr, false)
+		e.must(err)
+		e.event(pr, "closed")
+		e.idle()
+	}
+	e.expectNothingLeft(second)
 }

@@ -273,9 +273,11 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 		// and every hostname free or already ours, before anything changes.
 		{Name: "validate", Do: func(ctx context.Context, log *Log) error {
 			for _, pw := range workers {
-				if err := claimScript(ctx, cf, repoCfg.Cloudflare.AccountID, pw.script, repoName, productionScope); err != nil {
+				found, err := claimScript(ctx, cf, repoCfg.Cloudflare.AccountID, pw.script, repoName, productionScope)
+				if err != nil {
 					return err
 				}
+				warnWorkerLimit(log, repoCfg.Cloudflare.AccountID, found, r.p.deps.Config.Cloudflare.WorkersLimit)
 				if pw.hostname == "" {
 					continue
 				}

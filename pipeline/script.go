@@ -143,19 +143,38 @@ func scriptTags(repo, scope string) []string {
 // usual move from wrangler to the bot, and the repository's config names
 // it while the bot's config gives the repository that account — but one
 // the bot tagged for something else never is.
-func claimScript(ctx context.Context, cf Workers, account, name, repo, scope string) error {
-	tags, found, err := cf.ScriptTags(ctx, name)
-	if err != nil || !found {
-		return err
+func claimScript(ctx context.Context, cf Workers, account, name, repo, scope string) (cloudflare.ScriptLookup, error) {
+	l, err := cf.LookupScript(ctx, name)
+	if err != nil || !l.Found {
+		return l, err
 	}
-	if ownedFor(tags, repo, scope) || scope == productionScope && !slices.Contains(tags, tagBot) {
-		return nil
+	if ownedFor(l.Tags, repo, scope) || scope == productionScope && !slices.Contains(l.Tags, tagBot) {
+		return l, nil
 	}
 	want := scope + " Worker of " + repo
 	if pr, ok := strings.CutPrefix(scope, previewEnv); ok {
 		want = "preview Worker of " + repo + "#" + pr
 	}
-	return &cloudflare.NotOwnedError{Account: account, Script: name, Tags: tags, Want: want}
+	return l, &cloudflare.NotOwnedError{Account: account, Script: name, Tags: l.Tags, Want: want}
+}
+
+// warnWorkerLimit says in the run's log when creating a Worker brings the
+// account within 10% of its plan's number of Workers, so that the team
+// hears of it before Cloudflare refuses one (error 10037) and a preview
+// fails.
+func warnWorkerLimit(log *Log, account string, l cloudflare.ScriptLookup, limit int) {
+	if l.Found || limit <= 0 {
+		return
+	}
+	after := l.Workers + 1
+	if after*10 < limit*9 {
+		return
+	}
+	if after > limit {
+		log.Printf("warning: Cloudflare account %s already has %d Workers, and cloudflare.workers_limit says its plan allows %d: this upload will probably be refused. Close stale previews, delete unused Workers, or move to a plan that allows more (and raise cloudflare.workers_limit).", account, l.Workers, limit)
+		return
+	}
+	log.Printf("warning: Cloudflare account %s will have %d of the %d Workers its plan allows (cloudflare.workers_limit); once they are used up, new previews fail. Close stale previews or delete unused Workers.", account, after, limit)
 }
 
 // productionScope is production's scope (see scriptTags).

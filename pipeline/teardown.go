@@ -30,7 +30,7 @@ func (r *previewRun) teardown(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			err = claimScript(ctx, cf, res.AccountID, w.Script, r.meta.Repo.FullName(), previewEnv+strconv.Itoa(r.pr.Number))
+			_, err = claimScript(ctx, cf, res.AccountID, w.Script, r.meta.Repo.FullName(), previewEnv+strconv.Itoa(r.pr.Number))
 			if _, theirs := errors.AsType[*cloudflare.NotOwnedError](err); theirs {
 				// The preview never had it (its upload was refused): nothing
 				// of ours to remove, and its hostname is not ours either.

@@ -35,9 +35,9 @@ type env struct {
 	edge *edge.Server
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, options ...func(*cfsim.Options)) *env {
 	t.Helper()
-	sim, err := cfsim.New(cfsim.Options{
+	opts := cfsim.Options{
 		AccountID: accountID,
 		APIToken:  token,
 		Zones:     []cfsim.Zone{{ID: zoneID, Name: zoneName}},
@@ -45,7 +45,11 @@ func newEnv(t *testing.T) *env {
 		OnResponseViolation: func(method, path string, err error) {
 			t.Errorf("simulator answer to %s %s: %v", method, path, err)
 		},
-	})
+	}
+	for _, o := range options {
+		o(&opts)
+	}
+	sim, err := cfsim.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -830,9 +834,10 @@ func TestCustomDomainIsNeverMoved(t *testing.T) {
 	}
 }
 
-// TestScriptTags: the bot reads one Worker's tags to know whether it is
-// its own; an absent Worker is not found.
-func TestScriptTags(t *testing.T) {
+// TestLookupScript: the bot reads one Worker's tags to know whether it is
+// its own; an absent Worker is not found; the account's count (the
+// bound Worker newEnv made, and this one) is known.
+func TestLookupScript(t *testing.T) {
 	e := newEnv(t)
 	c := ctx(t)
 	s := webScript("api-preview-5", "abc123")
@@ -840,12 +845,12 @@ func TestScriptTags(t *testing.T) {
 	if _, err := e.cf.UploadWorker(c, s); err != nil {
 		t.Fatal(err)
 	}
-	tags, found, err := e.cf.ScriptTags(c, "api-preview-5")
-	if err != nil || !found || strings.Join(tags, ",") != "deploybot,deploybot-repo:acme/app,deploybot-env:pr-5" {
-		t.Fatalf("ScriptTags = %v, %v, %v", tags, found, err)
+	got, err := e.cf.LookupScript(c, "api-preview-5")
+	if err != nil || !got.Found || strings.Join(got.Tags, ",") != "deploybot,deploybot-repo:acme/app,deploybot-env:pr-5" || got.Workers != 2 {
+		t.Fatalf("LookupScript = %+v, %v", got, err)
 	}
-	if _, found, err := e.cf.ScriptTags(c, "api-preview-"); err != nil || found {
-		t.Fatalf("a prefix of a name is not the Worker: %v %v", found, err)
+	if got, err := e.cf.LookupScript(c, "api-preview-"); err != nil || got.Found || got.Workers != 2 {
+		t.Fatalf("a prefix of a name is not the Worker: %+v %v", got, err)
 	}
 }
 
@@ -869,7 +874,50 @@ func TestServiceBindingsNeedTheirWorker(t *testing.T) {
 	if err := e.cf.DeleteScript(c, boundWorker); err != nil {
 		t.Fatalf("deleting a bound Worker: %v", err)
 	}
-	if _, found, err := e.cf.ScriptTags(c, boundWorker); err != nil || found {
-		t.Fatalf("the bound Worker is still there: %v %v", found, err)
+	if l, err := e.cf.LookupScript(c, boundWorker); err != nil || l.Found {
+		t.Fatalf("the bound Worker is still there: %v %v", l.Found, err)
+	}
+}
+
+// TestPlanLimits: the account's plan caps its Workers (10037) and each
+// Worker's environment variables and secrets (10055 for how many, 10054
+// for the size of one). The refusals reach the user with what to do.
+func TestPlanLimits(t *testing.T) {
+	e := newEnv(t, func(o *cfsim.Options) { o.Plan = cfsim.Plan{Workers: 3, EnvVars: 6, EnvVarBytes: 100} })
+	c := ctx(t)
+	// newEnv made the bound Worker: two more fit.
+	for _, name := range []string{"codex-web-preview-1", "codex-web-preview-2"} {
+		if _, err := e.cf.UploadWorker(c, webScript(name, "abc123")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := e.cf.UploadWorker(c, webScript("codex-web-preview-3", "abc123"))
+	var ae *cloudflare.APIError
+	if !errors.As(err, &ae) || !ae.HasCode(10037) || !strings.Contains(err.Error(), "as many Workers as its plan allows") {
+		t.Fatalf("a Worker over the plan's number: %v, want 10037 with what to do", err)
+	}
+	// A new version of an existing Worker is no new Worker.
+	if _, err := e.cf.UploadWorker(c, webScript("codex-web-preview-2", "def456")); err != nil {
+		t.Fatalf("updating a Worker at the limit: %v", err)
+	}
+	if l, err := e.cf.LookupScript(c, "codex-web-preview-3"); err != nil || l.Found || l.Workers != 3 {
+		t.Fatalf("after the refusal: %+v, %v", l, err)
+	}
+
+	s := webScript("codex-web-preview-2", "def456")
+	for i := range 3 { // 4 + 3 = 7 environment variables and secrets
+		s.Vars[fmt.Sprintf("EXTRA_%d", i)] = "x"
+	}
+	if _, err := e.cf.UploadWorker(c, s); !errors.As(err, &ae) || !ae.HasCode(10055) {
+		t.Fatalf("7 variables on a plan allowing 6: %v, want 10055", err)
+	}
+	s = webScript("codex-web-preview-2", "def456")
+	s.Secrets["BIG"] = strings.Repeat("k", 101)
+	_, err = e.cf.UploadWorker(c, s)
+	if !errors.As(err, &ae) || !ae.HasCode(10054) {
+		t.Fatalf("a 101-byte secret on a plan allowing 100: %v, want 10054", err)
+	}
+	if strings.Contains(err.Error(), strings.Repeat("k", 101)) {
+		t.Fatalf("the refusal shows the secret: %v", err)
 	}
 }

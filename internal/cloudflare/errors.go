@@ -38,7 +38,23 @@ func (e *APIError) Error() string {
 		}
 		fmt.Fprintf(&b, " [%d] %s", d.Code, d.Message)
 	}
+	for _, d := range e.Errors {
+		if h, ok := hints[d.Code]; ok {
+			b.WriteString(" (" + h + ")")
+			break
+		}
+	}
 	return b.String()
+}
+
+// hints say what to do about the refusals a user can act on: limits of
+// the account's plan (developers.cloudflare.com/workers/platform/limits/,
+// codes from developers.cloudflare.com/workers/observability/errors/).
+var hints = map[int]string{
+	10027: "the Worker is larger than the plan allows after compression (3 MB on Workers Free, 10 MB on Paid): bundle less, or move to a plan that allows more",
+	10037: "the account has as many Workers as its plan allows (100 on Workers Free, 500 on Paid): close stale previews, delete unused Workers, or move to a plan that allows more, and set cloudflare.workers_limit to match",
+	10054: "an environment variable or secret is larger than Cloudflare allows (5 KB)",
+	10055: "the Worker has more environment variables and secrets than the plan allows (64 on Workers Free, 128 on Paid)",
 }
 
 // Transient reports whether the answer said "not now" (rate limited,

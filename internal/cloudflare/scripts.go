@@ -305,20 +305,31 @@ func (c *Client) DeleteScript(ctx context.Context, name string) error {
 	return nil
 }
 
-// ScriptTags returns the tags of the Worker called name; found is false
-// when the account has no such Worker. The bot reads them before it
-// overwrites or deletes a Worker, to be sure it is its own.
-func (c *Client) ScriptTags(ctx context.Context, name string) (tags []string, found bool, err error) {
-	all, err := c.ListScripts(ctx, name)
+// ScriptLookup is what the account's list of Workers says about one name.
+type ScriptLookup struct {
+	Tags  []string
+	Found bool // false: the account has no Worker of that name
+	// Workers is how many Workers the account has. Its plan caps the
+	// number (100 on Workers Free, 500 on Paid): an upload that would
+	// create one more is refused with error 10037.
+	Workers int
+}
+
+// LookupScript reads the Worker called name from the account's list. The
+// bot looks before it overwrites or deletes a Worker, to be sure it is its
+// own, and before it creates one, to warn while the account still has room.
+func (c *Client) LookupScript(ctx context.Context, name string) (ScriptLookup, error) {
+	all, err := c.ListScripts(ctx, "")
 	if err != nil {
-		return nil, false, err
+		return ScriptLookup{}, err
 	}
+	out := ScriptLookup{Workers: len(all)}
 	for _, s := range all {
 		if s.Name == name {
-			return s.Tags, true, nil
+			out.Tags, out.Found = s.Tags, true
 		}
 	}
-	return nil, false, nil
+	return out, nil
 }
 
 // NotOwnedError is a Worker the bot was about to overwrite or delete that

@@ -100,6 +100,11 @@ type Neon struct {
 type Cloudflare struct {
 	APIURL   string `yaml:"api_url"`
 	APIToken Secret `yaml:"api_token"`
+	// WorkersLimit is how many Workers the account's plan allows (100 on
+	// Workers Free, 500 on Paid). Cloudflare refuses one more (error
+	// 10037); the bot warns in the run's log once a new Worker brings the
+	// account within 10% of it.
+	WorkersLimit int `yaml:"workers_limit"`
 }
 
 // Repository is what the bot needs to deploy one repository: where its
@@ -238,7 +243,7 @@ func Defaults() Config {
 			Budget:   GitHubBudget{Reserve: 10},
 		},
 		Neon:        Neon{APIURL: "https://console.neon.tech/api/v2"},
-		Cloudflare:  Cloudflare{APIURL: "https://api.cloudflare.com/client/v4"},
+		Cloudflare:  Cloudflare{APIURL: "https://api.cloudflare.com/client/v4", WorkersLimit: 100},
 		Jobs:        Jobs{Workers: 10, TestCommands: 4, Heartbeat: Duration(5 * time.Second)},
 		Runner:      Runner{Isolation: "bwrap"},
 		HealthCheck: HealthCheck{Scheme: "https"},
@@ -393,6 +398,9 @@ func (c *Config) validate() error {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			fail(key, "%q is not an http(s) URL", u)
 		}
+	}
+	if c.Cloudflare.WorkersLimit < 1 {
+		fail("cloudflare.workers_limit", "must be the account plan's number of Workers (100 on Workers Free, 500 on Paid), not %d", c.Cloudflare.WorkersLimit)
 	}
 	if c.Server.PublicURL != "" {
 		if p, err := url.Parse(c.Server.PublicURL); err != nil || p.Host == "" {

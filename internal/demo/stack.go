@@ -20,6 +20,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/health"
 	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/sandbox"
+	"github.com/revelations-studio/deploybot/internal/sandbox/cfsim"
 	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
 	"github.com/revelations-studio/deploybot/internal/server"
 	"github.com/revelations-studio/deploybot/pipeline"
@@ -63,6 +64,9 @@ type StackOptions struct {
 	// Shared are host directories every repository command may read and
 	// write (see runner.Options.Shared): tests hand commands files there.
 	Shared []string
+	// CloudflarePlan limits the simulated Cloudflare account (default
+	// Workers Free's); the bot's cloudflare.workers_limit follows it.
+	CloudflarePlan cfsim.Plan
 }
 
 // Stack is the bot running against the sandbox: what `bot demo` shows and
@@ -88,7 +92,7 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		}
 	}()
 	secret := randomHex(16)
-	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: opts.AdminURL, WebhookSecret: secret, GitHubNow: opts.GitHubNow})
+	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: opts.AdminURL, WebhookSecret: secret, GitHubNow: opts.GitHubNow, CloudflarePlan: opts.CloudflarePlan})
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +104,9 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 
 	cfg := config.Defaults()
 	cfg.DataDir = opts.DataDir
+	if opts.CloudflarePlan.Workers > 0 {
+		cfg.Cloudflare.WorkersLimit = opts.CloudflarePlan.Workers
+	}
 	cfg.Database.URL = config.NewSecret(opts.DatabaseURL)
 	cfg.Jobs.Workers = 8
 	if opts.Isolation != "" {

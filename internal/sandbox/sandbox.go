@@ -49,6 +49,9 @@ type Options struct {
 	// GitHubNow is the simulated GitHub's clock (default time.Now): a test
 	// moves it to say "a minute later" without waiting.
 	GitHubNow func() time.Time
+	// CloudflarePlan is the simulated account's plan limits (default
+	// Workers Free's).
+	CloudflarePlan cfsim.Plan
 }
 
 // Sandbox is the set of simulators. Its fields give tests the simulators'
@@ -99,6 +102,7 @@ func New(ctx context.Context, opts Options) (*Sandbox, error) {
 		AccountID: hexID(16),
 		Zones:     []cfsim.Zone{{ID: zoneID, Name: opts.Zone}},
 		Seed:      opts.Seed,
+		Plan:      opts.CloudflarePlan,
 	})
 	if err != nil {
 		_ = neon.Close(ctx)

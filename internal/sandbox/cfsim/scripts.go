@@ -298,9 +298,17 @@ func (s *Server) uploadScript(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
+	if code, msg := s.checkEnvVars(bindings); code != 0 {
+		writeAPIError(w, http.StatusBadRequest, code, msg)
+		return
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.scripts[name] == nil && len(s.scripts) >= s.plan.Workers {
+		writeAPIError(w, http.StatusBadRequest, codeTooManyWorkers, fmt.Sprintf("You have exceeded the limit of %d Workers on your account. Delete unused Workers or upgrade your plan.", s.plan.Workers))
+		return
+	}
 	// Cloudflare refuses a service binding to a Worker that does not exist
 	// (error 10143): a Worker's dependencies must be uploaded first.
 	for _, b := range bindings {
@@ -500,6 +508,33 @@ var bindingFields = map[string][]string{
 	"secrets_store_secret":     {"store_id", "secret_name"},
 	"workflow":                 {"workflow_name"},
 	"inherit":                  {},
+}
+
+// checkEnvVars applies the plan's limits on environment variables and
+// secrets (plain_text, secret_text and json bindings): how many one Worker
+// has, and the size of each value.
+func (s *Server) checkEnvVars(bindings []binding) (code int, msg string) {
+	n := 0
+	for _, b := range bindings {
+		var size int
+		switch b.Type {
+		case "plain_text", "secret_text":
+			size = len(b.Text)
+		case "json":
+			raw, _ := json.Marshal(b.raw["json"])
+			size = len(raw)
+		default:
+			continue
+		}
+		n++
+		if size > s.plan.EnvVarBytes {
+			return codeEnvVarTooLarge, fmt.Sprintf("binding %q: environment variable or secret is %d bytes, over the limit of %d", b.Name, size, s.plan.EnvVarBytes)
+		}
+	}
+	if n > s.plan.EnvVars {
+		return codeTooManyEnvVars, fmt.Sprintf("%d environment variables and secrets, over the limit of %d per Worker", n, s.plan.EnvVars)
+	}
+	return 0, ""
 }
 
 func parseBindings(md *uploadMetadata) ([]binding, error) {
@@ -894,6 +929,10 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 	}
 	if !replaced {
 		nv.Bindings = append(nv.Bindings, secretBinding(*body.Name, *body.Text))
+	}
+	if code, msg := s.checkEnvVars(nv.Bindings); code != 0 {
+		writeAPIError(w, http.StatusBadRequest, code, msg)
+		return
 	}
 	s.addVersion(sc, nv, "Secret Change")
 	writeResult(w, http.StatusOK, map[string]any{"name": *body.Name, "type": "secret_text"})

@@ -52,6 +52,9 @@ type Options struct {
 	// AssetBucketSize is how many files the API asks for per upload request
 	// (default 5).
 	AssetBucketSize int
+	// Plan holds the account plan's limits; zero fields take Workers
+	// Free's (CONFORMANCE.md).
+	Plan Plan
 	// OnResponseViolation, when set, receives every successful answer of a
 	// described route that breaks the description's response schema (tests
 	// fail on it; the sandbox may log it). Validation costs time; leave nil
@@ -59,12 +62,29 @@ type Options struct {
 	OnResponseViolation func(method, path string, err error)
 }
 
+// Plan is what an account's Workers plan allows
+// (developers.cloudflare.com/workers/platform/limits/#account-plan-limits).
+type Plan struct {
+	// Workers is how many Workers the account may have (Free 100, Paid
+	// 500); an upload that would create one more is refused with 10037.
+	Workers int
+	// EnvVars is how many environment variables and secrets one Worker
+	// may have (Free 64, Paid 128; 10055), each at most EnvVarBytes (5 KB;
+	// 10054).
+	EnvVars     int
+	EnvVarBytes int
+}
+
+// FreePlan is Workers Free's limits.
+var FreePlan = Plan{Workers: 100, EnvVars: 64, EnvVarBytes: 5 << 10}
+
 // Server is one simulated Cloudflare account. It is safe for concurrent use.
 type Server struct {
 	accountID string
 	apiToken  string
 	now       func() time.Time
 	bucket    int
+	plan      Plan
 
 	faults    *fault.Injector
 	validator *apispec.Validator
@@ -102,11 +122,21 @@ func New(opts Options) (*Server, error) {
 	if opts.AssetBucketSize <= 0 {
 		opts.AssetBucketSize = 5
 	}
+	if opts.Plan.Workers <= 0 {
+		opts.Plan.Workers = FreePlan.Workers
+	}
+	if opts.Plan.EnvVars <= 0 {
+		opts.Plan.EnvVars = FreePlan.EnvVars
+	}
+	if opts.Plan.EnvVarBytes <= 0 {
+		opts.Plan.EnvVarBytes = FreePlan.EnvVarBytes
+	}
 	s := &Server{
 		accountID:     opts.AccountID,
 		apiToken:      opts.APIToken,
 		now:           opts.Now,
 		bucket:        opts.AssetBucketSize,
+		plan:          opts.Plan,
 		faults:        fault.New(opts.Seed),
 		validator:     spec.Validator(),
 		mux:           http.NewServeMux(),
@@ -231,6 +261,9 @@ const (
 	codeLocked           = 10043 // resource locked; best effort
 	codeRouteExists      = 10020 // route pattern already in use
 	codeBindingInUse     = 10053 // secret name used by another binding
+	codeTooManyWorkers   = 10037 // the account has as many Workers as its plan allows
+	codeEnvVarTooLarge   = 10054 // an environment variable or secret over the size limit
+	codeTooManyEnvVars   = 10055 // more environment variables and secrets than the plan allows
 	codeServiceNotFound  = 10143 // service binding to a Worker that does not exist (CONFORMANCE.md)
 	codeScriptBound      = 10144 // delete of a Worker others bind, without force (code uncertain: CONFORMANCE.md)
 	codeDomainNotFound   = 100100
