@@ -128,10 +128,28 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	logger := p.deps.Logger.With().Str("repo", repoName).Int("pr", number).Int64("job_id", jobID).Logger()
 	ctx = logger.WithContext(ctx)
 
+	repo, err := p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", repoName, err)
+	}
 	// A newer job of this PR takes over: runs still working are cancelled
 	// (their commands killed, their check runs concluded), then this job
-	// waits for the PR's lock.
-	if err := p.cancelOthers(ctx, repoName, number, jobID); err != nil {
+	// waits for the PR's lock. A run already deploying the head commit is
+	// left to finish when nothing asks for more than that: a second event
+	// for the same commit (GitHub sends several, redeliveries, a late
+	// synchronize) would otherwise cancel good work only to redo it, and
+	// this job finds the preview deployed once it gets the lock.
+	keep := ""
+	if !opts.force && !opts.destroy && opts.approve == "" {
+		head, err := repo.PullRequest(ctx, number)
+		if err != nil {
+			return nil, fmt.Errorf("read %s#%d: %w", repoName, number, err)
+		}
+		if head.State == "open" {
+			keep = head.HeadSHA
+		}
+	}
+	if err := p.cancelOthers(ctx, repoName, number, jobID, keep); err != nil {
 		return nil, err
 	}
 	unlock, err := lockPR(ctx, p.deps, repoName, number)
@@ -148,10 +166,7 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	}
 	defer unlock()
 
-	repo, err := p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", repoName, err)
-	}
+	// Read again: the head may have moved while this job waited.
 	pr, err := repo.PullRequest(ctx, number)
 	if err != nil {
 		return nil, fmt.Errorf("read %s#%d: %w", repoName, number, err)
@@ -207,12 +222,14 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	return st, run.deploy(ctx, file, fileErr)
 }
 
-// cancelOthers cancels the running jobs of other syncs of the PR.
-func (p *previews) cancelOthers(ctx context.Context, repo string, pr int, jobID int64) error {
+// cancelOthers cancels the running jobs of other syncs of the PR, except
+// runs deploying keep (a head SHA; "" cancels all).
+func (p *previews) cancelOthers(ctx context.Context, repo string, pr int, jobID int64, keep string) error {
 	rows, err := p.deps.Pool.Query(ctx, `
 		SELECT DISTINCT job_id FROM runs
-		WHERE repo = $1 AND pr_number = $2 AND status = 'running' AND job_id IS NOT NULL AND job_id <> $3`,
-		repo, pr, jobID)
+		WHERE repo = $1 AND pr_number = $2 AND status = 'running' AND job_id IS NOT NULL AND job_id <> $3
+		  AND ($4 = '' OR kind <> 'preview' OR coalesce(head_sha, '') <> $4)`,
+		repo, pr, jobID, keep)
 	if err != nil {
 		return fmt.Errorf("find running runs of %s#%d: %w", repo, pr, err)
 	}
