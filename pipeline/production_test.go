@@ -85,8 +85,7 @@ func TestProductionDeploysWorkersInOrder(t *testing.T) {
 	if !e.tableExists("production", "orders") {
 		t.Error("the production branch was not migrated")
 	}
-	// One at a time, in the file's order, each after the previous one's
-	// health check.
+	// One at a time, each after the previous one's health check.
 	rows, err := e.s.App.Pool.Query(e.ctx, `
 		SELECT s.name FROM run_steps s JOIN runs r ON r.id = s.run_id
 		WHERE r.kind = 'production' AND (s.name LIKE 'deploy:%' OR s.name LIKE 'health:%') ORDER BY s.started_at`)
@@ -97,9 +96,10 @@ func TestProductionDeploysWorkersInOrder(t *testing.T) {
 		e.must(rows.Scan(&n))
 		order = append(order, n)
 	}
-	// web binds api and auth: they go first (Cloudflare refuses a binding
-	// to a Worker that does not exist yet), then the file's order.
-	want := "deploy:api health:api deploy:auth health:auth deploy:web health:web"
+	// web binds api and auth, api binds auth: each goes after what it
+	// binds (Cloudflare refuses a binding to a Worker that does not exist
+	// yet), whatever the file's order.
+	want := "deploy:auth health:auth deploy:api health:api deploy:web health:web"
 	if strings.Join(order, " ") != want {
 		t.Errorf("order %v, want %s", order, want)
 	}
@@ -132,16 +132,16 @@ func TestProductionDeploysWorkersInOrder(t *testing.T) {
 	}
 }
 
-// TestProductionRollsBack: the second worker's health check fails (auth,
-// deployed after api: web, which binds both, goes last), so the two
-// deployed go back to what was live and production is as it was.
+// TestProductionRollsBack: the second worker's health check fails (api,
+// deployed after auth, which it binds; web, which binds both, goes last),
+// so the two deployed go back to what was live and production is as it was.
 func TestProductionRollsBack(t *testing.T) {
 	e := start(t)
 	sha1 := e.merge(map[string]string{"web/src/v.js": "1\n"})
 	e.idle()
 	expectAll(t, e.liveEverywhere(), sha1)
 
-	e.s.Sandbox.Edge.SetHealth(prodHosts["auth"], edge.Health{Never: true})
+	e.s.Sandbox.Edge.SetHealth(prodHosts["api"], edge.Health{Never: true})
 	sha2 := e.merge(map[string]string{"web/src/v.js": "2\n", "migrations/003_x.sql": "CREATE TABLE IF NOT EXISTS x (id int);\n"})
 	e.idle()
 
@@ -157,7 +157,7 @@ func TestProductionRollsBack(t *testing.T) {
 		e.must(rows.Scan(&n, &st))
 		rolled = append(rolled, n+"="+st)
 	}
-	if strings.Join(rolled, " ") != "rollback:auth=succeeded rollback:api=succeeded" {
+	if strings.Join(rolled, " ") != "rollback:api=succeeded rollback:auth=succeeded" {
 		t.Errorf("rollbacks %v", rolled)
 	}
 	// The migration stays: it is never rolled back automatically.
