@@ -1,7 +1,9 @@
 package cloudflare_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -883,7 +885,9 @@ func TestServiceBindingsNeedTheirWorker(t *testing.T) {
 // Worker's environment variables and secrets (10055 for how many, 10054
 // for the size of one). The refusals reach the user with what to do.
 func TestPlanLimits(t *testing.T) {
-	e := newEnv(t, func(o *cfsim.Options) { o.Plan = cfsim.Plan{Workers: 3, EnvVars: 6, EnvVarBytes: 100} })
+	e := newEnv(t, func(o *cfsim.Options) {
+		o.Plan = cfsim.Plan{Workers: 3, EnvVars: 6, EnvVarBytes: 100, ScriptBytes: 4 << 10}
+	})
 	c := ctx(t)
 	// newEnv made the bound Worker: two more fit.
 	for _, name := range []string{"codex-web-preview-1", "codex-web-preview-2"} {
@@ -919,5 +923,20 @@ func TestPlanLimits(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), strings.Repeat("k", 101)) {
 		t.Fatalf("the refusal shows the secret: %v", err)
+	}
+
+	// The size limit counts the modules gzipped: 64 KiB of one letter
+	// compress to almost nothing, 8 KiB of random text do not.
+	s = webScript("codex-web-preview-2", "def456")
+	s.Modules[1].Content = append([]byte("export function h() { return \"hi\" }\n// "), bytes.Repeat([]byte("a"), 64<<10)...)
+	if _, err := e.cf.UploadWorker(c, s); err != nil {
+		t.Fatalf("64 KiB that compress well: %v", err)
+	}
+	noise := make([]byte, 8<<10)
+	_, _ = rand.Read(noise)
+	s.Modules[1].Content = fmt.Appendf(nil, "export function h() { return \"hi\" }\n// %x", noise)
+	_, err = e.cf.UploadWorker(c, s)
+	if !errors.As(err, &ae) || !ae.HasCode(10027) || !strings.Contains(err.Error(), "larger than the plan allows") {
+		t.Fatalf("a Worker over the plan's compressed size: %v, want 10027 with what to do", err)
 	}
 }

@@ -1,6 +1,7 @@
 package cfsim
 
 import (
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -302,6 +303,10 @@ func (s *Server) uploadScript(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, code, msg)
 		return
 	}
+	if n := compressedSize(modules); n > s.plan.ScriptBytes {
+		writeAPIError(w, http.StatusBadRequest, codeScriptTooLarge, fmt.Sprintf("Your Worker exceeded the size limit of %d bytes after compression: its modules compress to %d bytes.", s.plan.ScriptBytes, n))
+		return
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -442,7 +447,7 @@ func parseUpload(r *http.Request) (*uploadMetadata, []module, error) {
 		}
 		total += len(content)
 		if total > maxUploadBytes {
-			return nil, nil, &uploadError{10027, "Script body was too large"}
+			return nil, nil, &uploadError{codeScriptTooLarge, "Script body was too large"}
 		}
 		if p.FormName() == "metadata" && p.FileName() == "" {
 			if md != nil {
@@ -508,6 +513,25 @@ var bindingFields = map[string][]string{
 	"secrets_store_secret":     {"store_id", "secret_name"},
 	"workflow":                 {"workflow_name"},
 	"inherit":                  {},
+}
+
+// compressedSize is how much a Worker's modules weigh gzipped, which is
+// what the plan's size limit counts.
+func compressedSize(modules []module) int {
+	var n countWriter
+	zw := gzip.NewWriter(&n)
+	for _, m := range modules {
+		_, _ = zw.Write(m.Content)
+	}
+	_ = zw.Close()
+	return int(n)
+}
+
+type countWriter int
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
 }
 
 // checkEnvVars applies the plan's limits on environment variables and

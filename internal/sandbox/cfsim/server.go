@@ -73,10 +73,13 @@ type Plan struct {
 	// 10054).
 	EnvVars     int
 	EnvVarBytes int
+	// ScriptBytes is the most a Worker's modules may weigh after gzip
+	// compression (Free 3 MB, Paid 10 MB; 10027).
+	ScriptBytes int
 }
 
 // FreePlan is Workers Free's limits.
-var FreePlan = Plan{Workers: 100, EnvVars: 64, EnvVarBytes: 5 << 10}
+var FreePlan = Plan{Workers: 100, EnvVars: 64, EnvVarBytes: 5 << 10, ScriptBytes: 3 << 20}
 
 // Server is one simulated Cloudflare account. It is safe for concurrent use.
 type Server struct {
@@ -130,6 +133,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Plan.EnvVarBytes <= 0 {
 		opts.Plan.EnvVarBytes = FreePlan.EnvVarBytes
+	}
+	if opts.Plan.ScriptBytes <= 0 {
+		opts.Plan.ScriptBytes = FreePlan.ScriptBytes
 	}
 	s := &Server{
 		accountID:     opts.AccountID,
@@ -261,6 +267,7 @@ const (
 	codeLocked           = 10043 // resource locked; best effort
 	codeRouteExists      = 10020 // route pattern already in use
 	codeBindingInUse     = 10053 // secret name used by another binding
+	codeScriptTooLarge   = 10027 // the Worker is over the plan's size limit
 	codeTooManyWorkers   = 10037 // the account has as many Workers as its plan allows
 	codeEnvVarTooLarge   = 10054 // an environment variable or secret over the size limit
 	codeTooManyEnvVars   = 10055 // more environment variables and secrets than the plan allows
