@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
@@ -215,11 +214,9 @@ func (p *previews) shownBefore(ctx context.Context, repo Repo, in intent.Comment
 	if in.CreatedAt.IsZero() {
 		return false, nil
 	}
-	var known int64
-	err := p.deps.Pool.QueryRow(ctx, `SELECT comment_id FROM previews WHERE repo = $1 AND pr_number = $2`,
-		in.Repo.FullName(), in.PR).Scan(&known)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return false, fmt.Errorf("read the status comment's id of %s#%d: %w", in.Repo.FullName(), in.PR, err)
+	known, err := p.deps.State.Previews.CommentID(ctx, in.Repo.FullName(), in.PR)
+	if err != nil {
+		return false, err
 	}
 	c, found, err := repo.StatusComment(ctx, in.PR, known)
 	if err != nil || !found {
@@ -270,22 +267,7 @@ const refusalWindow = 10 * time.Minute
 // time is PostgreSQL's, and the row decides atomically, so replicas agree.
 // Rows of the repository's other users older than the window go as well.
 func (p *previews) reactToRefusal(ctx context.Context, repo, login string) (bool, error) {
-	var react bool
-	err := p.deps.Pool.QueryRow(ctx, `
-		WITH expired AS (
-			DELETE FROM command_refusals
-			WHERE repo = $1 AND login <> lower($2) AND reacted_at < now() - make_interval(secs => $3))
-		INSERT INTO command_refusals AS r (repo, login, reacted_at) VALUES ($1, lower($2), now())
-		ON CONFLICT (repo, login) DO UPDATE SET reacted_at = now()
-		WHERE r.reacted_at < now() - make_interval(secs => $3)
-		RETURNING true`, repo, login, refusalWindow.Seconds()).Scan(&react)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("record refused command of %s on %s: %w", login, repo, err)
-	}
-	return react, nil
+	return p.deps.State.Refusals.Record(ctx, repo, login, refusalWindow)
 }
 
 // defaultRoles may run commands unless the repository's config says
@@ -530,12 +512,5 @@ func (p *previews) prOfCheckRun(ctx context.Context, in intent.CheckRunAction) (
 	if len(in.PRs) == 1 {
 		return in.PRs[0], nil
 	}
-	var pr int
-	err := p.deps.Pool.QueryRow(ctx, `
-		SELECT pr_number FROM runs WHERE repo = $1 AND (check_run_id = $2 OR head_sha = $3) AND pr_number > 0
-		ORDER BY id DESC LIMIT 1`, in.Delivery().Repo.FullName(), in.CheckRunID, in.HeadSHA).Scan(&pr)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
-	return pr, err
+	return p.deps.State.Runs.PullRequestOf(ctx, in.Delivery().Repo.FullName(), in.CheckRunID, in.HeadSHA)
 }

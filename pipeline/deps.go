@@ -17,13 +17,16 @@ import (
 	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/workspace"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 )
 
 // Deps are the side effects the pipelines need, injected by cmd/bot: the
 // real clients in production, the same clients pointed at the sandbox in
 // tests and the demo.
 type Deps struct {
-	Pool   *pgxpool.Pool
+	Pool *pgxpool.Pool
+	// State is the pipelines' state in the same database (all their SQL).
+	State  *state.Store
 	Config *config.Config
 	GitHub GitHub
 	Neon   Databases

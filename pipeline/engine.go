@@ -8,9 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/revelations-studio/deploybot/internal/retry"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 )
 
 // Step is one unit of a run. Steps whose Needs are done run at once, in
@@ -88,12 +87,19 @@ func (l *Log) String() string {
 	return string(l.buf)
 }
 
+// stepRecorder records a run's steps as they go (state.Steps in the bot;
+// the engine's tests keep them in memory).
+type stepRecorder interface {
+	Plan(ctx context.Context, run int64, names []string) error
+	Update(ctx context.Context, run int64, s state.Step) error
+}
+
 // execute runs steps as a dependency graph, records each step's status,
-// timings and log tail in run_steps, and calls onChange (serially) whenever
+// timings and log tail with rec, and calls onChange (serially) whenever
 // a step starts or ends so the PR can show live progress. A failed step
 // skips the steps that need it; independent steps still run. It returns the
 // final states and the first failure.
-func execute(ctx context.Context, pool *pgxpool.Pool, runID int64, steps []Step, onChange func([]StepState)) ([]StepState, error) {
+func execute(ctx context.Context, rec stepRecorder, runID int64, steps []Step, onChange func([]StepState)) ([]StepState, error) {
 	index := map[string]int{}
 	for i, s := range steps {
 		if _, dup := index[s.Name]; dup {
@@ -113,10 +119,8 @@ func execute(ctx context.Context, pool *pgxpool.Pool, runID int64, steps []Step,
 	for i, s := range steps {
 		states[i] = StepState{Name: s.Name, Status: StepPending, Optional: s.Optional}
 	}
-	if _, err := pool.Exec(ctx, `
-		INSERT INTO run_steps (run_id, name) SELECT $1, unnest($2::text[])
-		ON CONFLICT DO NOTHING`, runID, stepNames(steps)); err != nil {
-		return nil, fmt.Errorf("pipeline: record steps of run %d: %w", runID, err)
+	if err := rec.Plan(ctx, runID, stepNames(steps)); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 
 	var (
@@ -130,13 +134,12 @@ func execute(ctx context.Context, pool *pgxpool.Pool, runID int64, steps []Step,
 		defer mu.Unlock()
 		return slices.Clone(states)
 	}
-	// persist writes a step's state with a context that survives the run's
-	// cancellation: a cancelled step must still be recorded as such.
+	// persist records a step's state; the recorder outlives the run's
+	// cancellation, as a cancelled step must still be recorded as such. A
+	// failure to record does not stop the run: the check run and the
+	// comment still say what happened.
 	persist := func(st StepState) {
-		_, _ = pool.Exec(context.WithoutCancel(ctx), `
-			UPDATE run_steps SET status = $3, started_at = $4, finished_at = $5, log_tail = $6, error = $7
-			WHERE run_id = $1 AND name = $2`,
-			runID, st.Name, st.Status, nullTime(st.Started), nullTime(st.Finished), st.Log, st.Err)
+		_ = rec.Update(ctx, runID, state.Step{Name: st.Name, Status: st.Status, Started: st.Started, Finished: st.Finished, Log: st.Log, Err: st.Err})
 	}
 	notify := func() {
 		if onChange != nil {
@@ -279,11 +282,4 @@ func stepNames(steps []Step) []string {
 		out[i] = s.Name
 	}
 	return out
-}
-
-func nullTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
 }

@@ -4,34 +4,46 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/revelations-studio/deploybot/internal/neon"
-	"github.com/revelations-studio/deploybot/internal/pgtest"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// memSteps records steps in memory: the engine's tests need no database
+// (state.Steps is tested against PostgreSQL in package state).
+type memSteps struct {
+	mu      sync.Mutex
+	planned map[int64][]string
+	steps   map[string]state.Step
+}
 
-func newRun(t *testing.T, pool *pgxpool.Pool) int64 {
-	t.Helper()
-	var id int64
-	if err := pool.QueryRow(context.Background(), `INSERT INTO runs (kind, repo) VALUES ('preview', 'o/r') RETURNING id`).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	return id
+func newMemSteps() *memSteps {
+	return &memSteps{planned: map[int64][]string{}, steps: map[string]state.Step{}}
+}
+
+func (m *memSteps) Plan(_ context.Context, run int64, names []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.planned[run] = names
+	return nil
+}
+
+func (m *memSteps) Update(_ context.Context, _ int64, s state.Step) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.steps[s.Name] = s
+	return nil
 }
 
 func TestExecuteRunsTheGraph(t *testing.T) {
-	pool := pgtest.NewDatabase(t)
+	rec := newMemSteps()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	runID := newRun(t, pool)
+	const runID = 7
 
 	// "a" and "c" have no needs: "a" finishes only once "c" has started,
 	// which deadlocks (and times out) unless they run in parallel.
@@ -59,7 +71,7 @@ func TestExecuteRunsTheGraph(t *testing.T) {
 		{Name: "f", Needs: []string{"c"}, Do: func(ctx context.Context, log *Log) error { panic("boom") }},
 	}
 	var updates int
-	states, err := execute(ctx, pool, runID, steps, func([]StepState) { updates++ })
+	states, err := execute(ctx, rec, runID, steps, func([]StepState) { updates++ })
 	if err == nil || !strings.Contains(err.Error(), "exit status 2") && !strings.Contains(err.Error(), "panic") {
 		t.Fatalf("err = %v", err)
 	}
@@ -73,38 +85,30 @@ func TestExecuteRunsTheGraph(t *testing.T) {
 		t.Errorf("%d progress updates, want at least one per step", updates)
 	}
 
-	// What a person would read later: stored statuses, timings, log tails.
-	rows, err := pool.Query(ctx, `SELECT name, status, log_tail, error, finished_at IS NOT NULL FROM run_steps WHERE run_id = $1 ORDER BY name`, runID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	stored := map[string]string{}
-	for rows.Next() {
-		var name, status, logTail, stepErr string
-		var finished bool
-		if err := rows.Scan(&name, &status, &logTail, &stepErr, &finished); err != nil {
-			t.Fatal(err)
-		}
-		stored[name] = status
-		if name == "d" && (!strings.Contains(logTail, "building…") || stepErr != "exit status 2" || !finished) {
-			t.Errorf("step d stored log %q, error %q, finished %v", logTail, stepErr, finished)
-		}
-		if name == "f" && !strings.Contains(stepErr, "panic: boom") {
-			t.Errorf("step f stored error %q", stepErr)
-		}
+	// What a person would read later: recorded statuses, timings, log tails.
+	if got := strings.Join(rec.planned[runID], " "); got != "a c b d e f" {
+		t.Errorf("planned %q", got)
 	}
 	for name, status := range want {
-		if stored[name] != status {
-			t.Errorf("stored %s = %q, want %q", name, stored[name], status)
+		st := rec.steps[name]
+		if st.Status != status {
+			t.Errorf("recorded %s = %q, want %q", name, st.Status, status)
 		}
+		if status != StepSkipped && (st.Started.IsZero() || st.Finished.Before(st.Started)) {
+			t.Errorf("recorded %s ran from %v to %v", name, st.Started, st.Finished)
+		}
+	}
+	if d := rec.steps["d"]; !strings.Contains(d.Log, "building…") || d.Err != "exit status 2" {
+		t.Errorf("step d recorded log %q, error %q", d.Log, d.Err)
+	}
+	if f := rec.steps["f"]; !strings.Contains(f.Err, "panic: boom") {
+		t.Errorf("step f recorded error %q", f.Err)
 	}
 }
 
 func TestExecuteCancelled(t *testing.T) {
-	pool := pgtest.NewDatabase(t)
+	rec := newMemSteps()
 	ctx, cancel := context.WithCancel(context.Background())
-	runID := newRun(t, pool)
 	steps := []Step{
 		{Name: "long", Do: func(ctx context.Context, log *Log) error {
 			cancel() // a newer commit supersedes this run mid-step
@@ -116,13 +120,13 @@ func TestExecuteCancelled(t *testing.T) {
 			return nil
 		}},
 	}
-	states, err := execute(ctx, pool, runID, steps, nil)
+	states, err := execute(ctx, rec, 1, steps, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
 	for _, s := range states {
-		if s.Status != StepCancelled {
-			t.Errorf("%s: %s, want cancelled", s.Name, s.Status)
+		if s.Status != StepCancelled || rec.steps[s.Name].Status != StepCancelled {
+			t.Errorf("%s: %s (recorded %s), want cancelled", s.Name, s.Status, rec.steps[s.Name].Status)
 		}
 	}
 }
@@ -131,10 +135,8 @@ func TestExecuteCancelled(t *testing.T) {
 // now" is tried again (and its log says so); a step that meets a "no" is
 // not; a service that stays down fails the step after stepAttempts tries.
 func TestTransientStepFailuresAreRetried(t *testing.T) {
-	pool := pgtest.NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	runID := newRun(t, pool)
 	tries := map[string]int{}
 	steps := []Step{
 		{Name: "flaky", Do: func(ctx context.Context, log *Log) error {
@@ -159,7 +161,7 @@ func TestTransientStepFailuresAreRetried(t *testing.T) {
 		do := steps[i].Do
 		steps[i].Do = func(ctx context.Context, log *Log) error { mu.Lock(); defer mu.Unlock(); return do(ctx, log) }
 	}
-	states, _ := execute(ctx, pool, runID, steps, nil)
+	states, _ := execute(ctx, newMemSteps(), 1, steps, nil)
 	got := map[string]StepState{}
 	for _, s := range states {
 		got[s.Name] = s
@@ -189,7 +191,6 @@ func TestLogKeepsTheTail(t *testing.T) {
 // TestOptionalStepFailureDoesNotFailTheRun: an optional step that fails is
 // recorded as failed, but the run succeeds.
 func TestOptionalStepFailureDoesNotFailTheRun(t *testing.T) {
-	pool := pgtest.NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	steps := []Step{
@@ -198,7 +199,7 @@ func TestOptionalStepFailureDoesNotFailTheRun(t *testing.T) {
 			return errors.New("403 Resource not accessible by integration")
 		}},
 	}
-	states, err := execute(ctx, pool, newRun(t, pool), steps, nil)
+	states, err := execute(ctx, newMemSteps(), 1, steps, nil)
 	if err != nil {
 		t.Fatalf("run failed: %v", err)
 	}

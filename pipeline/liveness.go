@@ -2,11 +2,12 @@ package pipeline
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+
+	"github.com/revelations-studio/deploybot/pipeline/state"
 )
 
 // Liveness is how bot processes sharing a database notice that one of them
@@ -16,7 +17,7 @@ import (
 // a sync concludes the check runs of abandoned runs) rather than after
 // River's stuck-job timeout, which must exceed the longest legitimate run.
 type Liveness struct {
-	pool     *pgxpool.Pool
+	clients  state.Clients
 	clientID string
 	logger   zerolog.Logger
 	// Every is the heartbeat period; DeadAfter how long a silent process
@@ -26,44 +27,23 @@ type Liveness struct {
 
 // NewLiveness tracks the River client clientID.
 func NewLiveness(pool *pgxpool.Pool, clientID string, logger zerolog.Logger) *Liveness {
-	return &Liveness{pool: pool, clientID: clientID, logger: logger, Every: 5 * time.Second, DeadAfter: 30 * time.Second}
+	return &Liveness{clients: state.New(pool).Clients, clientID: clientID, logger: logger, Every: 5 * time.Second, DeadAfter: 30 * time.Second}
 }
 
 // Beat records that this process is alive.
 func (l *Liveness) Beat(ctx context.Context) error {
-	_, err := l.pool.Exec(ctx, `
-		INSERT INTO bot_clients (client_id) VALUES ($1)
-		ON CONFLICT (client_id) DO UPDATE SET heartbeat_at = now()`, l.clientID)
-	if err != nil {
-		return fmt.Errorf("liveness: heartbeat: %w", err)
-	}
-	return nil
+	return l.clients.Beat(ctx, l.clientID)
 }
 
 // RescueDead makes the running jobs of silent processes available again
 // (or discards those out of attempts, as River's own rescuer does) and
 // returns how many it rescued.
 func (l *Liveness) RescueDead(ctx context.Context) (int, error) {
-	tag, err := l.pool.Exec(ctx, `
-		UPDATE river_job SET
-			state = CASE WHEN attempt >= max_attempts THEN 'discarded'::river_job_state ELSE 'retryable'::river_job_state END,
-			finalized_at = CASE WHEN attempt >= max_attempts THEN now() END,
-			scheduled_at = now(),
-			errors = array_append(errors, jsonb_build_object(
-				'at', now(), 'attempt', attempt,
-				'error', 'the bot process working this job stopped (no heartbeat)', 'trace', ''))
-		WHERE state = 'running'
-		  AND attempted_by IS NOT NULL
-		  AND attempted_by[array_length(attempted_by, 1)] <> $1
-		  AND NOT EXISTS (
-			SELECT 1 FROM bot_clients c
-			WHERE c.client_id = attempted_by[array_length(attempted_by, 1)]
-			  AND c.heartbeat_at > now() - make_interval(secs => $2))`,
-		l.clientID, l.DeadAfter.Seconds())
+	n, err := l.clients.RescueDead(ctx, l.clientID, l.DeadAfter)
 	if err != nil {
-		return 0, fmt.Errorf("liveness: rescue jobs of stopped processes: %w", err)
+		return 0, err
 	}
-	if n := int(tag.RowsAffected()); n > 0 {
+	if n > 0 {
 		l.logger.Warn().Int("jobs", n).Msg("rescued jobs of a bot process that stopped")
 		return n, nil
 	}
@@ -78,7 +58,7 @@ func (l *Liveness) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			_, _ = l.pool.Exec(context.Background(), `DELETE FROM bot_clients WHERE client_id = $1`, l.clientID)
+			_ = l.clients.Leave(context.Background(), l.clientID)
 			return
 		case <-t.C:
 		}

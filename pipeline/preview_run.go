@@ -24,6 +24,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
 	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/workspace"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 	"github.com/revelations-studio/deploybot/templates"
 )
 
@@ -185,7 +186,7 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 	if err != nil {
 		return r.fail(ctx, "The preview could not be planned", err.Error(), err)
 	}
-	r.st.Resources = r.st.Resources.merge(pl.res)
+	r.st.Resources = r.st.Resources.Merge(pl.res)
 	r.st.State = templates.Building
 	if err := r.p.save(ctx, r.st); err != nil {
 		return r.finishRun(ctx, "failed", err)
@@ -199,7 +200,7 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 
 	steps := r.previewSteps(pl, ws)
 	r.updateComment(ctx, pl, nil)
-	states, runErr := execute(ctx, r.p.deps.Pool, r.runID, steps, func(s []StepState) { r.updateComment(ctx, pl, s) })
+	states, runErr := execute(ctx, r.p.deps.State.Steps, r.runID, steps, func(s []StepState) { r.updateComment(ctx, pl, s) })
 	if pl.ownPassword != "" {
 		r.st.Resources.OwnPassword = pl.ownPassword
 	}
@@ -537,12 +538,12 @@ func (r *previewRun) postComment(ctx context.Context, c templates.Comment) {
 }
 
 // showOnly updates the comment without deploying (drafts, unapproved forks).
-func (r *previewRun) showOnly(ctx context.Context, state, note string) error {
-	if r.st.State == state {
+func (r *previewRun) showOnly(ctx context.Context, shown, note string) error {
+	if r.st.State == shown {
 		return nil
 	}
-	r.st.State = state
-	r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: state, Commit: r.pr.HeadSHA, Note: note})
+	r.st.State = shown
+	r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: shown, Commit: r.pr.HeadSHA, Note: note})
 	return r.p.save(ctx, r.st)
 }
 
@@ -565,14 +566,12 @@ func (r *previewRun) fail(ctx context.Context, title, summary string, cause erro
 }
 
 func (r *previewRun) startRun(ctx context.Context, kind string) error {
-	err := r.p.deps.Pool.QueryRow(ctx, `
-		INSERT INTO runs (kind, repo, pr_number, head_sha, job_id, reason)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-		kind, r.meta.Repo.FullName(), r.pr.Number, r.pr.HeadSHA, r.jobID, r.meta.Event+"."+r.meta.Action).Scan(&r.runID)
-	if err != nil {
-		return fmt.Errorf("record %s run of %s#%d: %w", kind, r.meta.Repo.FullName(), r.pr.Number, err)
-	}
-	return nil
+	id, err := r.p.deps.State.Runs.Start(ctx, state.Run{
+		Kind: kind, Repo: r.meta.Repo.FullName(), PR: r.pr.Number, HeadSHA: r.pr.HeadSHA, JobID: r.jobID,
+		Reason: r.meta.Event + "." + r.meta.Action,
+	})
+	r.runID = id
+	return err
 }
 
 // startCheck creates the run's check run and records its id. A newer push
@@ -592,8 +591,7 @@ func (r *previewRun) startCheck(ctx context.Context) error {
 		return fmt.Errorf("create check run: %w", err)
 	}
 	r.checkID, r.checkURL = ref.ID, ref.URL
-	_, err = r.p.deps.Pool.Exec(ctx, `UPDATE runs SET check_run_id = $2 WHERE id = $1`, r.runID, ref.ID)
-	return err
+	return r.p.deps.State.Runs.AttachCheckRun(ctx, r.runID, ref.ID)
 }
 
 // checkCreateTimeout bounds creating and recording a check run, which a
@@ -605,9 +603,7 @@ func (r *previewRun) finishRun(ctx context.Context, status string, cause error) 
 	if cause != nil {
 		msg = cause.Error()
 	}
-	_, err := r.p.deps.Pool.Exec(context.WithoutCancel(ctx), `
-		UPDATE runs SET status = $2, error = $3, finished_at = now() WHERE id = $1`, r.runID, status, msg)
-	return err
+	return r.p.deps.State.Runs.Finish(ctx, r.runID, status, msg)
 }
 
 func rowStatus(states map[string]StepState, steps ...string) string {

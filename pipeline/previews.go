@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/gitref"
 	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 	"github.com/revelations-studio/deploybot/templates"
 )
 
@@ -62,65 +62,13 @@ type previews struct {
 	roles roleCache
 }
 
-// preview is the stored state of a PR's preview (table previews).
-type preview struct {
-	Repo         string
-	PR           int
-	State        string
-	DeployedSHA  string
-	CommentID    int64
-	DeploymentID int64
-	ApprovedSHA  string
-	Resources    resources
-	// Known: the bot had a row for this PR before this sync (it has been
-	// asked to build it before), so the PR deserves a status comment even if
-	// nothing was built.
-	Known bool
-}
-
-// resources is everything a preview created, recorded before it is created
-// so that teardown finds it even after a crash or a change of the pipeline
-// file.
-type resources struct {
-	Project   string           `json:"project,omitempty"`
-	Branch    string           `json:"branch,omitempty"`
-	AccountID string           `json:"account_id,omitempty"`
-	ZoneID    string           `json:"zone_id,omitempty"`
-	Mode      string           `json:"mode,omitempty"`
-	DNSTarget string           `json:"dns_target,omitempty"`
-	Workers   []deployedWorker `json:"workers,omitempty"`
-	// OwnPassword is the ID of the branch whose role got its own password
-	// (neon ResetConnectionURIs). A branch with another ID — recreated
-	// since — still has its parent's and is reset again.
-	OwnPassword string `json:"own_password,omitempty"`
-}
-
-type deployedWorker struct {
-	Name     string `json:"name"`
-	Script   string `json:"script"`
-	Hostname string `json:"hostname,omitempty"`
-}
-
-func (r resources) empty() bool { return r.Branch == "" && len(r.Workers) == 0 }
-
-// merge adds what plan will create to what exists, keeping old scripts a
-// renamed worker left behind.
-func (r resources) merge(plan resources) resources {
-	out := plan
-	if plan.Project == r.Project && plan.Branch == r.Branch {
-		out.OwnPassword = r.OwnPassword
-	}
-	for _, w := range r.Workers {
-		found := false
-		for _, p := range plan.Workers {
-			found = found || p.Script == w.Script
-		}
-		if !found {
-			out.Workers = append(out.Workers, w)
-		}
-	}
-	return out
-}
+// preview is the stored state of a PR's preview, resources what it
+// created (package state keeps them).
+type (
+	preview        = state.Preview
+	resources      = state.Resources
+	deployedWorker = state.DeployedWorker
+)
 
 // sync converges the PR's preview and returns its state afterwards.
 func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number int, opts syncOptions) (*preview, error) {
@@ -225,15 +173,7 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 // cancelOthers cancels the running jobs of other syncs of the PR, except
 // runs deploying keep (a head SHA; "" cancels all).
 func (p *previews) cancelOthers(ctx context.Context, repo string, pr int, jobID int64, keep string) error {
-	rows, err := p.deps.Pool.Query(ctx, `
-		SELECT DISTINCT job_id FROM runs
-		WHERE repo = $1 AND pr_number = $2 AND status = 'running' AND job_id IS NOT NULL AND job_id <> $3
-		  AND ($4 = '' OR kind <> 'preview' OR coalesce(head_sha, '') <> $4)`,
-		repo, pr, jobID, keep)
-	if err != nil {
-		return fmt.Errorf("find running runs of %s#%d: %w", repo, pr, err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	ids, err := p.deps.State.Runs.RunningJobs(ctx, repo, pr, jobID, keep)
 	if err != nil {
 		return err
 	}
@@ -255,95 +195,57 @@ func (p *previews) cancelOthers(ctx context.Context, repo string, pr int, jobID 
 // spin forever on the PR; they are concluded as cancelled, and this sync
 // converges the preview from where they stopped.
 func (p *previews) concludeAbandoned(ctx context.Context, repo Repo, repoName string, number int) error {
-	return concludeAbandoned(ctx, p.deps, repo, CheckPreview,
-		`repo = $1 AND pr_number = $2 AND kind IN ('preview', 'teardown')`, repoName, number)
-}
-
-// concludeAbandoned marks the runs matching where (a SQL condition on runs,
-// with args) that are still running as cancelled, and concludes their check
-// runs, named check. The caller holds the lock those runs took, so none of
-// them is really running: the process that ran them stopped.
-func concludeAbandoned(ctx context.Context, deps Deps, repo Repo, check, where string, args ...any) error {
-	rows, err := deps.Pool.Query(ctx, `
-		UPDATE runs SET status = 'cancelled', error = 'abandoned: the bot stopped during this run', finished_at = now()
-		WHERE status = 'running' AND `+where+`
-		RETURNING id, kind, coalesce(check_run_id, 0), coalesce(head_sha, '')`, args...)
-	if err != nil {
-		return fmt.Errorf("conclude abandoned runs: %w", err)
-	}
-	type abandoned struct {
-		id, checkRunID int64
-		kind, sha      string
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (abandoned, error) {
-		var a abandoned
-		return a, r.Scan(&a.id, &a.kind, &a.checkRunID, &a.sha)
-	})
+	runs, err := p.deps.State.Runs.AbandonPreviews(ctx, repoName, number)
 	if err != nil {
 		return err
 	}
-	for _, a := range list {
-		zerolog.Ctx(ctx).Warn().Int64("run_id", a.id).Str("kind", a.kind).Msg("concluding a run abandoned by a stopped bot")
-		if a.checkRunID == 0 && !gitref.IsSHA(a.sha) {
+	return concludeAbandoned(ctx, repo, CheckPreview, runs)
+}
+
+// concludeAbandoned concludes the check runs, named check, of runs the
+// store has just marked cancelled: the caller holds the lock those runs
+// took, so none of them is really running (the process that ran them
+// stopped).
+func concludeAbandoned(ctx context.Context, repo Repo, check string, runs []state.Abandoned) error {
+	for _, a := range runs {
+		zerolog.Ctx(ctx).Warn().Int64("run_id", a.ID).Str("kind", a.Kind).Msg("concluding a run abandoned by a stopped bot")
+		if a.CheckRunID == 0 && !gitref.IsSHA(a.HeadSHA) {
 			continue
 		}
-		if a.checkRunID == 0 {
+		if a.CheckRunID == 0 {
 			// The process may have died after GitHub created the check run
 			// and before its id was recorded: find it by the run's id.
-			id, found, err := repo.CheckRunByExternalID(ctx, a.sha, check, strconv.FormatInt(a.id, 10))
+			id, found, err := repo.CheckRunByExternalID(ctx, a.HeadSHA, check, strconv.FormatInt(a.ID, 10))
 			if err != nil {
-				return fmt.Errorf("find the check run of abandoned run %d: %w", a.id, err)
+				return fmt.Errorf("find the check run of abandoned run %d: %w", a.ID, err)
 			}
 			if !found {
 				continue
 			}
-			a.checkRunID = id
+			a.CheckRunID = id
 		}
-		if err := repo.UpdateCheckRun(ctx, a.checkRunID, github.CheckRun{
+		if err := repo.UpdateCheckRun(ctx, a.CheckRunID, github.CheckRun{
 			Name: check, Status: github.StatusCompleted, Conclusion: github.ConclusionCancelled, CompletedAt: time.Now(),
 			Output: &github.CheckOutput{Title: "Interrupted", Summary: "The bot stopped during this run; a new run took over and converges from where it stopped."},
 		}); err != nil {
-			return fmt.Errorf("conclude check run %d of abandoned run %d: %w", a.checkRunID, a.id, err)
+			return fmt.Errorf("conclude check run %d of abandoned run %d: %w", a.CheckRunID, a.ID, err)
 		}
 	}
 	return nil
 }
 
-// lockPR serialises the syncs of one PR across workers and replicas with a
-// session advisory lock held on a dedicated connection.
+// lockPR serialises the syncs of one PR across workers and replicas.
 func lockPR(ctx context.Context, deps Deps, repo string, pr int) (func(), error) {
-	return lockKey(ctx, deps, fmt.Sprintf("deploybot:preview:%s#%d", repo, pr))
+	return deps.State.Lock(ctx, fmt.Sprintf("deploybot:preview:%s#%d", repo, pr))
 }
 
 // errLocked says another job holds the lock this one needs. The job is
 // snoozed (not failed): it frees its worker and connection instead of
 // blocking them, and tries again shortly.
-var errLocked = errors.New("another run holds the lock")
+var errLocked = state.ErrLocked
 
 // lockRetry is how long a job waiting for a lock snoozes.
 const lockRetry = 500 * time.Millisecond
-
-// lockKey takes a session advisory lock on a dedicated connection without
-// waiting: errLocked when another session holds it.
-func lockKey(ctx context.Context, deps Deps, key string) (func(), error) {
-	conn, err := deps.Pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("lock %s: %w", key, err)
-	}
-	if !ok {
-		conn.Release()
-		return nil, errLocked
-	}
-	return func() {
-		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
-		conn.Release()
-	}, nil
-}
 
 // snoozeIfLocked turns errLocked into a River snooze.
 func snoozeIfLocked(err error) error {
@@ -354,38 +256,13 @@ func snoozeIfLocked(err error) error {
 }
 
 func (p *previews) load(ctx context.Context, repo string, pr int, installationID int64) (*preview, error) {
-	st := &preview{Repo: repo, PR: pr}
-	var raw []byte
-	err := p.deps.Pool.QueryRow(ctx, `
-		INSERT INTO previews (repo, pr_number, installation_id) VALUES ($1, $2, $3)
-		ON CONFLICT (repo, pr_number) DO UPDATE SET installation_id = EXCLUDED.installation_id
-		RETURNING state, deployed_sha, comment_id, deployment_id, approved_sha, resources, xmax <> 0`,
-		repo, pr, installationID).Scan(&st.State, &st.DeployedSHA, &st.CommentID, &st.DeploymentID, &st.ApprovedSHA, &raw, &st.Known)
-	if err != nil {
-		return nil, fmt.Errorf("load preview of %s#%d: %w", repo, pr, err)
-	}
-	if err := json.Unmarshal(raw, &st.Resources); err != nil {
-		return nil, fmt.Errorf("decode resources of %s#%d: %w", repo, pr, err)
-	}
-	return st, nil
+	return p.deps.State.Previews.Load(ctx, repo, pr, installationID)
 }
 
-// save stores st. It uses a context that outlives cancellation: what a
-// cancelled run created must still be remembered.
+// save stores st, even when ctx is cancelled: what a cancelled run created
+// must still be remembered.
 func (p *previews) save(ctx context.Context, st *preview) error {
-	raw, err := json.Marshal(st.Resources)
-	if err != nil {
-		return err
-	}
-	_, err = p.deps.Pool.Exec(context.WithoutCancel(ctx), `
-		UPDATE previews SET state = $3, deployed_sha = $4, comment_id = $5, deployment_id = $6,
-			approved_sha = $7, resources = $8, updated_at = now()
-		WHERE repo = $1 AND pr_number = $2`,
-		st.Repo, st.PR, st.State, st.DeployedSHA, st.CommentID, st.DeploymentID, st.ApprovedSHA, raw)
-	if err != nil {
-		return fmt.Errorf("save preview of %s#%d: %w", st.Repo, st.PR, err)
-	}
-	return nil
+	return p.deps.State.Previews.Save(ctx, st)
 }
 
 func contains(list []string, s string) bool {

@@ -19,6 +19,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
 	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/workspace"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 	"github.com/revelations-studio/deploybot/templates"
 )
 
@@ -53,7 +54,7 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 	repoName := m.Repo.FullName()
 	logger := w.p.deps.Logger.With().Str("repo", repoName).Str("sha", short(in.After)).Int64("job_id", job.ID).Logger()
 
-	unlock, err := lockKey(ctx, w.p.deps, "deploybot:production:"+repoName)
+	unlock, err := w.p.deps.State.Lock(ctx, "deploybot:production:"+repoName)
 	if err != nil {
 		return snoozeIfLocked(err)
 	}
@@ -63,12 +64,8 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 	// nothing new: the latest production run is already for this commit.
 	// (A branch reset to an older commit after a newer deploy is not a
 	// duplicate: a later run exists for another commit, and it deploys.)
-	var last string
-	err = w.p.deps.Pool.QueryRow(ctx, `
-		SELECT head_sha FROM runs WHERE kind = 'production' AND repo = $1 AND job_id <> $2
-		  AND status IN ('running', 'succeeded', 'failed')
-		ORDER BY id DESC LIMIT 1`, repoName, job.ID).Scan(&last)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	last, err := w.p.deps.State.Runs.LastProduction(ctx, repoName, job.ID)
+	if err != nil {
 		return err
 	}
 	if last == in.After {
@@ -129,15 +126,7 @@ func (p *previews) newestProductionPush(ctx context.Context, repo Repo, repoName
 			return head, nil
 		}
 	}
-	var sha string
-	err := p.deps.Pool.QueryRow(ctx, `
-		SELECT intent->>'after' FROM deliveries
-		WHERE repo = $1 AND intent_kind = 'production_push'
-		ORDER BY received_at DESC LIMIT 1`, repoName).Scan(&sha)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	return sha, err
+	return p.deps.State.Deliveries.LatestProductionPush(ctx, repoName)
 }
 
 type productionRun struct {
@@ -165,12 +154,11 @@ type prodWorker struct {
 }
 
 func (r *productionRun) start(ctx context.Context) error {
-	err := r.p.deps.Pool.QueryRow(ctx, `
-		INSERT INTO runs (kind, repo, head_sha, job_id, reason) VALUES ('production', $1, $2, $3, 'push')
-		RETURNING id`, r.meta.Repo.FullName(), r.sha, r.jobID).Scan(&r.runID)
+	id, err := r.p.deps.State.Runs.Start(ctx, state.Run{Kind: "production", Repo: r.meta.Repo.FullName(), HeadSHA: r.sha, JobID: r.jobID, Reason: "push"})
 	if err != nil {
-		return fmt.Errorf("record production run of %s: %w", r.meta.Repo.FullName(), err)
+		return err
 	}
+	r.runID = id
 	// As in previewRun.startCheck: a cancelled run still learns the id of
 	// the check run it created, so it can conclude it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkCreateTimeout)
@@ -184,8 +172,7 @@ func (r *productionRun) start(ctx context.Context) error {
 		return fmt.Errorf("create production check run: %w", err)
 	}
 	r.checkID, r.checkURL = ref.ID, ref.URL
-	_, err = r.p.deps.Pool.Exec(ctx, `UPDATE runs SET check_run_id = $2 WHERE id = $1`, r.runID, ref.ID)
-	return err
+	return r.p.deps.State.Runs.AttachCheckRun(ctx, r.runID, ref.ID)
 }
 
 // supersede concludes a queued production push that a newer one replaces.
@@ -366,7 +353,7 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 		prev = check
 	}
 
-	states, runErr := execute(ctx, r.p.deps.Pool, r.runID, steps, nil)
+	states, runErr := execute(ctx, r.p.deps.State.Steps, r.runID, steps, nil)
 	ctx = context.WithoutCancel(ctx)
 	var rollback []StepState
 	if runErr != nil {
@@ -409,7 +396,7 @@ func (r *productionRun) rollback(ctx context.Context, cf Workers, mode cloudflar
 	if len(steps) == 0 {
 		return nil
 	}
-	states, err := execute(ctx, r.p.deps.Pool, r.runID, steps, nil)
+	states, err := execute(ctx, r.p.deps.State.Steps, r.runID, steps, nil)
 	if err != nil {
 		r.logger.Error().Err(err).Msg("production rollback failed")
 	}
@@ -497,15 +484,17 @@ func (r *productionRun) finish(ctx context.Context, status string, cause error) 
 	if cause != nil {
 		msg = cause.Error()
 	}
-	_, err := r.p.deps.Pool.Exec(context.WithoutCancel(ctx), `
-		UPDATE runs SET status = $2, error = $3, finished_at = now() WHERE id = $1`, r.runID, status, msg)
-	return err
+	return r.p.deps.State.Runs.Finish(ctx, r.runID, status, msg)
 }
 
 // concludeAbandoned ends production runs of the repository left running by
 // a stopped bot (the lock is held, so none is really running).
 func (r *productionRun) concludeAbandoned(ctx context.Context) error {
-	return concludeAbandoned(ctx, r.p.deps, r.repo, CheckProduction, `repo = $1 AND kind = 'production'`, r.meta.Repo.FullName())
+	runs, err := r.p.deps.State.Runs.AbandonProduction(ctx, r.meta.Repo.FullName())
+	if err != nil {
+		return err
+	}
+	return concludeAbandoned(ctx, r.repo, CheckProduction, runs)
 }
 
 // hostnameOwner is the script a hostname serves today ("" when none).

@@ -19,6 +19,7 @@ import (
 
 	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/internal/logging"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 )
 
 // QueueOptions configures NewQueue.
@@ -49,7 +50,7 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 		registerTests(workers, p)
 		registerSweep(workers, p)
 	}
-	AddRecorders(workers, pool, opts.Logger, opts.Pipelines != nil)
+	AddRecorders(workers, state.New(pool).Intents, opts.Logger, opts.Pipelines != nil)
 	var periodic []*river.PeriodicJob
 	if opts.Pipelines != nil && opts.SweepEvery >= 0 {
 		every := opts.SweepEvery

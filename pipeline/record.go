@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
 	"github.com/revelations-studio/deploybot/internal/intent"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 )
 
 // Recorder is the worker of an intent kind whose pipeline does not exist
@@ -17,8 +17,8 @@ import (
 // a retried or rescued job leaves one row.
 type Recorder[T intent.Intent] struct {
 	river.WorkerDefaults[T]
-	pool   *pgxpool.Pool
-	logger zerolog.Logger
+	intents state.Intents
+	logger  zerolog.Logger
 }
 
 // Work records job's intent.
@@ -29,13 +29,12 @@ func (w *Recorder[T]) Work(ctx context.Context, job *river.Job[T]) error {
 	if err != nil {
 		return fmt.Errorf("encode %s intent of delivery %s: %w", in.Kind(), m.DeliveryID, err)
 	}
-	_, err = w.pool.Exec(ctx, `
-		INSERT INTO intents (delivery_id, kind, repo, pr_number, intent, job_id, attempt)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
-		ON CONFLICT (delivery_id) DO NOTHING`,
-		m.DeliveryID, in.Kind(), m.Repo.FullName(), intent.PRNumber(in), body, job.ID, job.Attempt)
+	err = w.intents.Record(ctx, state.Intent{
+		DeliveryID: m.DeliveryID, Kind: in.Kind(), Repo: m.Repo.FullName(), PR: intent.PRNumber(in),
+		Body: body, JobID: job.ID, Attempt: job.Attempt,
+	})
 	if err != nil {
-		return fmt.Errorf("record %s intent of delivery %s: %w", in.Kind(), m.DeliveryID, err)
+		return err
 	}
 	w.logger.Info().
 		Str("github_delivery_id", m.DeliveryID).
@@ -49,17 +48,17 @@ func (w *Recorder[T]) Work(ctx context.Context, job *river.Job[T]) error {
 
 // AddRecorders registers a Recorder for every intent kind without a
 // pipeline: all of them unless the pipelines run.
-func AddRecorders(workers *river.Workers, pool *pgxpool.Pool, logger zerolog.Logger, pipelines bool) {
+func AddRecorders(workers *river.Workers, intents state.Intents, logger zerolog.Logger, pipelines bool) {
 	if !pipelines {
-		river.AddWorker(workers, &Recorder[intent.PreviewRequested]{pool: pool, logger: logger})
-		river.AddWorker(workers, &Recorder[intent.PreviewDrafted]{pool: pool, logger: logger})
-		river.AddWorker(workers, &Recorder[intent.PreviewClosed]{pool: pool, logger: logger})
-		river.AddWorker(workers, &Recorder[intent.CommentCommand]{pool: pool, logger: logger})
-		river.AddWorker(workers, &Recorder[intent.CheckRunAction]{pool: pool, logger: logger})
-		river.AddWorker(workers, &Recorder[intent.CheckSuiteRequested]{pool: pool, logger: logger})
-		river.AddWorker(workers, &Recorder[intent.ProductionPush]{pool: pool, logger: logger})
-		river.AddWorker(workers, &Recorder[intent.TestRequested]{pool: pool, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.PreviewRequested]{intents: intents, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.PreviewDrafted]{intents: intents, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.PreviewClosed]{intents: intents, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.CommentCommand]{intents: intents, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.CheckRunAction]{intents: intents, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.CheckSuiteRequested]{intents: intents, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.ProductionPush]{intents: intents, logger: logger})
+		river.AddWorker(workers, &Recorder[intent.TestRequested]{intents: intents, logger: logger})
 	}
-	river.AddWorker(workers, &Recorder[intent.BranchDeleted]{pool: pool, logger: logger})
-	river.AddWorker(workers, &Recorder[intent.InstallationChanged]{pool: pool, logger: logger})
+	river.AddWorker(workers, &Recorder[intent.BranchDeleted]{intents: intents, logger: logger})
+	river.AddWorker(workers, &Recorder[intent.InstallationChanged]{intents: intents, logger: logger})
 }

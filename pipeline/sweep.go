@@ -155,40 +155,23 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 	}
 	var actions []SweepAction
 	var errs []error
-	rows, err := deps.Pool.Query(ctx, `
-		SELECT repo, pr_number, installation_id, state, resources::text, updated_at FROM previews
-		WHERE resources <> '{}'::jsonb OR state NOT IN ('destroyed', 'pending')`)
+	list, err := deps.State.Previews.Held(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("sweep: list previews: %w", err)
-	}
-	type row struct {
-		repo      string
-		pr        int
-		inst      int64
-		state     string
-		resources string
-		updated   time.Time
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-		var x row
-		return x, r.Scan(&x.repo, &x.pr, &x.inst, &x.state, &x.resources, &x.updated)
-	})
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sweep: %w", err)
 	}
 	projects := map[string]map[string]bool{} // project → repos seen
 	known := map[string]bool{}               // "repo#pr" with a preview row
 	repos := map[sweptRepoKey]*sweptRepo{}
 	for _, x := range list {
-		known[fmt.Sprintf("%s#%d", x.repo, x.pr)] = true
-		if x.state == templates.Destroyed {
+		known[fmt.Sprintf("%s#%d", x.Repo, x.PR)] = true
+		if x.State == templates.Destroyed {
 			continue // open or closed, nothing to do
 		}
-		owner, name, _ := strings.Cut(x.repo, "/")
-		key := sweptRepoKey{x.repo, x.inst}
+		owner, name, _ := strings.Cut(x.Repo, "/")
+		key := sweptRepoKey{x.Repo, x.InstallationID}
 		sr := repos[key]
 		if sr == nil {
-			sr = openSweptRepo(ctx, deps, x.inst, owner, name)
+			sr = openSweptRepo(ctx, deps, x.InstallationID, owner, name)
 			repos[key] = sr
 			if sr.err != nil {
 				errs = append(errs, sr.err) // once per repository; the next sweep tries again
@@ -197,12 +180,12 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		if sr.err != nil {
 			continue
 		}
-		pr, listed := sr.open[x.pr]
+		pr, listed := sr.open[x.PR]
 		closed := false
 		if !listed {
 			// Closed, deleted, or opened (or shifted between pages) while
 			// the list was read: ask.
-			pr, err = sr.repo.PullRequest(ctx, x.pr)
+			pr, err = sr.repo.PullRequest(ctx, x.PR)
 			closed = err == nil && pr.State == "closed"
 			if errors.Is(err, github.ErrNotFound) {
 				closed, err = true, nil // a deleted PR (or repository) is as good as closed
@@ -216,18 +199,18 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		destroy := false
 		if closed {
 			reason = "pull request is closed"
-		} else if ttl := sr.ttl(ctx, pr.BaseRef); ttl > 0 && now.Sub(x.updated) > ttl {
+		} else if ttl := sr.ttl(ctx, pr.BaseRef); ttl > 0 && now.Sub(x.Updated) > ttl {
 			reason, destroy = fmt.Sprintf("preview unchanged for longer than its TTL (%s)", ttl), true
 		}
 		if reason == "" {
 			continue
 		}
-		actions = append(actions, SweepAction{Repo: x.repo, PR: x.pr, Resource: "preview", Reason: reason})
+		actions = append(actions, SweepAction{Repo: x.Repo, PR: x.PR, Resource: "preview", Reason: reason})
 		if dry {
 			continue
 		}
 		if err := enqueue(ctx, previewSweepArgs{
-			Repo: intent.Repo{Owner: owner, Name: name}, InstallationID: x.inst, PR: x.pr, Destroy: destroy,
+			Repo: intent.Repo{Owner: owner, Name: name}, InstallationID: x.InstallationID, PR: x.PR, Destroy: destroy,
 		}); err != nil {
 			errs = append(errs, err)
 		}
@@ -245,12 +228,7 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		}
 		projects[project][repo] = true
 	}
-	prj, err := deps.Pool.Query(ctx, `SELECT DISTINCT repo, resources->>'project' FROM previews WHERE resources ? 'project'`)
-	if err == nil {
-		pairs, _ := pgx.CollectRows(prj, func(r pgx.CollectableRow) ([2]string, error) {
-			var p [2]string
-			return p, r.Scan(&p[0], &p[1])
-		})
+	if pairs, err := deps.State.Previews.Projects(ctx); err == nil {
 		for _, p := range pairs {
 			addProject(p[1], p[0])
 		}
@@ -327,11 +305,7 @@ const orphanGrace = 5 * time.Minute
 // with resources, for a sweep about to delete something it thought orphaned.
 // When unsure, it says yes: never delete what may be in use.
 func previewRecorded(ctx context.Context, deps Deps, repo string, pr int) bool {
-	var yes bool
-	err := deps.Pool.QueryRow(ctx, `
-		SELECT EXISTS (SELECT 1 FROM previews WHERE repo = $1 AND pr_number = $2
-		  AND (resources <> '{}'::jsonb OR state NOT IN ('destroyed', 'pending')))`, repo, pr).Scan(&yes)
-	return err != nil || yes
+	return deps.State.Previews.Holds(ctx, repo, pr)
 }
 
 // cloudflareAccounts groups the configured repositories by Cloudflare account.
@@ -468,24 +442,15 @@ func (sr *sweptRepo) ttl(ctx context.Context, base string) time.Duration {
 
 // testsActive reports whether a test run of repo is queued or running.
 func testsActive(ctx context.Context, deps Deps, repo string) bool {
-	var n int
-	err := deps.Pool.QueryRow(ctx, `SELECT count(*) FROM runs WHERE kind = 'test' AND repo = $1 AND status IN ('queued', 'running')`, repo).Scan(&n)
-	return err != nil || n > 0 // when unsure, assume active: never delete a branch in use
+	return deps.State.Runs.TestsActive(ctx, repo) // when unsure, active: never delete a branch in use
 }
 
 // defaultBranchProject is the Neon project named by repo's pipeline file on
 // its default branch ("" when the bot has never heard from the repository
 // or it has no file).
 func defaultBranchProject(ctx context.Context, deps Deps, repoName string) (string, error) {
-	var inst int64
-	var branch string
-	err := deps.Pool.QueryRow(ctx, `
-		SELECT installation_id, coalesce(intent->'repo'->>'default_branch', '') FROM deliveries
-		WHERE repo = $1 AND installation_id <> 0 ORDER BY received_at DESC LIMIT 1`, repoName).Scan(&inst, &branch)
-	if errors.Is(err, pgx.ErrNoRows) || branch == "" {
-		return "", nil
-	}
-	if err != nil {
+	inst, branch, err := deps.State.Deliveries.DefaultBranch(ctx, repoName)
+	if err != nil || branch == "" {
 		return "", err
 	}
 	owner, name, _ := strings.Cut(repoName, "/")

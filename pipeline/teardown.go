@@ -16,7 +16,7 @@ import (
 // "already gone" as done, so a teardown repeated after a crash converges.
 func (r *previewRun) teardown(ctx context.Context) error {
 	res := r.st.Resources
-	if res.empty() && r.st.State == templates.Destroyed {
+	if res.Empty() && r.st.State == templates.Destroyed {
 		return nil
 	}
 	if err := r.startRun(ctx, "teardown"); err != nil {
@@ -76,7 +76,7 @@ func (r *previewRun) teardown(ctx context.Context) error {
 		return err
 	}})
 
-	states, runErr := execute(ctx, deps.Pool, r.runID, steps, nil)
+	states, runErr := execute(ctx, deps.State.Steps, r.runID, steps, nil)
 	ctx = context.WithoutCancel(ctx)
 	status := "succeeded"
 	if runErr != nil {
@@ -115,7 +115,5 @@ func (r *previewRun) teardown(ctx context.Context) error {
 
 // wasRequested reports whether a delivery asked for a preview of the PR.
 func (p *previews) wasRequested(ctx context.Context, repo string, pr int) bool {
-	var ok bool
-	_ = p.deps.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE repo = $1 AND pr_number = $2 AND intent_kind = 'preview_requested')`, repo, pr).Scan(&ok)
-	return ok
+	return p.deps.State.Deliveries.PreviewRequested(ctx, repo, pr)
 }

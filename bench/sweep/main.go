@@ -68,6 +68,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/sandbox/neonsim"
 	"github.com/revelations-studio/deploybot/internal/store"
 	"github.com/revelations-studio/deploybot/pipeline"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 )
 
 const (
@@ -512,6 +513,7 @@ func botDeps(info clouds, pool *pgxpool.Pool, cfg *config.Config) (_ *pipeline.D
 	}
 	return &pipeline.Deps{
 		Pool:   pool,
+		State:  state.New(pool),
 		Config: cfg,
 		GitHub: pipeline.GitHubFunc(func(_ context.Context, installationID int64, owner, name string) (pipeline.Repo, error) {
 			client, err := creator.NewInstallationClient(installationID)
@@ -547,24 +549,6 @@ func (b countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// previewResources is the previews.resources column as the preview
-// pipeline writes it (pipeline.resources).
-type previewResources struct {
-	Project   string           `json:"project,omitempty"`
-	Branch    string           `json:"branch,omitempty"`
-	AccountID string           `json:"account_id,omitempty"`
-	ZoneID    string           `json:"zone_id,omitempty"`
-	Mode      string           `json:"mode,omitempty"`
-	DNSTarget string           `json:"dns_target,omitempty"`
-	Workers   []deployedWorker `json:"workers,omitempty"`
-}
-
-type deployedWorker struct {
-	Name     string `json:"name"`
-	Script   string `json:"script"`
-	Hostname string `json:"hostname,omitempty"`
-}
-
 // seedPreviews records a ready preview per PR, named from the pipeline
 // file as the preview pipeline names them, and the delivery through which
 // the bot learnt the repository's default branch.
@@ -577,7 +561,7 @@ func seedPreviews(ctx context.Context, pool *pgxpool.Pool, info clouds) error {
 	for i, pr := range info.PRs {
 		vars := map[string]string{"pr": strconv.Itoa(pr.Number), "sha": pr.HeadSHA, "sha7": pr.HeadSHA[:7],
 			"branch": fmt.Sprintf("feature/%d", pr.Number), "repo": repoName}
-		res := previewResources{
+		res := state.Resources{
 			Project: info.ProjectID, Branch: names.BranchName(names.Expand(file.Database.PreviewBranch, vars)),
 			AccountID: "0123456789abcdef0123456789abcdef", ZoneID: "fedcba9876543210fedcba9876543210", Mode: "custom_domain",
 		}
@@ -586,7 +570,7 @@ func seedPreviews(ctx context.Context, pool *pgxpool.Pool, info clouds) error {
 			if err != nil {
 				return err
 			}
-			res.Workers = append(res.Workers, deployedWorker{Name: w.Name, Script: names.ScriptName(names.Expand(w.PreviewScript, vars)), Hostname: host})
+			res.Workers = append(res.Workers, state.DeployedWorker{Name: w.Name, Script: names.ScriptName(names.Expand(w.PreviewScript, vars)), Hostname: host})
 		}
 		raw, err := json.Marshal(res)
 		if err != nil {
@@ -606,22 +590,7 @@ func seedPreviews(ctx context.Context, pool *pgxpool.Pool, info clouds) error {
 // requests, the Neon branches.
 func readFloor(ctx context.Context, deps *pipeline.Deps, info clouds, parts *[3]time.Duration) error {
 	start := time.Now()
-	rows, err := deps.Pool.Query(ctx, `
-		SELECT repo, pr_number, installation_id, state, resources::text, updated_at FROM previews
-		WHERE resources <> '{}'::jsonb OR state NOT IN ('destroyed', 'pending')`)
-	if err != nil {
-		return err
-	}
-	type row struct {
-		repo, state, resources string
-		pr                     int
-		inst                   int64
-		updated                time.Time
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-		var x row
-		return x, r.Scan(&x.repo, &x.pr, &x.inst, &x.state, &x.resources, &x.updated)
-	})
+	list, err := deps.State.Previews.Held(ctx)
 	if err != nil {
 		return err
 	}

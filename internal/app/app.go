@@ -31,6 +31,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/server"
 	"github.com/revelations-studio/deploybot/internal/store"
 	"github.com/revelations-studio/deploybot/pipeline"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 )
 
 // Options configures Start.
@@ -225,6 +226,7 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 	}
 	deps := &pipeline.Deps{
 		Pool:   pool,
+		State:  state.New(pool),
 		Config: cfg,
 		GitHub: pipeline.GitHubFunc(func(ctx context.Context, installationID int64, owner, name string) (pipeline.Repo, error) {
 			client, err := creator.NewInstallationClient(installationID)

@@ -1,0 +1,158 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Runs is the runs table: one row per run of a pipeline (preview,
+// teardown, production, test), from its start to its outcome.
+type Runs struct{ pool *pgxpool.Pool }
+
+// Run is a run about to start.
+type Run struct {
+	Kind    string // "preview", "teardown", "production", "test"
+	Repo    string // owner/name
+	PR      int    // 0 for none
+	HeadSHA string
+	JobID   int64
+	// Reason is what started it, e.g. "pull_request.synchronize" or "push".
+	Reason string
+}
+
+// Start records a run as running and returns its id.
+func (r Runs) Start(ctx context.Context, run Run) (int64, error) {
+	var id int64
+	err := r.pool.QueryRow(ctx, `
+		INSERT INTO runs (kind, repo, pr_number, head_sha, job_id, reason)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		run.Kind, run.Repo, run.PR, run.HeadSHA, run.JobID, run.Reason).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("record %s run of %s: %w", run.Kind, run.Repo, err)
+	}
+	return id, nil
+}
+
+// AttachCheckRun records the check run that reports run id.
+func (r Runs) AttachCheckRun(ctx context.Context, id, checkRunID int64) error {
+	if _, err := r.pool.Exec(ctx, `UPDATE runs SET check_run_id = $2 WHERE id = $1`, id, checkRunID); err != nil {
+		return fmt.Errorf("record check run %d of run %d: %w", checkRunID, id, err)
+	}
+	return nil
+}
+
+// Finish records run id's outcome (status "succeeded", "failed",
+// "cancelled", "skipped") and error message. It outlives ctx's
+// cancellation: a cancelled run must still be recorded as ended.
+func (r Runs) Finish(ctx context.Context, id int64, status, msg string) error {
+	_, err := r.pool.Exec(context.WithoutCancel(ctx), `
+		UPDATE runs SET status = $2, error = $3, finished_at = now() WHERE id = $1`, id, status, msg)
+	if err != nil {
+		return fmt.Errorf("record outcome of run %d: %w", id, err)
+	}
+	return nil
+}
+
+// Abandoned is a run found still running while its lock was free: the
+// process that ran it stopped.
+type Abandoned struct {
+	ID         int64
+	Kind       string
+	CheckRunID int64 // 0 when the bot died before recording it
+	HeadSHA    string
+}
+
+// AbandonPreviews ends pull request pr's preview and teardown runs still
+// marked running, as cancelled, and returns them. The caller holds the
+// pull request's lock, so none of them is really running.
+func (r Runs) AbandonPreviews(ctx context.Context, repo string, pr int) ([]Abandoned, error) {
+	return r.abandon(ctx, `repo = $1 AND pr_number = $2 AND kind IN ('preview', 'teardown')`, repo, pr)
+}
+
+// AbandonProduction does the same for repo's production runs.
+func (r Runs) AbandonProduction(ctx context.Context, repo string) ([]Abandoned, error) {
+	return r.abandon(ctx, `repo = $1 AND kind = 'production'`, repo)
+}
+
+func (r Runs) abandon(ctx context.Context, where string, args ...any) ([]Abandoned, error) {
+	rows, err := r.pool.Query(ctx, `
+		UPDATE runs SET status = 'cancelled', error = 'abandoned: the bot stopped during this run', finished_at = now()
+		WHERE status = 'running' AND `+where+`
+		RETURNING id, kind, coalesce(check_run_id, 0), coalesce(head_sha, '')`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("conclude abandoned runs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Abandoned, error) {
+		var a Abandoned
+		return a, row.Scan(&a.ID, &a.Kind, &a.CheckRunID, &a.HeadSHA)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("conclude abandoned runs: %w", err)
+	}
+	return out, nil
+}
+
+// RunningJobs returns the jobs running runs of pull request pr, other than
+// job except and other than preview runs of keepSHA ("" keeps none).
+func (r Runs) RunningJobs(ctx context.Context, repo string, pr int, except int64, keepSHA string) ([]int64, error) {
+	rows, err := r.pool.Query(ctx, `
+		SELECT DISTINCT job_id FROM runs
+		WHERE repo = $1 AND pr_number = $2 AND status = 'running' AND job_id IS NOT NULL AND job_id <> $3
+		  AND ($4 = '' OR kind <> 'preview' OR coalesce(head_sha, '') <> $4)`,
+		repo, pr, except, keepSHA)
+	if err != nil {
+		return nil, fmt.Errorf("find running runs of %s#%d: %w", repo, pr, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("find running runs of %s#%d: %w", repo, pr, err)
+	}
+	return ids, nil
+}
+
+// LastProduction returns the commit of repo's latest production run that
+// got going (running or ended, not skipped), other than job except's; ""
+// when there is none.
+func (r Runs) LastProduction(ctx context.Context, repo string, except int64) (string, error) {
+	var sha string
+	err := r.pool.QueryRow(ctx, `
+		SELECT head_sha FROM runs WHERE kind = 'production' AND repo = $1 AND job_id <> $2
+		  AND status IN ('running', 'succeeded', 'failed')
+		ORDER BY id DESC LIMIT 1`, repo, except).Scan(&sha)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the last production run of %s: %w", repo, err)
+	}
+	return sha, nil
+}
+
+// PullRequestOf returns the pull request of the latest run reported by
+// check run checkRunID or made for commit sha (0: none known).
+func (r Runs) PullRequestOf(ctx context.Context, repo string, checkRunID int64, sha string) (int, error) {
+	var pr int
+	err := r.pool.QueryRow(ctx, `
+		SELECT pr_number FROM runs WHERE repo = $1 AND (check_run_id = $2 OR head_sha = $3) AND pr_number > 0
+		ORDER BY id DESC LIMIT 1`, repo, checkRunID, sha).Scan(&pr)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find the pull request of check run %d: %w", checkRunID, err)
+	}
+	return pr, nil
+}
+
+// TestsActive reports whether repo has test runs queued or running. When
+// the database cannot say, it answers yes: a caller deciding whether a
+// test branch is in use must never delete one that is.
+func (r Runs) TestsActive(ctx context.Context, repo string) bool {
+	var n int
+	err := r.pool.QueryRow(ctx, `SELECT count(*) FROM runs WHERE kind = 'test' AND repo = $1 AND status IN ('queued', 'running')`, repo).Scan(&n)
+	return err != nil || n > 0
+}

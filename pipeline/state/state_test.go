@@ -1,0 +1,149 @@
+package state_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/revelations-studio/deploybot/internal/pgtest"
+	"github.com/revelations-studio/deploybot/pipeline/state"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLock: one holder per key across sessions; a released key is free.
+func TestLock(t *testing.T) {
+	st := state.New(pgtest.NewDatabase(t))
+	ctx := t.Context()
+	unlock, err := st.Lock(ctx, "deploybot:preview:o/r#1")
+	must(t, err)
+	if _, err := st.Lock(ctx, "deploybot:preview:o/r#1"); !errors.Is(err, state.ErrLocked) {
+		t.Fatalf("second holder: %v, want ErrLocked", err)
+	}
+	other, err := st.Lock(ctx, "deploybot:preview:o/r#2")
+	must(t, err)
+	other()
+	unlock()
+	again, err := st.Lock(ctx, "deploybot:preview:o/r#1")
+	must(t, err)
+	again()
+}
+
+// TestPreviews: a preview's state and resources survive a round trip; the
+// second load knows the pull request; the sweeper sees what it holds.
+func TestPreviews(t *testing.T) {
+	st := state.New(pgtest.NewDatabase(t))
+	ctx := t.Context()
+	p, err := st.Previews.Load(ctx, "o/r", 5, 42)
+	must(t, err)
+	if p.Known || !p.Resources.Empty() || st.Previews.Holds(ctx, "o/r", 5) {
+		t.Fatalf("first load: %+v", p)
+	}
+	p.State, p.DeployedSHA, p.CommentID = "ready", "abc", 77
+	p.Resources = state.Resources{Project: "prj", Branch: "pr-5", Workers: []state.DeployedWorker{{Name: "web", Script: "web-preview-5", Hostname: "web-5.example.com"}}}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	must(t, st.Previews.Save(cancelled, p)) // a cancelled run's work is still remembered
+	again, err := st.Previews.Load(ctx, "o/r", 5, 42)
+	must(t, err)
+	if !again.Known || again.State != "ready" || again.CommentID != 77 || again.Resources.Workers[0].Hostname != "web-5.example.com" {
+		t.Fatalf("second load: %+v", again)
+	}
+	if id, err := st.Previews.CommentID(ctx, "o/r", 5); err != nil || id != 77 {
+		t.Fatalf("comment id %d, %v", id, err)
+	}
+	if id, err := st.Previews.CommentID(ctx, "o/r", 6); err != nil || id != 0 {
+		t.Fatalf("comment id of an unknown PR: %d, %v", id, err)
+	}
+	held, err := st.Previews.Held(ctx)
+	must(t, err)
+	if len(held) != 1 || held[0].PR != 5 || held[0].InstallationID != 42 || held[0].Resources.Branch != "pr-5" || !st.Previews.Holds(ctx, "o/r", 5) {
+		t.Fatalf("held: %+v", held)
+	}
+	projects, err := st.Previews.Projects(ctx)
+	must(t, err)
+	if len(projects) != 1 || projects[0] != [2]string{"o/r", "prj"} {
+		t.Fatalf("projects %v", projects)
+	}
+}
+
+// TestRuns: a run's life, and what a newer job or a rescue sees of it.
+func TestRuns(t *testing.T) {
+	st := state.New(pgtest.NewDatabase(t))
+	ctx := t.Context()
+	old, err := st.Runs.Start(ctx, state.Run{Kind: "preview", Repo: "o/r", PR: 5, HeadSHA: "aaa", JobID: 1, Reason: "pull_request.opened"})
+	must(t, err)
+	head, err := st.Runs.Start(ctx, state.Run{Kind: "preview", Repo: "o/r", PR: 5, HeadSHA: "bbb", JobID: 2, Reason: "pull_request.synchronize"})
+	must(t, err)
+	must(t, st.Runs.AttachCheckRun(ctx, head, 900))
+
+	jobs, err := st.Runs.RunningJobs(ctx, "o/r", 5, 3, "bbb")
+	must(t, err)
+	if len(jobs) != 1 || jobs[0] != 1 {
+		t.Fatalf("running jobs other than the head's: %v, want [1]", jobs)
+	}
+	if pr, err := st.Runs.PullRequestOf(ctx, "o/r", 900, ""); err != nil || pr != 5 {
+		t.Fatalf("PR of check run 900: %d, %v", pr, err)
+	}
+
+	must(t, st.Runs.Finish(ctx, old, "cancelled", "superseded"))
+	abandoned, err := st.Runs.AbandonPreviews(ctx, "o/r", 5)
+	must(t, err)
+	if len(abandoned) != 1 || abandoned[0].ID != head || abandoned[0].CheckRunID != 900 || abandoned[0].HeadSHA != "bbb" {
+		t.Fatalf("abandoned %+v, want the head's run with its check run", abandoned)
+	}
+	if again, err := st.Runs.AbandonPreviews(ctx, "o/r", 5); err != nil || len(again) != 0 {
+		t.Fatalf("abandoned twice: %+v, %v", again, err)
+	}
+
+	prod, err := st.Runs.Start(ctx, state.Run{Kind: "production", Repo: "o/r", HeadSHA: "ccc", JobID: 4, Reason: "push"})
+	must(t, err)
+	if sha, err := st.Runs.LastProduction(ctx, "o/r", 5); err != nil || sha != "ccc" {
+		t.Fatalf("last production %q, %v", sha, err)
+	}
+	if sha, err := st.Runs.LastProduction(ctx, "o/r", 4); err != nil || sha != "" {
+		t.Fatalf("last production but job 4's: %q, %v", sha, err)
+	}
+	must(t, st.Runs.Finish(ctx, prod, "succeeded", ""))
+}
+
+// TestSteps: the plan is recorded once; a step's state is recorded even
+// when the run's context is cancelled.
+func TestSteps(t *testing.T) {
+	pool := pgtest.NewDatabase(t)
+	st := state.New(pool)
+	ctx := t.Context()
+	run, err := st.Runs.Start(ctx, state.Run{Kind: "preview", Repo: "o/r", PR: 1, HeadSHA: "aaa"})
+	must(t, err)
+	must(t, st.Steps.Plan(ctx, run, []string{"source", "build:web"}))
+	must(t, st.Steps.Update(ctx, run, state.Step{Name: "source", Status: "succeeded", Started: time.Now(), Finished: time.Now(), Log: "ok"}))
+	must(t, st.Steps.Plan(ctx, run, []string{"source", "build:web"})) // a rescued run plans again
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	must(t, st.Steps.Update(cancelled, run, state.Step{Name: "build:web", Status: "cancelled", Started: time.Now(), Err: "cancelled"}))
+	rows, err := pool.Query(ctx, `SELECT name, status, log_tail, finished_at IS NULL FROM run_steps WHERE run_id = $1 ORDER BY name`, run)
+	must(t, err)
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var name, status, log string
+		var unfinished bool
+		must(t, rows.Scan(&name, &status, &log, &unfinished))
+		got = append(got, name+"="+status)
+		if name == "source" && (log != "ok" || unfinished) {
+			t.Errorf("source: log %q, unfinished %v", log, unfinished)
+		}
+	}
+	if len(got) != 2 || got[0] != "build:web=cancelled" || got[1] != "source=succeeded" {
+		t.Fatalf("steps %v", got)
+	}
+}
