@@ -1,12 +1,17 @@
 package cloudflare
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"mime/multipart"
+	"net/textproto"
 	"os"
 	"path"
 	"path/filepath"
@@ -24,11 +29,17 @@ const (
 
 // asset is one file of an assets directory.
 type asset struct {
-	path string // manifest key: "/" + slash-separated path relative to the directory
-	file string // beneath the assets root
-	hash string
-	size int64
+	path        string // manifest key: "/" + slash-separated path relative to the directory
+	file        string // beneath the assets root
+	hash        string
+	size        int64
+	contentType string // what Cloudflare serves it with (assetContentType)
 }
+
+// workerJS is Pages' advanced-mode Worker. wrangler refuses to upload it as
+// an asset unless an .assetsignore exists (errorOnLegacyPagesWorkerJSAsset):
+// it would publish the server's code.
+const workerJS = "_worker.js"
 
 // assetsConfig holds the special files wrangler lifts out of the directory
 // into the upload's assets configuration.
@@ -67,7 +78,16 @@ func readAssets(root *os.Root, dir string) ([]asset, assetsConfig, error) {
 	} else if !fi.IsDir() {
 		return nil, cfg, fmt.Errorf("assets folder %s is not a folder", dir)
 	}
-	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
+	// .assetsignore, at the folder's root, leaves files out by gitignore's
+	// rules, as wrangler does.
+	ignoreFile := path.Join(dir, ".assetsignore")
+	raw, err := fs.ReadFile(fsys, ignoreFile)
+	hasIgnore := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, cfg, fmt.Errorf("assets folder %s: %w%s", dir, err, escapeHint(err))
+	}
+	ignore := parseAssetsIgnore(string(raw))
+	err = fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -78,8 +98,11 @@ func readAssets(root *os.Root, dir string) ([]asset, assetsConfig, error) {
 		if dir == "." {
 			rel = p
 		}
-		if rel == ".assetsignore" {
+		if rel == ".assetsignore" || ignore.ignored(rel) {
 			return nil
+		}
+		if !hasIgnore && (rel == workerJS || strings.HasPrefix(rel, workerJS+"/")) {
+			return fmt.Errorf("asset %s: uploading a Pages %s as an asset would publish your server-side code. If you do not want it uploaded, add an .assetsignore file to the root of the assets folder containing %q; if you do, add an empty .assetsignore to say so", rel, workerJS, workerJS)
 		}
 		mode := d.Type()
 		if mode&fs.ModeSymlink != 0 {
@@ -108,7 +131,7 @@ func readAssets(root *os.Root, dir string) ([]asset, assetsConfig, error) {
 			return fmt.Errorf("asset %s is %d bytes, over the %d byte limit", rel, len(b), maxAssetSize)
 		}
 		sum := sha256.Sum256([]byte(base64.StdEncoding.EncodeToString(b) + strings.TrimPrefix(path.Ext(rel), ".")))
-		out = append(out, asset{path: "/" + rel, file: p, hash: hex.EncodeToString(sum[:])[:32], size: int64(len(b))})
+		out = append(out, asset{path: "/" + rel, file: p, hash: hex.EncodeToString(sum[:])[:32], size: int64(len(b)), contentType: assetContentType(rel)})
 		return nil
 	})
 	if err != nil {
@@ -169,24 +192,17 @@ func (c *Client) uploadAssets(ctx context.Context, script, rootDir, dir string) 
 		if !uploaded {
 			completion, uploaded = "", true
 		}
-		body := make(map[string]string, len(bucket))
-		for _, h := range bucket {
-			a, ok := byHash[h]
-			if !ok {
-				return "", cfg, fmt.Errorf("cloudflare: upload assets of worker %q: API asked for unknown hash %s", script, h)
-			}
-			b, err := root.ReadFile(filepath.FromSlash(a.file))
-			if err != nil {
-				return "", cfg, fmt.Errorf("cloudflare: upload assets of worker %q: %w", script, err)
-			}
-			body[h] = base64.StdEncoding.EncodeToString(b)
+		body, contentType, err := bucketBody(root, bucket, byHash)
+		if err != nil {
+			return "", cfg, fmt.Errorf("cloudflare: upload assets of worker %q: %w", script, err)
 		}
 		var up workers.AssetUploadNewParams
 		set(&up.AccountID, c.accountID)
 		set(&up.Base64, workers.AssetUploadNewParamsBase64True)
-		up.Body = body
-		// Buckets are authenticated with the session's token, not the API token.
-		res, err := c.assetUpload.New(ctx, up, option.WithAPIToken(session.JWT))
+		// Buckets are authenticated with the session's token, not the API
+		// token. The SDK would send each file as a plain form field, without
+		// the Content-Type Cloudflare serves it with: the body is ours.
+		res, err := c.assetUpload.New(ctx, up, option.WithAPIToken(session.JWT), option.WithRequestBody(contentType, body))
 		if err != nil {
 			return "", cfg, c.wrap(err, fmt.Sprintf("upload assets bucket %d/%d of worker", i+1, len(session.Buckets)), script, session.JWT)
 		}
@@ -199,4 +215,37 @@ func (c *Client) uploadAssets(ctx context.Context, script, rootDir, dir string) 
 		return "", cfg, fmt.Errorf("cloudflare: upload assets of worker %q: no completion token in the API's answers", script)
 	}
 	return completion, cfg, nil
+}
+
+// bucketBody is one bucket of an assets upload as wrangler sends it: a
+// multipart form with one file part per asset, named and filed under its
+// hash, typed with the asset's Content-Type (which Cloudflare keeps and
+// serves the file with), holding its content in base64.
+func bucketBody(root *os.Root, bucket []string, byHash map[string]asset) ([]byte, string, error) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for _, h := range bucket {
+		a, ok := byHash[h]
+		if !ok {
+			return nil, "", fmt.Errorf("API asked for unknown hash %s", h)
+		}
+		b, err := root.ReadFile(filepath.FromSlash(a.file))
+		if err != nil {
+			return nil, "", err
+		}
+		head := textproto.MIMEHeader{}
+		head.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, h, h))
+		head.Set("Content-Type", a.contentType)
+		part, err := w.CreatePart(head)
+		if err != nil {
+			return nil, "", err
+		}
+		if _, err := io.WriteString(part, base64.StdEncoding.EncodeToString(b)); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), w.FormDataContentType(), nil
 }

@@ -323,6 +323,60 @@ func TestAssetsSessionUploadsOnlyMissingFiles(t *testing.T) {
 	}
 }
 
+// TestAssetsServedAsWranglerUploadsThem: each asset part carries the
+// file's Content-Type, which Cloudflare serves it with (none for
+// application/null); .assetsignore leaves files out by gitignore's rules;
+// a Pages _worker.js is refused unless an .assetsignore says what to do
+// with it (wrangler's rules, CONFORMANCE.md).
+func TestAssetsServedAsWranglerUploadsThem(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"index.html": "<h1>home</h1>", "css/site.css": "body{}", "js/app.js": "run()", "js/app.js.map": "{}",
+		"LICENSE": "MIT", "drafts/wip.html": "<p>wip</p>", ".assetsignore": "# source maps stay home\n*.map\ndrafts/\n",
+	})
+	s := webScript("codex-web-preview-4", "ddd444")
+	s.AssetsDir, s.AssetsBinding = dir, "ASSETS"
+	if _, err := e.cf.UploadWorker(c, s); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := e.sim.Script("codex-web-preview-4")
+	if got := strings.Join(st.Assets, ","); got != "/LICENSE,/css/site.css,/index.html,/js/app.js" {
+		t.Fatalf("live assets = %s, want what .assetsignore leaves", got)
+	}
+	if err := e.cf.AttachHostname(c, cloudflare.ModeCustomDomain, cloudflare.Hostname{ZoneID: zoneID, Name: "codex-preview-4.revelations.studio", Script: "codex-web-preview-4"}); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/index.html":   "text/html; charset=utf-8",
+		"/css/site.css": "text/css; charset=utf-8",
+		"/js/app.js":    "text/javascript; charset=utf-8",
+		"/LICENSE":      "",
+	} {
+		code, hdr, _ := e.visit(t, "codex-preview-4.revelations.studio", path)
+		if code != 200 || hdr.Get("Content-Type") != want {
+			t.Errorf("GET %s = %d, Content-Type %q, want %q", path, code, hdr.Get("Content-Type"), want)
+		}
+	}
+
+	pages := t.TempDir()
+	writeFiles(t, pages, map[string]string{"index.html": "<h1>hi</h1>", "_worker.js": "export default {}"})
+	s = webScript("codex-web-preview-5", "eee555")
+	s.AssetsDir, s.AssetsBinding = pages, "ASSETS"
+	_, err := e.cf.UploadWorker(c, s)
+	if err == nil || !strings.Contains(err.Error(), "_worker.js") || !strings.Contains(err.Error(), ".assetsignore") {
+		t.Fatalf("a _worker.js among the assets: %v, want a refusal that says how to choose", err)
+	}
+	writeFiles(t, pages, map[string]string{".assetsignore": "_worker.js\n"})
+	if _, err := e.cf.UploadWorker(c, s); err != nil {
+		t.Fatalf("with _worker.js ignored: %v", err)
+	}
+	if st, _ := e.sim.Script("codex-web-preview-5"); strings.Join(st.Assets, ",") != "/index.html" {
+		t.Fatalf("live assets = %v", st.Assets)
+	}
+}
+
 // A build writes the assets folder, and can leave symlinks in it. One that
 // stays inside the root is followed; one that leads out of it (or the
 // folder itself being such a symlink) fails the upload with the file's

@@ -131,6 +131,7 @@ func (s *Server) uploadAssets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	got := map[string][]byte{}
+	types := map[string]string{}
 	var order []string
 	for {
 		p, err := mr.NextPart()
@@ -142,6 +143,15 @@ func (s *Server) uploadAssets(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		hash := p.FormName()
+		// Cloudflare serves each asset with the Content-Type of the part it
+		// was uploaded in ("application/null" for none). A part without one
+		// (a plain form field) would be served untyped: refused here, to
+		// catch the client's mistake (CONFORMANCE.md).
+		ct := p.Header.Get("Content-Type")
+		if _, _, err := mime.ParseMediaType(ct); err != nil || p.FileName() == "" {
+			writeAPIError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("file %q must be a file part with the Content-Type to serve it with (application/null for none), not %q", hash, ct))
+			return
+		}
 		b64, err := io.ReadAll(io.LimitReader(p, maxAssetSize*2))
 		if err != nil {
 			writeAPIError(w, http.StatusBadRequest, codeContentType, "malformed multipart body: "+err.Error())
@@ -162,6 +172,7 @@ func (s *Server) uploadAssets(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		got[hash] = content
+		types[hash] = ct
 		order = append(order, hash)
 	}
 	if len(got) == 0 {
@@ -176,6 +187,7 @@ func (s *Server) uploadAssets(w http.ResponseWriter, r *http.Request) {
 			s.assetUploads = append(s.assetUploads, h)
 		}
 		s.assetStore[h] = got[h]
+		s.assetTypes[h] = types[h]
 		delete(sess.missing, h)
 	}
 	if len(sess.missing) > 0 {

@@ -325,14 +325,19 @@ func TestAssetsSessionProtocol(t *testing.T) {
 		t.Fatalf("buckets = %v", buckets)
 	}
 	byHash := map[string]string{}
-	for _, content := range files {
+	typeOf := map[string]string{}
+	types := map[string]string{"/a.html": "text/html; charset=utf-8", "/b.css": "text/css; charset=utf-8", "/c.js": "application/null"}
+	for p, content := range files {
 		byHash[hashOf(content)] = content
+		typeOf[hashOf(content)] = types[p]
 	}
 	uploadPath := "/accounts/" + testAccount + "/workers/assets/upload?base64=true"
+	// As wrangler sends them: file parts named and filed under the hash,
+	// typed with the Content-Type to serve the file with.
 	send := func(token string, fields map[string]string) answer {
 		var parts []part
 		for h, content := range fields {
-			parts = append(parts, part{name: h, body: content})
+			parts = append(parts, part{name: h, filename: h, contentType: typeOf[h], body: content})
 		}
 		ct, body := multipartBody(parts...)
 		return c.do("POST", uploadPath, ct, body, "Authorization", "Bearer "+token)
@@ -347,6 +352,12 @@ func TestAssetsSessionProtocol(t *testing.T) {
 	h0 := first[0].(string)
 	if a := send(jwt, map[string]string{h0: b64(byHash[h0] + "extra")}); a.Status != 400 || !strings.Contains(a.errMsg(), "manifest says") {
 		t.Errorf("upload with the wrong size: %d %s", a.Status, a.errMsg())
+	}
+	// A plain form field (what cloudflare-go's own params send) carries no
+	// type: Cloudflare would serve the file untyped.
+	ct, body := multipartBody(part{name: h0, body: b64(byHash[h0])})
+	if a := c.do("POST", uploadPath, ct, body, "Authorization", "Bearer "+jwt); a.Status != 400 || !strings.Contains(a.errMsg(), "Content-Type") {
+		t.Errorf("an asset sent as a plain field: %d %s", a.Status, a.errMsg())
 	}
 	var completion string
 	for i, bk := range buckets {

@@ -104,6 +104,7 @@ type Server struct {
 	records       map[string]*dnsRecord    // by id
 	routes        map[string]*route        // by id
 	assetStore    map[string][]byte        // uploaded asset content by hash
+	assetTypes    map[string]string        // the Content-Type each was uploaded with
 	assetUploads  []string                 // hashes in the order they were uploaded
 	uploadTokens  map[string]*assetSession // by upload JWT
 	completions   map[string]*assetSession // by completion JWT
@@ -154,6 +155,7 @@ func New(opts Options) (*Server, error) {
 		records:       map[string]*dnsRecord{},
 		routes:        map[string]*route{},
 		assetStore:    map[string][]byte{},
+		assetTypes:    map[string]string{},
 		uploadTokens:  map[string]*assetSession{},
 		completions:   map[string]*assetSession{},
 		unlistedCount: map[string]int{},

@@ -338,15 +338,15 @@ func (s *Server) site(name string, since time.Time, via string) (edge.Site, bool
 		Vars:      vars,
 		Since:     since,
 		Via:       via,
-		Asset: func(path string) ([]byte, bool) {
+		Asset: func(path string) ([]byte, string, bool) {
 			h, ok := manifest[path]
 			if !ok {
-				return nil, false
+				return nil, "", false
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			b, ok := s.assetStore[h]
-			return b, ok
+			return b, s.assetTypes[h], ok
 		},
 	}, true
 }

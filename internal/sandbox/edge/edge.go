@@ -11,10 +11,8 @@ package edge
 import (
 	"fmt"
 	"html"
-	"mime"
 	"net"
 	"net/http"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +29,10 @@ type Site struct {
 	Since time.Time
 	// Via says how the hostname reaches the Worker ("custom_domain", "route").
 	Via string
-	// Asset returns a static asset of the version by request path, if any.
-	Asset func(path string) ([]byte, bool)
+	// Asset returns a static asset of the version by request path, if
+	// any, with the Content-Type it was uploaded with ("application/null":
+	// none).
+	Asset func(path string) (body []byte, contentType string, ok bool)
 }
 
 // Resolver finds the Site serving a hostname and path.
@@ -212,12 +212,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(p, "/") {
 			p += "index.html"
 		}
-		if body, ok := site.Asset(p); ok {
-			ct := mime.TypeByExtension(path.Ext(p))
-			if ct == "" {
-				ct = "application/octet-stream"
+		if body, ct, ok := site.Asset(p); ok {
+			// Served with the type it was uploaded with, as Cloudflare
+			// does; none at all for application/null (a nil value also
+			// stops net/http from sniffing one).
+			if ct == "" || ct == "application/null" {
+				w.Header()["Content-Type"] = nil
+			} else {
+				w.Header().Set("Content-Type", ct)
 			}
-			w.Header().Set("Content-Type", ct)
 			w.WriteHeader(status)
 			_, _ = w.Write(body)
 			return

@@ -27,11 +27,14 @@ func sites(host, path string) (Site, bool) {
 	switch host {
 	case "codex-preview-7.revelations.studio":
 		return Site{Script: "codex-web-preview-7", VersionID: "v-7", Vars: map[string]string{"DEPLOYBOT_COMMIT": "abc1234"}, Since: attached,
-			Asset: func(p string) ([]byte, bool) {
-				if p == "/index.html" {
-					return []byte("<p>home</p>"), true
+			Asset: func(p string) ([]byte, string, bool) {
+				switch p {
+				case "/index.html":
+					return []byte("<p>home</p>"), "text/html; charset=utf-8", true
+				case "/LICENSE":
+					return []byte("MIT"), "application/null", true
 				}
-				return nil, false
+				return nil, "", false
 			}}, true
 	case "api-preview-7.revelations.studio":
 		return Site{Script: "ecom-api-preview-7", VersionID: "v-api", Vars: map[string]string{"COMMIT_SHA": "def5678"}}, true
@@ -65,8 +68,13 @@ func TestServesTheLiveVersionByHost(t *testing.T) {
 	if w := get(s, "api-preview-7.revelations.studio", "/health"); w.Header().Get("X-Deploybot-Commit") != "def5678" {
 		t.Errorf("commit from COMMIT_SHA not found: %v", w.Header())
 	}
-	if w := get(s, "codex-preview-7.revelations.studio", "/"); !strings.Contains(w.Body.String(), "<p>home</p>") {
-		t.Errorf("/ does not serve the index asset: %q", w.Body.String())
+	if w := get(s, "codex-preview-7.revelations.studio", "/"); !strings.Contains(w.Body.String(), "<p>home</p>") || w.Header().Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Errorf("/ does not serve the index asset with its type: %q, %v", w.Body.String(), w.Header())
+	}
+	// Uploaded as application/null: served with no type at all, none
+	// guessed.
+	if w := get(s, "codex-preview-7.revelations.studio", "/LICENSE"); w.Body.String() != "MIT" || len(w.Header().Values("Content-Type")) != 0 {
+		t.Errorf("/LICENSE: %q, %v; want no Content-Type", w.Body.String(), w.Header())
 	}
 }
 
