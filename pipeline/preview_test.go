@@ -280,7 +280,7 @@ func TestOpenPushCloseReopen(t *testing.T) {
 
 const (
 	hangingBuild = "sleep 600\n"
-	normalBuild  = "mkdir -p dist\ncp src/index.js dist/index.js\n"
+	normalBuild  = "mkdir -p dist\ncp src/index.js dist/index.js\ncp -R public dist/public\n"
 )
 
 // TestRerunAllChecks: "Re-run all checks" on a PR's head (GitHub's

@@ -171,12 +171,11 @@ func TestProductionRollsBack(t *testing.T) {
 func TestProductionQueuesAndSupersedes(t *testing.T) {
 	e := start(t)
 	release := filepath.Join(e.shared, "release")
-	hold := "while [ ! -f '" + release + "' ]; do sleep 0.05; done\nmkdir -p dist\ncp src/index.js dist/index.js\n"
+	hold := "while [ ! -f '" + release + "' ]; do sleep 0.05; done\n" + normalBuild
 	sha1 := e.merge(map[string]string{"web/build.sh": hold})
 	e.waitForStep("build:web")
 
-	normal := "mkdir -p dist\ncp src/index.js dist/index.js\n"
-	sha2 := e.merge(map[string]string{"web/build.sh": normal, "web/src/q.js": "2\n"})
+	sha2 := e.merge(map[string]string{"web/build.sh": normalBuild, "web/src/q.js": "2\n"})
 	sha3 := e.merge(map[string]string{"web/src/q.js": "3\n"})
 	e.must(os.WriteFile(release, nil, 0o644))
 	e.idle()

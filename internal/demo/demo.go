@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -63,6 +64,9 @@ func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 		return err
 	}
 	if err := s.expectLive(ctx, pr, sha1); err != nil {
+		return err
+	}
+	if err := s.showAssets(ctx, out, pr); err != nil {
 		return err
 	}
 
@@ -207,6 +211,44 @@ func (s *Stack) expectLive(ctx context.Context, pr int, sha string) error {
 	site, ok := s.Sandbox.Cloudflare.ResolveHost(host, "/")
 	if !ok || site.Vars["DEPLOYBOT_COMMIT"] != sha {
 		return fmt.Errorf("%s serves commit %q, want %s", host, site.Vars["DEPLOYBOT_COMMIT"], sha)
+	}
+	return nil
+}
+
+// previewAssets are the web Worker's static assets a visitor's browser
+// loads, with the type each must be served with, and one .assetsignore
+// keeps out of the upload.
+var previewAssets = []struct{ path, contentType string }{
+	{"/", "text/html; charset=utf-8"},
+	{"/style.css", "text/css; charset=utf-8"},
+	{"/app.js", "text/javascript; charset=utf-8"},
+	{"/app.js.map", ""}, // not uploaded: the Worker answers instead
+}
+
+// showAssets fetches the preview's static assets through the edge, as a
+// browser would, and prints what each is served as.
+func (s *Stack) showAssets(ctx context.Context, out io.Writer, pr int) error {
+	host := fmt.Sprintf("codex-preview-%d.revelations.studio", pr)
+	fmt.Fprintf(out, "\nStatic assets of the preview, as a browser gets them:\n")
+	for _, a := range previewAssets {
+		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+host+a.path, nil)
+		if err != nil {
+			return err
+		}
+		res, err := s.Web.Do(req)
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		got := res.Header.Get("Content-Type")
+		fmt.Fprintf(out, "    GET https://%s%-12s → %d %s (%d bytes)\n", host, a.path, res.StatusCode, got, len(body))
+		switch {
+		case a.contentType == "" && strings.Contains(string(body), "sourceMappingURL"):
+			return fmt.Errorf("%s%s serves the source map .assetsignore leaves out", host, a.path)
+		case a.contentType != "" && (res.StatusCode != http.StatusOK || got != a.contentType):
+			return fmt.Errorf("%s%s: %d %s, want 200 %s", host, a.path, res.StatusCode, got, a.contentType)
+		}
 	}
 	return nil
 }

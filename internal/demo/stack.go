@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"time"
@@ -78,6 +79,9 @@ type Stack struct {
 	// HookURL is the bot's webhook endpoint.
 	HookURL string
 	Config  *config.Config
+	// Web is an HTTP client that takes every hostname to the sandbox's
+	// edge, as DNS takes it to Cloudflare: what a visitor of a preview sees.
+	Web *http.Client
 
 	closers []func()
 }
@@ -147,11 +151,12 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		}
 		cmds = r
 	}
+	s.Web = health.ClientResolvingTo(strings.TrimPrefix(sbServer.URL, "http://"))
 	a, err := app.Start(ctx, app.Options{
 		Commands:     cmds,
 		Config:       &cfg,
 		Logger:       opts.Logger,
-		Health:       health.ClientResolvingTo(strings.TrimPrefix(sbServer.URL, "http://")),
+		Health:       s.Web,
 		HealthScheme: "http",
 		HealthWithin: within,
 		SweepEvery:   map[bool]time.Duration{true: 0, false: -1}[opts.PeriodicSweep],
