@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/revelations-studio/deploybot/internal/demo"
+	"github.com/revelations-studio/deploybot/internal/neon"
 )
 
 // say posts body as user on pr and delivers the comment to the bot.
@@ -397,4 +398,52 @@ func TestCommandParsingFeedback(t *testing.T) {
 	if got := strings.Join(e.reactions(c), ","); got != "eyes,rocket" {
 		t.Errorf("reactions %q", got)
 	}
+}
+
+// TestForkDatabasesWithinTheRootLimit: fork previews and their tests get
+// schema-only databases, and Neon makes every schema-only branch a root,
+// of which a project has 3 on the Free plan (the sandbox's limit). Three
+// approved forks at once, each with its preview and its test run, fit: their
+// branches are children of one shared schema-only copy of production. One
+// of them resets its database; when all close, nothing is left, the shared
+// copy included.
+func TestForkDatabasesWithinTheRootLimit(t *testing.T) {
+	e := start(t)
+	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
+	var prs []int
+	for i := range 3 {
+		branch := fmt.Sprintf("fork/db-%d", i)
+		sha, err := e.gh.Commit(demo.Repo, branch, map[string]string{"web/src/f.js": fmt.Sprintf("export const f = %d;\n", i)}, "From a fork")
+		e.must(err)
+		pr, err := e.gh.OpenPR(demo.Repo, branch, "main", "From a fork", true, false)
+		e.must(err)
+		e.event(pr, "opened")
+		e.idle()
+		e.say(pr, "ada", "/deploy "+sha)
+		prs = append(prs, pr)
+	}
+	e.idle()
+	for _, pr := range prs {
+		if c := e.comment(pr); !strings.Contains(c, "Preview ready") {
+			t.Fatalf("fork PR #%d:\n%s", pr, c)
+		}
+	}
+	branches := strings.Join(e.s.Resources().Branches, ",")
+	if !strings.Contains(branches, neon.SchemaRootName("production")) {
+		t.Errorf("branches %s: no shared schema-only copy", branches)
+	}
+
+	e.say(prs[0], "ada", "/redeploy --reset-db")
+	e.idle()
+	if c := e.comment(prs[0]); !strings.Contains(c, "Preview ready") {
+		t.Fatalf("after /redeploy --reset-db:\n%s", c)
+	}
+
+	for _, pr := range prs {
+		_, err := e.gh.ClosePR(demo.Repo, pr, false)
+		e.must(err)
+		e.event(pr, "closed")
+		e.idle()
+	}
+	e.expectNothingLeft(prs[2])
 }

@@ -225,10 +225,12 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 				return err
 			}
 			if r.resetDB {
-				if err := deps.Neon.ResetBranch(ctx, pl.file.Database.Project, pl.branch, tags); err != nil {
+				if b, err = resetBranch(ctx, deps.Neon, pl.file.Database.Project, b, neon.BranchOptions{
+					Name: pl.branch, Parent: pl.file.Database.Parent, InitSource: pl.init, Tags: tags,
+				}); err != nil {
 					return err
 				}
-				log.Printf("reset %s from %s", pl.branch, pl.file.Database.Parent)
+				log.Printf("reset %s from its parent (%s)", pl.branch, pl.init)
 			}
 			// A new branch's role came with the parent's password: give it
 			// its own before the migration and the Workers see it. Once
@@ -308,6 +310,20 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 		return r.recordDeployment(ctx, log, pl)
 	}})
 	return steps
+}
+
+// resetBranch gives branch b its parent's current data again. A branch
+// without a parent (made schema-only before schema-only branches became
+// children of a shared schema-only root) cannot be reset: it is made
+// again, as o says.
+func resetBranch(ctx context.Context, db Databases, project string, b neon.Branch, o neon.BranchOptions) (neon.Branch, error) {
+	if b.ParentID != "" {
+		return b, db.ResetBranch(ctx, project, b.Name, o.Tags)
+	}
+	if err := db.DeleteBranchNamed(ctx, project, b.Name, o.Tags); err != nil {
+		return b, err
+	}
+	return db.EnsureBranch(ctx, project, o)
 }
 
 func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw plannedWorker, workspace string, uris *neon.URIs) error {

@@ -29,6 +29,9 @@ const (
 const (
 	PurposePreview = "preview"
 	PurposeTest    = "test"
+	// PurposeSchemaRoot marks the shared schema-only root that schema-only
+	// branches are made from (see EnsureBranch).
+	PurposeSchemaRoot = "schema-root"
 )
 
 // Init sources of a new branch.
@@ -116,6 +119,15 @@ func (e *NotOwnedError) Error() string {
 
 // own returns a *NotOwnedError unless b was made by deploybot for want.
 // The default branch is never the bot's, whatever its annotations say.
+// ownOrShared is own, except that a shared schema-only root (made by
+// deploybot for any repository of the project) is everyone's.
+func ownOrShared(projectID string, b Branch, want Tags) error {
+	if want.Purpose == PurposeSchemaRoot && b.Annotations[AnnotationCreator] == CreatorValue && b.Annotations[AnnotationPurpose] == PurposeSchemaRoot {
+		return nil
+	}
+	return own(projectID, b, want)
+}
+
 func own(projectID string, b Branch, want Tags) error {
 	if b.Default || !want.Match(b) {
 		return &NotOwnedError{Project: projectID, Branch: b, Want: want}
@@ -292,7 +304,106 @@ const createAttempts = 4
 // made it for o.Tags (this repository, purpose and pull request);
 // otherwise EnsureBranch returns a *NotOwnedError and leaves it alone, so
 // a person's "pr-12" is never handed to a pull request's code.
+//
+// A schema-only branch (o.InitSource InitSchemaOnly) is made as a child of
+// the project's shared schema-only copy of o.Parent, not as a schema-only
+// branch of its own: Neon makes every schema-only branch a root branch,
+// and a project allows only a few (3 on the Free plan, the first branch
+// included). The copy is created on first use, recreated with the
+// parent's current schema once it is older than SchemaRootMaxAge and no
+// branch depends on it, and never deleted by the sweeper. Children start
+// with the schema and no rows, as a schema-only branch does, and unlike
+// one they can be reset from their parent (ResetBranch).
 func (c *Client) EnsureBranch(ctx context.Context, projectID string, o BranchOptions) (Branch, error) {
+	if o.InitSource != InitSchemaOnly {
+		return c.ensureBranch(ctx, projectID, o)
+	}
+	for attempt := 1; ; attempt++ {
+		root, err := c.schemaRoot(ctx, projectID, o.Parent, o.Tags.Repo)
+		if err != nil {
+			return Branch{}, fmt.Errorf("neon: ensure branch %q in project %s: %w", o.Name, projectID, err)
+		}
+		child := o
+		child.Parent, child.InitSource = root.Name, ""
+		b, err := c.ensureBranch(ctx, projectID, child)
+		if err == nil || attempt == 2 {
+			return b, err
+		}
+		// The last branch of the root was deleted meanwhile, and the root
+		// with it (DeleteBranchNamed): make it again, once.
+		if _, found, ferr := c.FindBranch(ctx, projectID, root.Name); ferr != nil || found {
+			return b, err
+		}
+	}
+}
+
+// SchemaRootMaxAge is how old a shared schema-only root may get before it
+// is recreated from its parent, when no branch depends on it.
+const SchemaRootMaxAge = time.Hour
+
+// SchemaRootName is the name of the shared schema-only copy of parent.
+func SchemaRootName(parent string) string {
+	name := "deploybot-schema-" + parent
+	if len(name) > 256 { // Neon's limit on branch names
+		name = name[:256]
+	}
+	return name
+}
+
+// schemaRoot returns the shared schema-only copy of parent ("" for the
+// default branch), making it when missing and renewing it when stale and
+// unused.
+func (c *Client) schemaRoot(ctx context.Context, projectID, parent, repo string) (Branch, error) {
+	if parent == "" {
+		p, err := c.defaultBranch(ctx, projectID)
+		if err != nil {
+			return Branch{}, fmt.Errorf("find default branch: %w", err)
+		}
+		parent = p.Name
+	}
+	name := SchemaRootName(parent)
+	b, ok, err := c.FindBranch(ctx, projectID, name)
+	if err != nil {
+		return Branch{}, err
+	}
+	if ok {
+		if b.Annotations[AnnotationCreator] != CreatorValue || b.Annotations[AnnotationPurpose] != PurposeSchemaRoot || b.ParentID != "" {
+			return Branch{}, &NotOwnedError{Project: projectID, Branch: b, Want: Tags{Repo: repo, Purpose: PurposeSchemaRoot}}
+		}
+		if time.Since(b.CreatedAt) < SchemaRootMaxAge || c.hasChildren(ctx, projectID, b.ID) {
+			return c.settle(ctx, projectID, b)
+		}
+		// Stale and unused: renew it. A branch made from it meanwhile
+		// makes Neon refuse the delete; then it stays as it is.
+		if err := c.DeleteBranch(ctx, projectID, b.ID); err != nil {
+			if st := StatusOf(err); st >= 400 && st < 500 && st != http.StatusNotFound {
+				return c.settle(ctx, projectID, b)
+			}
+			return Branch{}, fmt.Errorf("renew the schema-only copy %q: %w", name, err)
+		}
+	}
+	return c.ensureBranch(ctx, projectID, BranchOptions{
+		Name: name, Parent: parent, InitSource: InitSchemaOnly, Tags: Tags{Repo: repo, Purpose: PurposeSchemaRoot},
+	})
+}
+
+// hasChildren reports whether any branch was made from branch id (yes when
+// the API cannot say: a root in use must never be deleted).
+func (c *Client) hasChildren(ctx context.Context, projectID, id string) bool {
+	bs, err := c.listBranches(ctx, projectID, "")
+	if err != nil {
+		return true
+	}
+	for _, b := range bs {
+		if b.ParentID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// ensureBranch is EnsureBranch without the schema-only rewrite.
+func (c *Client) ensureBranch(ctx context.Context, projectID string, o BranchOptions) (Branch, error) {
 	if o.Name == "" {
 		return Branch{}, fmt.Errorf("neon: ensure branch in project %s: no name given", projectID)
 	}
@@ -308,7 +419,7 @@ func (c *Client) EnsureBranch(ctx context.Context, projectID string, o BranchOpt
 	if b, ok, err := c.FindBranch(ctx, projectID, o.Name); err != nil {
 		return Branch{}, err
 	} else if ok {
-		if err := own(projectID, b, o.Tags); err != nil {
+		if err := ownOrShared(projectID, b, o.Tags); err != nil {
 			return Branch{}, err
 		}
 		return c.settle(ctx, projectID, b)
@@ -368,7 +479,7 @@ func (c *Client) EnsureBranch(ctx context.Context, projectID string, o BranchOpt
 		}
 		b, ok, ferr := c.FindBranch(ctx, projectID, o.Name)
 		if ferr == nil && ok {
-			if err := own(projectID, b, o.Tags); err != nil {
+			if err := ownOrShared(projectID, b, o.Tags); err != nil {
 				return Branch{}, err // someone else's, made meanwhile
 			}
 			return c.settle(ctx, projectID, b)
@@ -451,7 +562,9 @@ func (c *Client) DeleteBranch(ctx context.Context, projectID, branchID string) e
 
 // DeleteBranchNamed deletes the branch called name, if there is one and
 // deploybot made it for tags; a branch it did not make is left alone and
-// reported as a *NotOwnedError.
+// reported as a *NotOwnedError. When that was the last branch made from a
+// shared schema-only root, the root goes too: nothing of the bot's stays
+// behind once no preview or test needs it.
 func (c *Client) DeleteBranchNamed(ctx context.Context, projectID, name string, tags Tags) error {
 	b, ok, err := c.FindBranch(ctx, projectID, name)
 	if err != nil || !ok {
@@ -460,7 +573,38 @@ func (c *Client) DeleteBranchNamed(ctx context.Context, projectID, name string, 
 	if err := own(projectID, b, tags); err != nil {
 		return err
 	}
-	return c.DeleteBranch(ctx, projectID, b.ID)
+	if err := c.DeleteBranch(ctx, projectID, b.ID); err != nil {
+		return err
+	}
+	c.dropUnusedSchemaRoot(ctx, projectID, b.ParentID)
+	return nil
+}
+
+// dropUnusedSchemaRoot deletes branch id if it is a shared schema-only root
+// no branch is made from any more. It is tidying, not a duty: when Neon
+// refuses (a branch was made from it meanwhile) or cannot answer, the root
+// stays for the next one (EnsureBranch renews it when stale).
+func (c *Client) dropUnusedSchemaRoot(ctx context.Context, projectID, id string) {
+	if id == "" {
+		return
+	}
+	bs, err := c.listBranches(ctx, projectID, "")
+	if err != nil {
+		return
+	}
+	var root *Branch
+	for i, b := range bs {
+		switch {
+		case b.ParentID == id:
+			return // still in use
+		case b.ID == id:
+			root = &bs[i]
+		}
+	}
+	if root == nil || root.ParentID != "" || root.Annotations[AnnotationCreator] != CreatorValue || root.Annotations[AnnotationPurpose] != PurposeSchemaRoot {
+		return
+	}
+	_ = c.DeleteBranch(ctx, projectID, root.ID)
 }
 
 // ResetBranch replaces the branch's data with the current state of its

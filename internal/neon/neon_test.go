@@ -3,6 +3,7 @@ package neon_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -332,6 +333,10 @@ func TestMigrationOnPreviewChangesOnlyThatBranch(t *testing.T) {
 	}
 }
 
+// TestSchemaOnlyBranchHasTablesButNoRows: a schema-only branch starts with
+// the parent's tables and none of its rows. It is made from the project's
+// shared schema-only copy of the parent, so it has a parent to be reset
+// from (a schema-only branch of its own would not).
 func TestSchemaOnlyBranchHasTablesButNoRows(t *testing.T) {
 	e := setup(t, neonsim.Options{})
 	ctx := context.Background()
@@ -344,8 +349,8 @@ func TestSchemaOnlyBranchHasTablesButNoRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.ExpiresAt == nil || b.InitSource != neon.InitSchemaOnly {
-		t.Fatalf("branch = %+v", b)
+	if b.ExpiresAt == nil || b.ParentID == "" {
+		t.Fatalf("branch = %+v, want a child with an expiry", b)
 	}
 	uris, err := e.client.ConnectionURIs(ctx, e.project, b.ID, "neondb", "neondb_owner")
 	if err != nil {
@@ -354,10 +359,63 @@ func TestSchemaOnlyBranchHasTablesButNoRows(t *testing.T) {
 	if got := count(t, uris.Direct, "secrets"); got != 0 {
 		t.Fatalf("schema-only branch: secrets count %d, want the table with 0 rows", got)
 	}
-	// Schema-only branches keep no parent: resetting one says why it cannot.
-	err = e.client.ResetBranch(ctx, e.project, o.Name, o.Tags)
-	if err == nil || !strings.Contains(err.Error(), "no parent") || !strings.Contains(err.Error(), e.project) {
+	exec(t, uris.Direct, "INSERT INTO secrets VALUES ('test data')")
+	if err := e.client.ResetBranch(ctx, e.project, o.Name, o.Tags); err != nil {
 		t.Fatalf("ResetBranch of a schema-only branch: %v", err)
+	}
+	if got := count(t, uris.Direct, "secrets"); got != 0 {
+		t.Fatalf("after reset: %d rows, want the empty schema again", got)
+	}
+}
+
+// TestSchemaOnlyBranchesRespectTheRootLimit: a project allows few root
+// branches (3 on Neon's Free plan, its first branch included) and Neon
+// makes every schema-only branch a root. The client makes them children of
+// one shared schema-only root instead, so any number fit; the root goes
+// with the last of them.
+func TestSchemaOnlyBranchesRespectTheRootLimit(t *testing.T) {
+	e := setup(t, neonsim.Options{RootBranches: 3})
+	ctx := context.Background()
+	raw := func(name string) (int, string) {
+		body := `{"branch":{"name":"` + name + `","init_source":"schema-only"}}`
+		req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if st, _ := raw("a-persons-copy"); st != http.StatusCreated { // root 2 of 3
+		t.Fatalf("second root: %d", st)
+	}
+	// Five schema-only branches through the client take one more root.
+	opts := func(i int) neon.BranchOptions {
+		return neon.BranchOptions{Name: fmt.Sprintf("pr-%d", i), InitSource: neon.InitSchemaOnly, Tags: neon.Tags{Repo: "revelations-studio/codex", Purpose: neon.PurposePreview, PR: i}}
+	}
+	for i := range 5 {
+		b, err := e.client.EnsureBranch(ctx, e.project, opts(i+1))
+		if err != nil {
+			t.Fatalf("schema-only branch %d: %v", i+1, err)
+		}
+		if b.ParentID == "" {
+			t.Fatalf("schema-only branch %d is a root", i+1)
+		}
+	}
+	// The limit is real: a fourth root is refused as Neon refuses it.
+	if st, body := raw("one-too-many"); st != http.StatusUnprocessableEntity || !strings.Contains(body, "ROOT_BRANCHES_LIMIT_EXCEEDED") {
+		t.Fatalf("fourth root: %d %s, want 422 ROOT_BRANCHES_LIMIT_EXCEEDED", st, body)
+	}
+	for i := range 5 {
+		if err := e.client.DeleteBranchNamed(ctx, e.project, opts(i+1).Name, opts(i+1).Tags); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, found, err := e.client.FindBranch(ctx, e.project, neon.SchemaRootName("production")); err != nil || found {
+		t.Fatalf("the shared root outlived its last branch (%v, %v)", found, err)
 	}
 }
 

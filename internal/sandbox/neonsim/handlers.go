@@ -22,6 +22,7 @@ import (
 type apiError struct {
 	status int
 	msg    string
+	code   string // Neon's error code, e.g. "ROOT_BRANCHES_LIMIT_EXCEEDED" ("" for most)
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -91,7 +92,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		err = errf(http.StatusNotImplemented, "neonsim: %s is in the API description but not simulated", apispec.Route(ctx))
 	}
 	if err != nil {
-		writeError(w, r, err.status, err.msg)
+		writeCodedError(w, r, err.status, err.code, err.msg)
 		return
 	}
 	if body == nil {
@@ -164,6 +165,18 @@ func (p *project) defaultBranch() *branch {
 		}
 	}
 	return nil
+}
+
+// roots counts the project's root branches: its first branch and every
+// schema-only branch (they keep no parent).
+func (p *project) roots() int {
+	n := 0
+	for _, b := range p.branches {
+		if b.ParentID == "" {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *project) hasChildren(branchID string) bool {
@@ -346,6 +359,12 @@ func (s *Server) createBranch(r *http.Request, pid string) (int, any, *apiError)
 			return errf(http.StatusConflict, "branch with the provided name %q already exists", req.Branch.Name)
 		case p.busy(parent.ID, now):
 			return errf(http.StatusLocked, lockedMsg)
+		case req.Branch.InitSource == "schema-only" && p.roots() >= s.opts.RootBranches:
+			// A schema-only branch is a new root, and a project has only
+			// so many (its first branch counts): CONFORMANCE.md.
+			e := errf(http.StatusUnprocessableEntity, "root branches limit of %d exceeded, got %d", s.opts.RootBranches, p.roots())
+			e.code = "ROOT_BRANCHES_LIMIT_EXCEEDED"
+			return e
 		}
 		rw := 0
 		for _, e := range req.Endpoints {

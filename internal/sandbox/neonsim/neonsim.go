@@ -53,6 +53,10 @@ type Options struct {
 	Database, Role string
 	// Seed makes generated ids and injected faults repeatable.
 	Seed int64
+	// RootBranches is how many root branches (the project's first branch
+	// and each schema-only branch) a project may have: Neon's Free plan
+	// allows 3 (the default), Launch 5, Scale 10, Business 25.
+	RootBranches int
 }
 
 // Server is a simulated Neon API. It is safe for concurrent use.
@@ -130,6 +134,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.DefaultBranch == "" {
 		opts.DefaultBranch = "production"
+	}
+	if opts.RootBranches <= 0 {
+		opts.RootBranches = 3
 	}
 	if opts.Database == "" {
 		opts.Database = "neondb"
@@ -414,9 +421,13 @@ func (s *Server) uuid() string {
 
 // writeError answers in Neon's error shape.
 func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	writeCodedError(w, r, status, "", msg)
+}
+
+func writeCodedError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	body := map[string]string{"code": "", "message": msg}
+	body := map[string]string{"code": code, "message": msg}
 	if id := r.Header.Get("X-Request-ID"); id != "" {
 		body["request_id"] = id
 	}
