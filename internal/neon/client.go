@@ -34,7 +34,17 @@ type Client struct {
 	retry   retry.Policy
 	// poll bounds the waits between operation status checks.
 	pollMin, pollMax time.Duration
+	// lockWait is how long a call answered 423 Locked keeps being retried
+	// after the retry policy's attempts are spent (see send).
+	lockWait time.Duration
 }
+
+// DefaultLockWait is how long the client waits out Neon's 423 Locked
+// ("project already has running conflicting operations"): as long as the
+// project's running operations may take. Neon does not promise a bound;
+// creating a branch of a large database or starting a cold compute can take
+// minutes, and the preview's whole sync is bounded by its own deadline.
+const DefaultLockWait = 5 * time.Minute
 
 // New returns a client for baseURL (e.g. https://console.neon.tech/api/v2).
 // A nil httpClient means http.DefaultClient.
@@ -43,13 +53,22 @@ func New(baseURL, apiKey string, httpClient *http.Client) *Client {
 		httpClient = http.DefaultClient
 	}
 	return &Client{
-		baseURL: strings.TrimSuffix(baseURL, "/"),
-		apiKey:  apiKey,
-		http:    httpClient,
-		retry:   retry.Policy{Attempts: 8, Base: 250 * time.Millisecond, Max: 10 * time.Second},
-		pollMin: 50 * time.Millisecond,
-		pollMax: 2 * time.Second,
+		baseURL:  strings.TrimSuffix(baseURL, "/"),
+		apiKey:   apiKey,
+		http:     httpClient,
+		retry:    retry.Policy{Attempts: 8, Base: 250 * time.Millisecond, Max: 10 * time.Second},
+		pollMin:  50 * time.Millisecond,
+		pollMax:  2 * time.Second,
+		lockWait: DefaultLockWait,
 	}
+}
+
+// WithLockWait returns a copy of c that waits out 423 Locked for up to d
+// of waiting (beyond its retry policy's attempts).
+func (c *Client) WithLockWait(d time.Duration) *Client {
+	cp := *c
+	cp.lockWait = d
+	return &cp
 }
 
 // WithRetry returns a copy of c that retries with p instead of the default
@@ -128,7 +147,7 @@ func (c *Client) send(ctx context.Context, policy retry.Policy, method, path str
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	resp, err := policy.Do(ctx, c.http, func(ctx context.Context) (*http.Request, error) {
+	newRequest := func(ctx context.Context) (*http.Request, error) {
 		var rd io.Reader
 		if payload != nil {
 			rd = bytes.NewReader(payload)
@@ -143,9 +162,33 @@ func (c *Client) send(ctx context.Context, policy retry.Policy, method, path str
 			req.Header.Set("Content-Type", "application/json")
 		}
 		return req, nil
-	})
-	if err != nil {
-		return 0, err
+	}
+	// 423 Locked means "wait for the project's running operations", which
+	// can take longer than the policy's attempts last (about half a minute):
+	// the call goes on being retried, at the policy's longest wait, until
+	// lockWait has been spent waiting.
+	sleep := policy.Sleep
+	if sleep == nil {
+		sleep = retry.Sleep
+	}
+	var resp *http.Response
+	var waited time.Duration
+	for round := 1; ; round++ {
+		r, err := policy.Do(ctx, c.http, newRequest)
+		if err != nil {
+			return 0, err
+		}
+		if r.StatusCode != http.StatusLocked || waited >= c.lockWait {
+			resp = r
+			break
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
+		r.Body.Close()
+		wait := min(policy.Delay(policy.Attempts+round, nil), c.lockWait-waited)
+		waited += wait
+		if err := sleep(ctx, wait); err != nil {
+			return 0, fmt.Errorf("%s %s: waiting for the project's running operations (423 Locked): %w", method, path, err)
+		}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

@@ -569,3 +569,43 @@ func TestBranchesNotTheBotsAreLeftAlone(t *testing.T) {
 		t.Errorf("%d deletes of branches that are not the bot's", n)
 	}
 }
+
+// TestLockedOutlastsTheRetryPolicy: Neon answers 423 Locked while the
+// project's operations run, which can take minutes; the client waits them
+// out beyond its retry policy's attempts (about half a minute with the
+// defaults), up to its lock wait, and then gives up with the 423.
+func TestLockedOutlastsTheRetryPolicy(t *testing.T) {
+	e := setup(t, neonsim.Options{})
+	ctx := context.Background()
+	create := "/api/v2/projects/" + e.project + "/branches"
+	// 40 refusals: more than the policy's 6 attempts in each of
+	// EnsureBranch's 4 tries, which is where the client gave up before.
+	e.sim.Faults().Set(fault.Rule{Method: "POST", Path: create, Times: 40, Status: http.StatusLocked})
+	before := len(e.waits.all())
+	if _, err := e.client.EnsureBranch(ctx, e.project, preview(21)); err != nil {
+		t.Fatalf("EnsureBranch under 40 × 423: %v", err)
+	}
+	var waited time.Duration
+	for _, w := range e.waits.all()[before:] {
+		waited += w
+	}
+	if waited < 30*time.Second {
+		t.Errorf("waited %s in all; the lock outlasted the retry policy, so more than its ~30s", waited)
+	}
+
+	// A lock that outlasts the lock wait fails the call with the 423.
+	short := e.client.WithLockWait(time.Minute)
+	e.sim.Faults().Set(fault.Rule{Method: "POST", Path: create, Times: 1000, Status: http.StatusLocked})
+	before = len(e.waits.all())
+	_, err := short.EnsureBranch(ctx, e.project, preview(22))
+	if neon.StatusOf(err) != http.StatusLocked {
+		t.Fatalf("EnsureBranch under a lock that never ends: %v, want the 423", err)
+	}
+	waited = 0
+	for _, w := range e.waits.all()[before:] {
+		waited += w
+	}
+	if waited > 10*time.Minute {
+		t.Errorf("waited %s for a lock wait of a minute", waited)
+	}
+}
