@@ -8,7 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
@@ -24,8 +23,7 @@ import (
 // real clients in production, the same clients pointed at the sandbox in
 // tests and the demo.
 type Deps struct {
-	Pool *pgxpool.Pool
-	// State is the pipelines' state in the same database (all their SQL).
+	// State is the pipelines' state in the bot's database (all their SQL).
 	State  *state.Store
 	Config *config.Config
 	GitHub GitHub

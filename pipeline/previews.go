@@ -236,7 +236,11 @@ func concludeAbandoned(ctx context.Context, repo Repo, check string, runs []stat
 
 // lockPR serialises the syncs of one PR across workers and replicas.
 func lockPR(ctx context.Context, deps Deps, repo string, pr int) (func(), error) {
-	return deps.State.Lock(ctx, fmt.Sprintf("deploybot:preview:%s#%d", repo, pr))
+	l, err := deps.State.Lock(ctx, fmt.Sprintf("deploybot:preview:%s#%d", repo, pr))
+	if err != nil {
+		return nil, err
+	}
+	return l.Release, nil
 }
 
 // errLocked says another job holds the lock this one needs. The job is

@@ -54,11 +54,11 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 	repoName := m.Repo.FullName()
 	logger := w.p.deps.Logger.With().Str("repo", repoName).Str("sha", short(in.After)).Int64("job_id", job.ID).Logger()
 
-	unlock, err := w.p.deps.State.Lock(ctx, "deploybot:production:"+repoName)
+	lock, err := w.p.deps.State.Lock(ctx, "deploybot:production:"+repoName)
 	if err != nil {
 		return snoozeIfLocked(err)
 	}
-	defer unlock()
+	defer lock.Release()
 
 	// The same push delivered again under another delivery id deploys
 	// nothing new: the latest production run is already for this commit.

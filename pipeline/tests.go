@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
 	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/workspace"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 	"github.com/revelations-studio/deploybot/templates"
 )
 
@@ -220,15 +220,7 @@ func (w *checkSuiteWorker) Work(ctx context.Context, job *river.Job[intent.Check
 // previewAt is the PR whose preview was built at sha (one of prs, when
 // GitHub named them), or 0.
 func (p *previews) previewAt(ctx context.Context, repo, sha string, prs []int) (int, error) {
-	var pr int
-	err := p.deps.Pool.QueryRow(ctx, `
-		SELECT pr_number FROM runs WHERE kind = 'preview' AND repo = $1 AND head_sha = $2 AND pr_number > 0
-		  AND (coalesce(cardinality($3::int[]), 0) = 0 OR pr_number = ANY($3))
-		ORDER BY id DESC LIMIT 1`, repo, sha, prs).Scan(&pr)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
-	return pr, err
+	return p.deps.State.Runs.PreviewAt(ctx, repo, sha, prs)
 }
 
 // queueTestRerun answers "Re-run" on a stage's check run (or on the check
@@ -297,26 +289,30 @@ func (p *previews) queueTestRun(ctx context.Context, args testRunArgs) error {
 // checkRunID when given; headBranch when the bot never tested the commit.
 func (p *previews) testRerun(ctx context.Context, repo Repo, m intent.Meta, sha, headBranch string, checkRunID int64) (testRequest, bool, error) {
 	repoName := m.Repo.FullName()
+	tests := p.deps.State.Tests
 	var key string
-	err := pgx.ErrNoRows
+	found := false
 	if checkRunID != 0 {
-		err = p.deps.Pool.QueryRow(ctx, `
-			SELECT r.branch, r.head_sha FROM run_steps s JOIN runs r ON r.id = s.run_id
-			WHERE r.repo = $1 AND r.kind = 'test' AND s.check_run_id = $2`, repoName, checkRunID).Scan(&key, &sha)
+		k, s, ok, err := tests.OfCheckRun(ctx, repoName, checkRunID)
+		if err != nil {
+			return testRequest{}, false, err
+		}
+		if ok {
+			key, sha, found = k, s, true
+		}
 	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = p.deps.Pool.QueryRow(ctx, `
-			SELECT branch FROM runs WHERE repo = $1 AND kind = 'test' AND head_sha = $2 AND branch <> ''
-			ORDER BY id DESC LIMIT 1`, repoName, sha).Scan(&key)
+	if !found {
+		k, ok, err := tests.KeyOf(ctx, repoName, sha)
+		if err != nil {
+			return testRequest{}, false, err
+		}
+		key, found = k, ok
 	}
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	if !found {
 		if headBranch == "" || headBranch == m.Repo.DefaultBranch {
 			return testRequest{}, false, nil
 		}
 		key = headBranch
-	case err != nil:
-		return testRequest{}, false, fmt.Errorf("find the test run of %s@%s: %w", repoName, short(sha), err)
 	}
 	req := testRequest{meta: m, key: key, branch: key, sha: sha, reason: reasonRerun}
 	if n, ok := strings.CutPrefix(key, forkKeyPrefix); ok {
@@ -353,7 +349,7 @@ type testRun struct {
 	logger zerolog.Logger
 
 	runID  int64
-	lock   *sessionLock
+	lock   *state.Lock
 	file   *repoconfig.File
 	stages []repoconfig.Stage
 	dir    string // the run's folder: the tarball, the setup tree, one tree per stage
@@ -403,7 +399,7 @@ func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error 
 	// stop, or it tests the same commit): snooze rather than wait, which
 	// would hold a worker. The run stays queued and the next attempt takes
 	// it up again; a newer push cancels the snoozed job (cancelOlder).
-	lock, err := tryLockSession(ctx, deps.Pool, "deploybot:test:"+repoName+"@"+req.key)
+	lock, err := deps.State.Lock(ctx, "deploybot:test:"+repoName+"@"+req.key)
 	if errors.Is(err, errLocked) {
 		logger.Debug().Msg("the branch's previous test run is still running: snoozing")
 		return river.JobSnooze(lockRetry)
@@ -413,7 +409,7 @@ func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error 
 		return err
 	}
 	r.lock = lock
-	defer lock.release()
+	defer lock.Release()
 	if newer, err := r.superseded(ctx); err != nil || newer {
 		if err != nil {
 			_ = r.finish(ctx, "failed", err)
@@ -425,7 +421,7 @@ func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error 
 	if err := r.concludeAbandoned(ctx); err != nil {
 		logger.Warn().Err(err).Msg("concluding the branch's abandoned test runs")
 	}
-	if _, err := deps.Pool.Exec(ctx, `UPDATE runs SET status = 'running' WHERE id = $1`, r.runID); err != nil {
+	if err := deps.State.Tests.Start(ctx, r.runID); err != nil {
 		_ = r.finish(ctx, "failed", err)
 		return err
 	}
@@ -442,11 +438,8 @@ func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error 
 //   - "[skip ci]" in the head commit's message.
 func (r *testRun) pushNeedsNoTests(ctx context.Context) (done bool, err error) {
 	req, repoName := r.req, r.req.meta.Repo.FullName()
-	var dup bool
-	if err := r.t.p.deps.Pool.QueryRow(ctx, `
-		SELECT EXISTS (SELECT 1 FROM runs WHERE kind = 'test' AND repo = $1 AND branch = $2 AND head_sha = $3
-		  AND reason = $4 AND job_id <> $5 AND status IN ('queued', 'running', 'succeeded', 'failed'))`,
-		repoName, req.key, req.sha, reasonPush, r.jobID).Scan(&dup); err != nil {
+	dup, err := r.t.p.deps.State.Tests.Ran(ctx, state.TestRun{Repo: repoName, Key: req.key, SHA: req.sha, Reason: reasonPush}, r.jobID)
+	if err != nil {
 		return false, err
 	}
 	if dup {
@@ -665,7 +658,7 @@ func (r *testRun) createDatabase(ctx context.Context, log *Log) error {
 	deps := r.t.p.deps
 	db := r.file.Database
 	name := r.dbName
-	if err := r.lock.also(ctx, "deploybot:test-db:"+db.Project+"/"+name); err != nil {
+	if err := r.lock.Also(ctx, "deploybot:test-db:"+db.Project+"/"+name); err != nil {
 		return err
 	}
 	r.dbLocked = true
@@ -825,31 +818,13 @@ func (r *testRun) result(stage string) (stageResult, bool) {
 
 // record stores the run as queued (or directly as finished, for a skip).
 func (r *testRun) record(ctx context.Context, status, msg string) error {
-	var finished *time.Time
-	if status != "queued" {
-		now := time.Now()
-		finished = &now
-	}
-	// A snoozed (or rescued) job comes back to the run it queued: that run
-	// goes on (or ends here), rather than a second one being recorded and
-	// the first left queued for ever.
-	err := r.t.p.deps.Pool.QueryRow(ctx, `
-		UPDATE runs SET status = $2, error = $3, finished_at = $4
-		WHERE id = (SELECT id FROM runs WHERE kind = 'test' AND job_id = $1 AND status = 'queued' ORDER BY id DESC LIMIT 1)
-		RETURNING id`, r.jobID, status, msg, finished).Scan(&r.runID)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("record test run of %s@%s: %w", r.req.meta.Repo.FullName(), short(r.req.sha), err)
-	}
-	err = r.t.p.deps.Pool.QueryRow(ctx, `
-		INSERT INTO runs (kind, repo, head_sha, job_id, reason, branch, status, error, finished_at)
-		VALUES ('test', $1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-		r.req.meta.Repo.FullName(), r.req.sha, r.jobID, r.req.reason, r.req.key, status, msg, finished).Scan(&r.runID)
+	id, err := r.t.p.deps.State.Tests.Record(ctx, state.TestRun{
+		Repo: r.req.meta.Repo.FullName(), Key: r.req.key, SHA: r.req.sha, JobID: r.jobID, Reason: r.req.reason,
+	}, status, msg)
 	if err != nil {
-		return fmt.Errorf("record test run of %s@%s: %w", r.req.meta.Repo.FullName(), short(r.req.sha), err)
+		return err
 	}
+	r.runID = id
 	return nil
 }
 
@@ -860,9 +835,7 @@ func (r *testRun) finish(ctx context.Context, status string, cause error) error 
 	if cause != nil {
 		msg = cause.Error()
 	}
-	_, err := r.t.p.deps.Pool.Exec(context.WithoutCancel(ctx), `
-		UPDATE runs SET status = $2, error = $3, finished_at = now() WHERE id = $1`, r.runID, status, msg)
-	return err
+	return r.t.p.deps.State.Runs.Finish(ctx, r.runID, status, msg)
 }
 
 // Runs are ordered by their job's id: River numbers jobs as they are
@@ -874,15 +847,8 @@ func (r *testRun) finish(ctx context.Context, status string, cause error) error 
 // kills its commands, concludes its check runs and deletes its branch. A
 // new head replaces every older run; a re-run only those of its commit.
 func (r *testRun) cancelOlder(ctx context.Context) error {
-	rows, err := r.t.p.deps.Pool.Query(ctx, `
-		SELECT DISTINCT job_id FROM runs
-		WHERE kind = 'test' AND repo = $1 AND branch = $2 AND job_id < $3 AND status IN ('queued', 'running')
-		  AND ($4 OR head_sha = $5)`,
-		r.req.meta.Repo.FullName(), r.req.key, r.jobID, r.req.reason != reasonRerun, r.req.sha)
-	if err != nil {
-		return fmt.Errorf("find older test runs of %s@%s: %w", r.req.meta.Repo.FullName(), r.req.key, err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	tests := r.t.p.deps.State.Tests
+	ids, err := tests.Older(ctx, r.req.meta.Repo.FullName(), r.req.key, r.jobID, r.req.reason != reasonRerun, r.req.sha)
 	if err != nil || len(ids) == 0 {
 		return err
 	}
@@ -897,24 +863,13 @@ func (r *testRun) cancelOlder(ctx context.Context) error {
 	}
 	// A job snoozed while waiting for the branch's lock is cancelled without
 	// running again: end its queued run here (a running job ends its own).
-	_, err = r.t.p.deps.Pool.Exec(ctx, `
-		UPDATE runs SET status = 'cancelled', error = $2, finished_at = now()
-		WHERE kind = 'test' AND job_id = ANY($1) AND status = 'queued'
-		  AND job_id IN (SELECT id FROM river_job WHERE id = ANY($1) AND state = 'cancelled')`,
-		ids, errSuperseded.Error())
-	return err
+	return tests.CancelQueued(ctx, ids, errSuperseded.Error())
 }
 
 // superseded reports whether a newer run that replaces this one exists: it
 // was queued while this one waited for the lock.
 func (r *testRun) superseded(ctx context.Context) (bool, error) {
-	var newer bool
-	err := r.t.p.deps.Pool.QueryRow(ctx, `
-		SELECT EXISTS (SELECT 1 FROM runs
-		WHERE kind = 'test' AND repo = $1 AND branch = $2 AND job_id > $3 AND status <> 'skipped'
-		  AND (reason IN ('`+reasonPush+`', '`+reasonFork+`') OR head_sha = $4))`,
-		r.req.meta.Repo.FullName(), r.req.key, r.jobID, r.req.sha).Scan(&newer)
-	return newer, err
+	return r.t.p.deps.State.Tests.Newer(ctx, r.req.meta.Repo.FullName(), r.req.key, r.jobID, r.req.sha, []string{reasonPush, reasonFork})
 }
 
 // concludeAbandoned ends the branch's runs still marked running, and this
@@ -923,45 +878,21 @@ func (r *testRun) superseded(ctx context.Context) (bool, error) {
 // stay in progress forever. Their database branch is left to the sweeper
 // (or replaced, when this run tests the same commit).
 func (r *testRun) concludeAbandoned(ctx context.Context) error {
-	rows, err := r.t.p.deps.Pool.Query(ctx, `
-		UPDATE runs SET status = 'cancelled', error = 'abandoned: the bot stopped during this run', finished_at = now()
-		WHERE kind = 'test' AND repo = $1 AND branch = $2 AND id <> $3
-		  AND (status = 'running' OR (status = 'queued' AND job_id = $4))
-		RETURNING id`, r.req.meta.Repo.FullName(), r.req.key, r.runID, r.jobID)
-	if err != nil {
-		return err
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil || len(ids) == 0 {
-		return err
-	}
-	rows, err = r.t.p.deps.Pool.Query(ctx, `
-		SELECT name, status, check_run_id FROM run_steps WHERE run_id = ANY($1) AND check_run_id <> 0`, ids)
-	if err != nil {
-		return err
-	}
-	type check struct {
-		name, status string
-		id           int64
-	}
-	checks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (check, error) {
-		var c check
-		return c, row.Scan(&c.name, &c.status, &c.id)
-	})
+	checks, err := r.t.p.deps.State.Tests.Abandon(ctx, r.req.meta.Repo.FullName(), r.req.key, r.runID, r.jobID)
 	if err != nil {
 		return err
 	}
 	for _, c := range checks {
-		r.logger.Warn().Str("stage", c.name).Int64("check_run_id", c.id).Msg("concluding a check run abandoned by a stopped bot")
-		run := github.CheckRun{Name: checkTestPrefix + c.name, Status: github.StatusCompleted, CompletedAt: time.Now(),
-			Conclusion: stepConclusion(c.status),
+		r.logger.Warn().Str("stage", c.Stage).Int64("check_run_id", c.CheckRunID).Msg("concluding a check run abandoned by a stopped bot")
+		run := github.CheckRun{Name: checkTestPrefix + c.Stage, Status: github.StatusCompleted, CompletedAt: time.Now(),
+			Conclusion: stepConclusion(c.Status),
 			Output:     &github.CheckOutput{Title: "Interrupted", Summary: "The bot stopped during this run; a newer run of the branch took over."}}
 		if run.Conclusion == github.ConclusionCancelled || run.Conclusion == "" {
 			run.Conclusion = github.ConclusionCancelled
 		} else {
 			run.Output = nil // it had finished: keep what it showed
 		}
-		if err := r.repo.UpdateCheckRun(ctx, c.id, run); err != nil {
+		if err := r.repo.UpdateCheckRun(ctx, c.CheckRunID, run); err != nil {
 			return err
 		}
 	}
@@ -1001,10 +932,8 @@ func (r *testRun) createChecks(ctx context.Context) error {
 			return fmt.Errorf("create the check run of stage %s: %w", s.Name, err)
 		}
 		r.checks[s.Name] = ref.ID
-		if _, err := r.t.p.deps.Pool.Exec(ctx, `
-			INSERT INTO run_steps (run_id, name, check_run_id) VALUES ($1, $2, $3)
-			ON CONFLICT (run_id, name) DO UPDATE SET check_run_id = EXCLUDED.check_run_id`, r.runID, s.Name, ref.ID); err != nil {
-			return fmt.Errorf("record the check run of stage %s: %w", s.Name, err)
+		if err := r.t.p.deps.State.Tests.AttachCheckRun(ctx, r.runID, s.Name, ref.ID); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -1206,80 +1135,4 @@ func (r *testRun) badFile(ctx context.Context, base string, fileErr error) error
 		r.logger.Warn().Err(err).Msg("reporting the pipeline file's errors")
 	}
 	return r.finish(ctx, "failed", fileErr)
-}
-
-// sessionLock is a set of session advisory locks held on one dedicated
-// connection, so that a run needs one connection however many it holds.
-//
-// The branch's lock is tried once (the job snoozes when it is taken); the
-// database branch's lock, taken mid-run, is polled with backoff with
-// pg_try_advisory_lock: a blocked pg_advisory_lock would hold a connection
-// that cancelling the run's context cannot free without breaking the
-// session.
-type sessionLock struct {
-	conn *pgxpool.Conn
-}
-
-// Polling bounds of a lock wait.
-const (
-	lockPollMin = 50 * time.Millisecond
-	lockPollMax = 2 * time.Second
-)
-
-// tryLockSession takes key's lock on a dedicated connection without
-// waiting: errLocked when another session holds it.
-func tryLockSession(ctx context.Context, pool *pgxpool.Pool, key string) (*sessionLock, error) {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ok, err := tryAdvisoryLock(ctx, conn, key)
-	if !ok {
-		conn.Release()
-		if err == nil {
-			err = errLocked
-		}
-		return nil, err
-	}
-	return &sessionLock{conn: conn}, nil
-}
-
-// also takes one more lock on the session, waiting for it. It must not be
-// called concurrently with itself or release.
-func (l *sessionLock) also(ctx context.Context, key string) error {
-	for wait := lockPollMin; ; wait = min(wait*2, lockPollMax) {
-		ok, err := tryAdvisoryLock(ctx, l.conn, key)
-		if ok || err != nil {
-			return err
-		}
-		if err := pause(ctx, wait); err != nil {
-			return err
-		}
-	}
-}
-
-// release gives up every lock and the connection.
-func (l *sessionLock) release() {
-	_, _ = l.conn.Exec(context.Background(), `SELECT pg_advisory_unlock_all()`)
-	l.conn.Release()
-}
-
-func tryAdvisoryLock(ctx context.Context, conn *pgxpool.Conn, key string) (bool, error) {
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
-		return false, fmt.Errorf("lock %s: %w", key, err)
-	}
-	return ok, nil
-}
-
-// pause waits d unless ctx ends first.
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -512,7 +512,6 @@ func botDeps(info clouds, pool *pgxpool.Pool, cfg *config.Config) (_ *pipeline.D
 		return nil, nil, err
 	}
 	return &pipeline.Deps{
-		Pool:   pool,
 		State:  state.New(pool),
 		Config: cfg,
 		GitHub: pipeline.GitHubFunc(func(_ context.Context, installationID int64, owner, name string) (pipeline.Repo, error) {

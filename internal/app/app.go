@@ -225,7 +225,6 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 		opts.Logger.Info().Str("login", login).Msg("the App's bot user")
 	}
 	deps := &pipeline.Deps{
-		Pool:   pool,
 		State:  state.New(pool),
 		Config: cfg,
 		GitHub: pipeline.GitHubFunc(func(ctx context.Context, installationID int64, owner, name string) (pipeline.Repo, error) {

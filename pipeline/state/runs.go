@@ -156,3 +156,20 @@ func (r Runs) TestsActive(ctx context.Context, repo string) bool {
 	err := r.pool.QueryRow(ctx, `SELECT count(*) FROM runs WHERE kind = 'test' AND repo = $1 AND status IN ('queued', 'running')`, repo).Scan(&n)
 	return err != nil || n > 0
 }
+
+// PreviewAt returns the pull request whose preview was built at sha (one
+// of prs, when given), or 0.
+func (r Runs) PreviewAt(ctx context.Context, repo, sha string, prs []int) (int, error) {
+	var pr int
+	err := r.pool.QueryRow(ctx, `
+		SELECT pr_number FROM runs WHERE kind = 'preview' AND repo = $1 AND head_sha = $2 AND pr_number > 0
+		  AND (coalesce(cardinality($3::int[]), 0) = 0 OR pr_number = ANY($3))
+		ORDER BY id DESC LIMIT 1`, repo, sha, prs).Scan(&pr)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find the preview of %s@%s: %w", repo, sha, err)
+	}
+	return pr, nil
+}

@@ -9,8 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/revelations-studio/deploybot/internal/retry"
 )
 
 // Store is the pipelines' state in one database.
@@ -22,6 +25,7 @@ type Store struct {
 	Refusals   Refusals
 	Clients    Clients
 	Intents    Intents
+	Tests      Tests
 
 	pool *pgxpool.Pool
 }
@@ -36,6 +40,7 @@ func New(pool *pgxpool.Pool) *Store {
 		Refusals:   Refusals{pool},
 		Clients:    Clients{pool},
 		Intents:    Intents{pool},
+		Tests:      Tests{pool},
 		pool:       pool,
 	}
 }
@@ -43,27 +48,64 @@ func New(pool *pgxpool.Pool) *Store {
 // ErrLocked says another session holds the lock asked for.
 var ErrLocked = errors.New("another run holds the lock")
 
-// Lock takes the session advisory lock named key without waiting, on a
-// connection of its own that is kept until unlock: ErrLocked when another
+// Lock is a set of session advisory locks held on one connection of their
+// own, so that a run needs one connection however many it holds. A process
+// that dies loses its connection and with it the locks.
+type Lock struct {
+	conn *pgxpool.Conn
+}
+
+// Polling bounds of Lock.Also.
+const (
+	lockPollMin = 50 * time.Millisecond
+	lockPollMax = 2 * time.Second
+)
+
+// Lock takes the lock named key without waiting: ErrLocked when another
 // session holds it. Locks serialise the runs of one pull request, one
-// repository's production, one test request, across workers and replicas;
-// a process that dies loses its connection and with it the lock.
-func (s *Store) Lock(ctx context.Context, key string) (unlock func(), err error) {
+// repository's production, one test request, across workers and replicas.
+func (s *Store) Lock(ctx context.Context, key string) (*Lock, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", key, err)
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("lock %s: %w", key, err)
-	}
+	ok, err := tryLock(ctx, conn, key)
 	if !ok {
 		conn.Release()
-		return nil, ErrLocked
+		if err == nil {
+			err = ErrLocked
+		}
+		return nil, err
 	}
-	return func() {
-		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
-		conn.Release()
-	}, nil
+	return &Lock{conn: conn}, nil
+}
+
+// Also takes one more lock on l's connection, waiting for it until ctx
+// ends. It polls: a blocked pg_advisory_lock would hold a connection that
+// cancelling ctx cannot free without breaking the session. It must not be
+// called concurrently with itself or Release.
+func (l *Lock) Also(ctx context.Context, key string) error {
+	for wait := lockPollMin; ; wait = min(wait*2, lockPollMax) {
+		ok, err := tryLock(ctx, l.conn, key)
+		if ok || err != nil {
+			return err
+		}
+		if err := retry.Sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// Release gives up every lock of l and its connection.
+func (l *Lock) Release() {
+	_, _ = l.conn.Exec(context.Background(), `SELECT pg_advisory_unlock_all()`)
+	l.conn.Release()
+}
+
+func tryLock(ctx context.Context, conn *pgxpool.Conn, key string) (bool, error) {
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
+		return false, fmt.Errorf("lock %s: %w", key, err)
+	}
+	return ok, nil
 }

@@ -20,22 +20,30 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// TestLock: one holder per key across sessions; a released key is free.
+// TestLock: one holder per key across sessions; a released key is free;
+// one connection holds several keys, and Also waits for a key held
+// elsewhere until it is released.
 func TestLock(t *testing.T) {
 	st := state.New(pgtest.NewDatabase(t))
 	ctx := t.Context()
-	unlock, err := st.Lock(ctx, "deploybot:preview:o/r#1")
+	l, err := st.Lock(ctx, "deploybot:preview:o/r#1")
 	must(t, err)
 	if _, err := st.Lock(ctx, "deploybot:preview:o/r#1"); !errors.Is(err, state.ErrLocked) {
 		t.Fatalf("second holder: %v, want ErrLocked", err)
 	}
-	other, err := st.Lock(ctx, "deploybot:preview:o/r#2")
+	other, err := st.Lock(ctx, "deploybot:test-db:p/x")
 	must(t, err)
-	other()
-	unlock()
-	again, err := st.Lock(ctx, "deploybot:preview:o/r#1")
+	got := make(chan error, 1)
+	go func() { got <- l.Also(ctx, "deploybot:test-db:p/x") }()
+	other.Release()
+	must(t, <-got) // taken once the other session let go
+	if _, err := st.Lock(ctx, "deploybot:test-db:p/x"); !errors.Is(err, state.ErrLocked) {
+		t.Fatalf("a key taken with Also: %v, want ErrLocked", err)
+	}
+	l.Release()
+	again, err := st.Lock(ctx, "deploybot:test-db:p/x")
 	must(t, err)
-	again()
+	again.Release()
 }
 
 // TestPreviews: a preview's state and resources survive a round trip; the
