@@ -90,6 +90,14 @@ func (e *env) branches(t *testing.T) []neonsim.BranchState {
 // another tool would, from a raw request body.
 func (e *env) createRaw(t *testing.T, body string) {
 	t.Helper()
+	if status, answer := e.postRaw(t, body); status != 201 {
+		t.Fatalf("create: %d %s", status, answer)
+	}
+}
+
+// postRaw sends a raw create-branch request and returns Neon's answer.
+func (e *env) postRaw(t *testing.T, body string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	req.Header.Set("Content-Type", "application/json")
@@ -97,10 +105,9 @@ func (e *env) createRaw(t *testing.T, body string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Fatalf("create: %d", resp.StatusCode)
-	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(answer)
 }
 
 func (e *env) count(route string) int { return e.sim.Snapshot().Requests[route] }
@@ -377,17 +384,7 @@ func TestSchemaOnlyBranchesRespectTheRootLimit(t *testing.T) {
 	e := setup(t, neonsim.Options{RootBranches: 3})
 	ctx := context.Background()
 	raw := func(name string) (int, string) {
-		body := `{"branch":{"name":"` + name + `","init_source":"schema-only"}}`
-		req, _ := http.NewRequest("POST", e.url+"/projects/"+e.project+"/branches", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+apiKey)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		return e.postRaw(t, `{"branch":{"name":"`+name+`","init_source":"schema-only"}}`)
 	}
 	if st, _ := raw("a-persons-copy"); st != http.StatusCreated { // root 2 of 3
 		t.Fatalf("second root: %d", st)
