@@ -40,6 +40,9 @@ const (
 	// the queue's RescueStuckJobsAfter, or a long run would be started a
 	// second time while the first still works.
 	testRunTimeout = previewTimeout
+	// testBranchExpiry is when Neon deletes a test run's ephemeral branch
+	// by itself (expires_at): a few hours past any run's end.
+	testBranchExpiry = testRunTimeout + 3*time.Hour
 	// maxTarball bounds the compressed source download.
 	maxTarball = 1 << 30
 	// forkKeyPrefix marks the runs of a fork pull request's head in

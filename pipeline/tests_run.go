@@ -372,8 +372,12 @@ func (r *testRun) createDatabase(ctx context.Context, log *Log) error {
 	if r.req.fork {
 		init = r.file.Forks.InitSource
 	}
+	// Neon deletes the branch by itself once it expires: a safety net
+	// for a bot that dies and never comes back (the run deletes it, the
+	// sweeper deletes what a run left, long before then).
 	b, err := deps.Neon.EnsureBranch(ctx, db.Project, neon.BranchOptions{
 		Name: name, Parent: db.Parent, InitSource: init, Tags: r.dbTags(),
+		ExpiresAt: time.Now().Add(testBranchExpiry),
 	})
 	if err != nil {
 		return err

@@ -571,3 +571,33 @@ func TestBranchNameIsData(t *testing.T) {
 		t.Errorf("ephemeral branches left: %v", left)
 	}
 }
+
+// TestTestBranchExpires: a test run's ephemeral branch carries Neon's
+// expires_at a few hours ahead, so that Neon deletes it even if the bot
+// dies for good before the run (or the sweeper) can.
+func TestTestBranchExpires(t *testing.T) {
+	e := start(t)
+	files, err := e.s.SampleFiles()
+	e.must(err)
+	release := filepath.Join(e.shared, "release")
+	hold := "while [ ! -f '" + release + "' ]; do sleep 0.05; done\n" + files["tests/integration.sh"]
+	sha := e.pushBranch("feature/expiry", "Hold the stage", map[string]string{"tests/integration.sh": hold})
+	e.waitForStep("integration")
+	var expires *time.Time
+	for _, b := range e.s.Sandbox.Neon.Snapshot().Projects[0].Branches {
+		if strings.HasPrefix(b.Name, "push-") {
+			expires = b.ExpiresAt
+		}
+	}
+	if expires == nil || time.Until(*expires) < time.Hour || time.Until(*expires) > 24*time.Hour {
+		t.Errorf("the test branch expires at %v, want a few hours from now", expires)
+	}
+	e.must(os.WriteFile(release, nil, 0o644))
+	e.idle()
+	if got := e.stageChecks(sha)["integration"]; fmt.Sprint(got) != "[success]" {
+		t.Errorf("integration: %v", got)
+	}
+	if left := e.testBranches(); len(left) != 0 {
+		t.Errorf("ephemeral branches left: %v", left)
+	}
+}
