@@ -296,7 +296,7 @@ var defaultRoles = []string{github.RoleAdmin, github.RoleMaintain, github.RoleWr
 // their role lets in. A team lookup that fails counts as "not a member":
 // the refusal's reason says why, at warning level where it is logged.
 func (p *previews) authorize(ctx context.Context, repo Repo, repoName, user string) (bool, string) {
-	rules := p.deps.Config.Repositories[repoName].Commands
+	rules := p.deps.Repositories[repoName].Commands
 	if len(rules.Only) > 0 && !slices.Contains(rules.Only, user) {
 		team, err := p.inTeams(ctx, repo, rules.Only, user)
 		switch {

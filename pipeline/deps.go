@@ -24,10 +24,19 @@ import (
 // tests and the demo.
 type Deps struct {
 	// State is the pipelines' state in the bot's database (all their SQL).
-	State  *state.Store
-	Config *config.Config
-	GitHub GitHub
-	Neon   Databases
+	State *state.Store
+	// Repositories maps "owner/name" to what the bot needs to deploy it
+	// (its Cloudflare account and zone, its secret values, who may run
+	// commands): the only part of the bot's config the pipelines read,
+	// with MasterKey and WorkersLimit.
+	Repositories map[string]config.Repository
+	// MasterKey derives the generated secrets (empty when not set).
+	MasterKey config.Secret
+	// WorkersLimit is cloudflare.workers_limit: the account plan's number of
+	// Workers, warned about as it nears.
+	WorkersLimit int
+	GitHub       GitHub
+	Neon         Databases
 	// Cloudflare returns the Workers API of one account.
 	Cloudflare func(accountID string) (Workers, error)
 	// Health requests deployed hostnames; HealthScheme is "https" in

@@ -83,7 +83,7 @@ func (r *previewRun) vars() map[string]string {
 
 func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
 	repoName := r.meta.Repo.FullName()
-	repoCfg, ok := r.p.deps.Config.Repositories[repoName]
+	repoCfg, ok := r.p.deps.Repositories[repoName]
 	if !ok {
 		return nil, fmt.Errorf("repository %s is not configured in the bot's config (add it under repositories: with its Cloudflare account and zone)", repoName)
 	}
@@ -350,7 +350,7 @@ func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw pl
 	if err != nil {
 		return err
 	}
-	warnWorkerLimit(log, pl.res.AccountID, found, r.p.deps.Config.Cloudflare.WorkersLimit)
+	warnWorkerLimit(log, pl.res.AccountID, found, r.p.deps.WorkersLimit)
 	version, err := cf.UploadWorker(ctx, script)
 	if err != nil {
 		return err

@@ -199,7 +199,7 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 		return r.fail(ctx, "The pipeline file has errors", "```text\n"+fileErr.Error()+"\n```", fileErr)
 	}
 	repoName := r.meta.Repo.FullName()
-	repoCfg, ok := r.p.deps.Config.Repositories[repoName]
+	repoCfg, ok := r.p.deps.Repositories[repoName]
 	if !ok {
 		err := fmt.Errorf("repository %s is not configured in the bot's config (repositories)", repoName)
 		return r.fail(ctx, "Not configured", err.Error(), err)
@@ -264,7 +264,7 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 				if err != nil {
 					return err
 				}
-				warnWorkerLimit(log, repoCfg.Cloudflare.AccountID, found, r.p.deps.Config.Cloudflare.WorkersLimit)
+				warnWorkerLimit(log, repoCfg.Cloudflare.AccountID, found, r.p.deps.WorkersLimit)
 				if pw.hostname == "" {
 					continue
 				}

@@ -86,7 +86,7 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 		script.Secrets[w.DatabaseURL] = s.dbURL
 	}
 	for _, name := range w.GeneratedSecrets {
-		v, err := generatedSecret(deps.Config, repo, s.scope, name)
+		v, err := generatedSecret(deps.MasterKey, repo, s.scope, name)
 		if err != nil {
 			return script, err
 		}
@@ -205,8 +205,8 @@ func taggedPreview(tags []string) (repo string, pr int, ok bool) {
 // generatedSecret derives a secret for one environment of a repository:
 // stable across deploys, never stored, different for every repository,
 // environment and name.
-func generatedSecret(cfg *config.Config, repo, scope, name string) (string, error) {
-	key := cfg.MasterKey.Value()
+func generatedSecret(masterKey config.Secret, repo, scope, name string) (string, error) {
+	key := masterKey.Value()
 	if key == "" {
 		return "", fmt.Errorf("the pipeline file asks for generated secret %s, but the bot has no master_key (set it, or %s)", name, config.EnvMasterKey)
 	}

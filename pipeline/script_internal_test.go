@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
 )
 
@@ -71,7 +70,7 @@ func TestBuildScriptReadsOnlyInsideTheWorkspace(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ws := t.TempDir()
 			c.prepare(t, ws)
-			script, err := buildScript(Deps{Config: &config.Config{}}, "acme/app", scriptSpec{worker: worker, name: "web-preview-1", workspace: ws, scope: "pr-1"}, &Log{})
+			script, err := buildScript(Deps{}, "acme/app", scriptSpec{worker: worker, name: "web-preview-1", workspace: ws, scope: "pr-1"}, &Log{})
 			if c.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)

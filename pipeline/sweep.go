@@ -233,7 +233,7 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 			addProject(p[1], p[0])
 		}
 	}
-	for repoName := range deps.Config.Repositories {
+	for repoName := range deps.Repositories {
 		project, err := defaultBranchProject(ctx, deps, repoName)
 		if err != nil {
 			errs = append(errs, err)
@@ -248,7 +248,7 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		}
 		for _, b := range branches {
 			repoName := b.Annotations[neon.AnnotationRepo]
-			if _, ours := deps.Config.Repositories[repoName]; !ours {
+			if _, ours := deps.Repositories[repoName]; !ours {
 				// Another bot's, sharing the project (or a repository this
 				// one no longer serves): not this bot's to judge.
 				continue
@@ -311,7 +311,7 @@ func previewRecorded(ctx context.Context, deps Deps, repo string, pr int) bool {
 // cloudflareAccounts groups the configured repositories by Cloudflare account.
 func cloudflareAccounts(deps Deps) map[string]map[string]config.RepoCloudflare {
 	out := map[string]map[string]config.RepoCloudflare{}
-	for name, rc := range deps.Config.Repositories {
+	for name, rc := range deps.Repositories {
 		if rc.Cloudflare.AccountID == "" {
 			continue
 		}

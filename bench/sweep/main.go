@@ -512,8 +512,10 @@ func botDeps(info clouds, pool *pgxpool.Pool, cfg *config.Config) (_ *pipeline.D
 		return nil, nil, err
 	}
 	return &pipeline.Deps{
-		State:  state.New(pool),
-		Config: cfg,
+		State:        state.New(pool),
+		Repositories: cfg.Repositories,
+		MasterKey:    cfg.MasterKey,
+		WorkersLimit: cfg.Cloudflare.WorkersLimit,
 		GitHub: pipeline.GitHubFunc(func(_ context.Context, installationID int64, owner, name string) (pipeline.Repo, error) {
 			client, err := creator.NewInstallationClient(installationID)
 			if err != nil {

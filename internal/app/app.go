@@ -225,8 +225,10 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 		opts.Logger.Info().Str("login", login).Msg("the App's bot user")
 	}
 	deps := &pipeline.Deps{
-		State:  state.New(pool),
-		Config: cfg,
+		State:        state.New(pool),
+		Repositories: cfg.Repositories,
+		MasterKey:    cfg.MasterKey,
+		WorkersLimit: cfg.Cloudflare.WorkersLimit,
 		GitHub: pipeline.GitHubFunc(func(ctx context.Context, installationID int64, owner, name string) (pipeline.Repo, error) {
 			client, err := creator.NewInstallationClient(installationID)
 			if err != nil {
