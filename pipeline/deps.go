@@ -102,6 +102,9 @@ type Repo interface {
 type Databases interface {
 	EnsureBranch(ctx context.Context, projectID string, opts neon.BranchOptions) (neon.Branch, error)
 	ConnectionURIs(ctx context.Context, projectID, branchID, database, role string) (neon.URIs, error)
+	// OwnConnectionURIs gives the branch's role its own password once
+	// (owned: the branch id recorded as done) and returns the id to record.
+	OwnConnectionURIs(ctx context.Context, projectID string, b neon.Branch, owned string) (neon.URIs, string, error)
 	// ResetConnectionURIs gives the branch's role a new password first, so
 	// the URIs do not carry the parent's (production's) password.
 	ResetConnectionURIs(ctx context.Context, projectID, branchID, database, role string) (neon.URIs, error)

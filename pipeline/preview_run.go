@@ -232,25 +232,21 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 				}
 				log.Printf("reset %s from its parent (%s)", pl.branch, pl.init)
 			}
-			// A new branch's role came with the parent's password: give it
-			// its own before the migration and the Workers see it. Once
-			// done (and recorded) for this branch, later runs keep it, so
-			// a run that fails after this step leaves the live preview
-			// able to reach its database. A branch reset from its parent
-			// gets a new one again.
-			var u neon.URIs
-			if ownPassword == b.ID && !r.resetDB {
-				u, err = deps.Neon.ConnectionURIs(ctx, pl.file.Database.Project, b.ID, "", "")
-			} else {
-				u, err = deps.Neon.ResetConnectionURIs(ctx, pl.file.Database.Project, b.ID, "", "")
-				if err == nil {
-					pl.ownPassword = b.ID
-					log.Printf("role password of %s reset: it is the branch's own", b.Name)
-				}
+			// The branch's role came with the parent's password: it gets its
+			// own before the migration and the Workers see it, once per
+			// branch (a reset branch again), recorded with the preview.
+			owned := ownPassword
+			if r.resetDB {
+				owned = ""
 			}
+			u, owned, err := deps.Neon.OwnConnectionURIs(ctx, pl.file.Database.Project, b, owned)
 			if err != nil {
 				return err
 			}
+			if owned != ownPassword || r.resetDB {
+				log.Printf("role password of %s reset: it is the branch's own", b.Name)
+			}
+			pl.ownPassword = owned
 			*uris = u
 			log.Printf("branch %s (%s) from %s, %s", b.Name, b.ID, pl.file.Database.Parent, pl.init)
 			return nil

@@ -384,7 +384,7 @@ func (r *testRun) createDatabase(ctx context.Context, log *Log) error {
 	}
 	// The stages (a fork's, once approved) must not learn the parent's
 	// password, which the new branch's role still has.
-	uris, err := deps.Neon.ResetConnectionURIs(ctx, db.Project, b.ID, "", "")
+	uris, _, err := deps.Neon.OwnConnectionURIs(ctx, db.Project, b, "")
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,25 @@ func (c *Client) ConnectionURIs(ctx context.Context, projectID, branchID, databa
 	return c.connectionURIs(ctx, projectID, branchID, database, role, fail)
 }
 
+// OwnConnectionURIs returns connection strings of branch b's database that
+// open b only: a branch starts with its parent's passwords, so the role's
+// is reset, once. owned is the id of the branch the caller recorded as
+// already having its own password: when it is b's, the password stays and
+// the strings carry it (a run that fails later leaves the live preview
+// able to connect); a branch recreated since has another id and is reset
+// again. It returns the id to record.
+func (c *Client) OwnConnectionURIs(ctx context.Context, projectID string, b Branch, owned string) (URIs, string, error) {
+	if owned == b.ID {
+		u, err := c.ConnectionURIs(ctx, projectID, b.ID, "", "")
+		return u, owned, err
+	}
+	u, err := c.ResetConnectionURIs(ctx, projectID, b.ID, "", "")
+	if err != nil {
+		return URIs{}, owned, err
+	}
+	return u, b.ID, nil
+}
+
 // ResetConnectionURIs gives role on the branch a new password and returns
 // connection strings that carry it, so that they open this branch only:
 // a child branch starts with its parent's passwords, and whoever reads a

@@ -606,3 +606,35 @@ func TestLockedOutlastsTheRetryPolicy(t *testing.T) {
 		t.Errorf("waited %s for a lock wait of a minute", waited)
 	}
 }
+
+// TestOwnConnectionURIs: a branch's role gets a password of its own once:
+// the first call resets it (and names the branch to record), a call with
+// that record keeps it, and a recreated branch (another id) is reset again.
+func TestOwnConnectionURIs(t *testing.T) {
+	e := setup(t, neonsim.Options{})
+	ctx := context.Background()
+	parent, err := e.client.ConnectionURIs(ctx, e.project, e.sim.Snapshot().Projects[0].Branches[0].ID, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.client.EnsureBranch(ctx, e.project, preview(31))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, owned, err := e.client.OwnConnectionURIs(ctx, e.project, b, "")
+	if err != nil || owned != b.ID || first.Direct == parent.Direct {
+		t.Fatalf("first: owned %q, %v; the strings must differ from the parent's", owned, err)
+	}
+	again, owned2, err := e.client.OwnConnectionURIs(ctx, e.project, b, owned)
+	if err != nil || owned2 != b.ID || again.Direct != first.Direct {
+		t.Fatalf("with the record: owned %q, %v, same strings %v; want the password kept", owned2, err, again.Direct == first.Direct)
+	}
+	other := b
+	other.ID = "br-recreated-00000000"
+	if _, _, err := e.client.OwnConnectionURIs(ctx, e.project, b, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if now, err := e.client.ConnectionURIs(ctx, e.project, b.ID, "", ""); err != nil || now.Direct == first.Direct {
+		t.Fatalf("a record naming another branch id must reset the password again (%v)", err)
+	}
+}
