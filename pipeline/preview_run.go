@@ -83,35 +83,28 @@ func (r *previewRun) vars() map[string]string {
 
 func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
 	repoName := r.meta.Repo.FullName()
-	repoCfg, ok := r.p.deps.Repositories[repoName]
-	if !ok {
-		return nil, fmt.Errorf("repository %s is not configured in the bot's config (add it under repositories: with its Cloudflare account and zone)", repoName)
+	tg, err := targetOf(r.p.deps, repoName)
+	if err != nil {
+		return nil, err
 	}
+	repoCfg := tg.cfg
 	vars := r.vars()
+	env := commandEnv("preview", repoName, r.pr.HeadSHA)
+	env["DEPLOYBOT_PR"] = strconv.Itoa(r.pr.Number)
+	env["DEPLOYBOT_BRANCH"] = r.pr.HeadRef // user-controlled: data in env, never in a command
+	env["DEPLOYBOT_BASE_BRANCH"] = r.pr.BaseRef
+	env["DEPLOYBOT_PREVIEW_NAME"] = names.Expand(file.Database.PreviewBranch, vars)
 	pl := &plan{
-		file:    file,
-		repoCfg: repoCfg,
-		branch:  names.BranchName(names.Expand(file.Database.PreviewBranch, vars)),
-		init:    file.Database.InitSource,
-		secrets: !r.pr.Fork || file.Forks.Secrets,
-		env: map[string]string{
-			"CI":                     "true",
-			"DEPLOYBOT":              "true",
-			"DEPLOYBOT_ENVIRONMENT":  "preview",
-			"DEPLOYBOT_REPO":         repoName,
-			"DEPLOYBOT_PR":           strconv.Itoa(r.pr.Number),
-			"DEPLOYBOT_SHA":          r.pr.HeadSHA,
-			"DEPLOYBOT_BRANCH":       r.pr.HeadRef, // user-controlled: data in env, never in a command
-			"DEPLOYBOT_BASE_BRANCH":  r.pr.BaseRef,
-			"DEPLOYBOT_PREVIEW_NAME": names.Expand(file.Database.PreviewBranch, vars),
-		},
-		hostMode: cloudflare.ModeCustomDomain,
+		file:     file,
+		repoCfg:  repoCfg,
+		branch:   names.BranchName(names.Expand(file.Database.PreviewBranch, vars)),
+		init:     file.Database.InitSource,
+		secrets:  !r.pr.Fork || file.Forks.Secrets,
+		env:      env,
+		hostMode: tg.mode,
 	}
 	if r.pr.Fork {
 		pl.init = file.Forks.InitSource
-	}
-	if repoCfg.Cloudflare.Hostnames == "dns_route" {
-		pl.hostMode = cloudflare.ModeDNSRoute
 	}
 	pl.res = resources{
 		Project: file.Database.Project, Branch: pl.branch,
@@ -251,19 +244,7 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 			log.Printf("branch %s (%s) from %s, %s", b.Name, b.ID, pl.file.Database.Parent, pl.init)
 			return nil
 		}},
-		{Name: "source", Do: func(ctx context.Context, log *Log) error {
-			tar, err := r.repo.Tarball(ctx, r.pr.HeadSHA)
-			if err != nil {
-				return err
-			}
-			defer tar.Close()
-			stats, err := ws.Extract(ctx, tar, workspace.Limits{})
-			if err != nil {
-				return err
-			}
-			log.Printf("%s at %s: %+v", r.meta.Repo.FullName(), short(r.pr.HeadSHA), stats)
-			return nil
-		}},
+		sourceStep(r.repo, r.meta.Repo.FullName(), r.pr.HeadSHA, ws),
 		{Name: "migrate", Needs: []string{"database", "source"}, Do: func(ctx context.Context, log *Log) error {
 			if pl.file.Database.Migrate == "" {
 				log.Printf("no migrate command in the pipeline file")

@@ -18,7 +18,6 @@ import (
 	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
 	"github.com/revelations-studio/deploybot/internal/runner"
-	"github.com/revelations-studio/deploybot/internal/workspace"
 	"github.com/revelations-studio/deploybot/pipeline/state"
 	"github.com/revelations-studio/deploybot/templates"
 )
@@ -199,18 +198,14 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 		return r.fail(ctx, "The pipeline file has errors", "```text\n"+fileErr.Error()+"\n```", fileErr)
 	}
 	repoName := r.meta.Repo.FullName()
-	repoCfg, ok := r.p.deps.Repositories[repoName]
-	if !ok {
-		err := fmt.Errorf("repository %s is not configured in the bot's config (repositories)", repoName)
+	tg, err := targetOf(r.p.deps, repoName)
+	if err != nil {
 		return r.fail(ctx, "Not configured", err.Error(), err)
 	}
+	repoCfg, mode := tg.cfg, tg.mode
 	cf, err := r.p.deps.Cloudflare(repoCfg.Cloudflare.AccountID)
 	if err != nil {
 		return r.fail(ctx, "Cloudflare", err.Error(), err)
-	}
-	mode := cloudflare.ModeCustomDomain
-	if repoCfg.Cloudflare.Hostnames == "dns_route" {
-		mode = cloudflare.ModeDNSRoute
 	}
 	branch := file.Production.Branch
 	if branch == "" {
@@ -239,23 +234,11 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 	}
 	defer ws.Remove()
 
-	env := map[string]string{
-		"CI": "true", "DEPLOYBOT": "true", "DEPLOYBOT_ENVIRONMENT": "production",
-		"DEPLOYBOT_REPO": repoName, "DEPLOYBOT_SHA": r.sha,
-	}
+	env := commandEnv("production", repoName, r.sha)
 	var dbURL string
 	migrateSecrets := []string{}
 	steps := []Step{
-		{Name: "source", Do: func(ctx context.Context, log *Log) error {
-			tar, err := r.repo.Tarball(ctx, r.sha)
-			if err != nil {
-				return err
-			}
-			defer tar.Close()
-			stats, err := ws.Extract(ctx, tar, workspace.Limits{})
-			log.Printf("%+v", stats)
-			return err
-		}},
+		sourceStep(r.repo, repoName, r.sha, ws),
 		// Validation touches nothing: every Worker must be absent or ours,
 		// and every hostname free or already ours, before anything changes.
 		{Name: "validate", Do: func(ctx context.Context, log *Log) error {

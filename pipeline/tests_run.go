@@ -450,14 +450,8 @@ func (t *testRuns) acquire(ctx context.Context) (func(), error) {
 // stages that asked for it. Values a push controls (the branch name) are
 // data in variables, never part of the command.
 func (r *testRun) env(stage string, database bool) map[string]string {
-	env := map[string]string{
-		"CI":                    "true",
-		"DEPLOYBOT":             "true",
-		"DEPLOYBOT_ENVIRONMENT": "test",
-		"DEPLOYBOT_REPO":        r.req.meta.Repo.FullName(),
-		"DEPLOYBOT_SHA":         r.req.sha,
-		"DEPLOYBOT_BRANCH":      r.req.branch,
-	}
+	env := commandEnv("test", r.req.meta.Repo.FullName(), r.req.sha)
+	env["DEPLOYBOT_BRANCH"] = r.req.branch
 	if stage != "" {
 		env["DEPLOYBOT_STAGE"] = stage
 	}

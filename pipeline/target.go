@@ -1,0 +1,66 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/revelations-studio/deploybot/internal/cloudflare"
+	"github.com/revelations-studio/deploybot/internal/config"
+	"github.com/revelations-studio/deploybot/internal/workspace"
+)
+
+// target is what the bot's config says of a repository a pipeline deploys:
+// its Cloudflare account and zone, how hostnames are attached, its secret
+// values and command rules. Preview and production look it up the same
+// way.
+type target struct {
+	repo string
+	cfg  config.Repository
+	mode cloudflare.HostnameMode
+}
+
+// targetOf looks repo ("owner/name") up in the bot's config.
+func targetOf(deps Deps, repo string) (target, error) {
+	cfg, ok := deps.Repositories[repo]
+	if !ok {
+		return target{}, fmt.Errorf("repository %s is not configured in the bot's config (add it under repositories: with its Cloudflare account and zone)", repo)
+	}
+	mode := cloudflare.ModeCustomDomain
+	if cfg.Cloudflare.Hostnames == "dns_route" {
+		mode = cloudflare.ModeDNSRoute
+	}
+	return target{repo: repo, cfg: cfg, mode: mode}, nil
+}
+
+// commandEnv is the environment every repository command of a run starts
+// from: the CI context, which environment it is, which repository and
+// commit. Runs add their own (the pull request, the branch, the stage);
+// values a pull request controls are data in variables, never part of a
+// command.
+func commandEnv(environment, repo, sha string) map[string]string {
+	return map[string]string{
+		"CI":                    "true",
+		"DEPLOYBOT":             "true",
+		"DEPLOYBOT_ENVIRONMENT": environment,
+		"DEPLOYBOT_REPO":        repo,
+		"DEPLOYBOT_SHA":         sha,
+	}
+}
+
+// sourceStep fetches the repository at sha into ws: the first step of a
+// preview and of a production run.
+func sourceStep(repo Repo, repoName, sha string, ws *workspace.Workspace) Step {
+	return Step{Name: "source", Do: func(ctx context.Context, log *Log) error {
+		tar, err := repo.Tarball(ctx, sha)
+		if err != nil {
+			return err
+		}
+		defer tar.Close()
+		stats, err := ws.Extract(ctx, tar, workspace.Limits{})
+		if err != nil {
+			return err
+		}
+		log.Printf("%s at %s: %+v", repoName, short(sha), stats)
+		return nil
+	}}
+}
