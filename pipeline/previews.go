@@ -58,8 +58,8 @@ type syncOptions struct {
 var errApprovalStale = errors.New("the pull request has new commits since the approval")
 
 type previews struct {
-	deps  Deps
-	roles roleCache
+	deps Deps
+	gate *gate
 }
 
 // preview is the stored state of a PR's preview, resources what it

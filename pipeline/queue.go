@@ -40,7 +40,7 @@ type QueueOptions struct {
 func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	if opts.Pipelines != nil {
-		p := &previews{deps: *opts.Pipelines}
+		p := &previews{deps: *opts.Pipelines, gate: &gate{deps: *opts.Pipelines}}
 		river.AddWorker(workers, &syncWorker[intent.PreviewRequested]{p: p})
 		river.AddWorker(workers, &syncWorker[intent.PreviewDrafted]{p: p})
 		river.AddWorker(workers, &syncWorker[intent.PreviewClosed]{p: p})

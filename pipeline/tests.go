@@ -181,7 +181,7 @@ func (w *checkSuiteWorker) Work(ctx context.Context, job *river.Job[intent.Check
 	if err != nil {
 		return err
 	}
-	if ok, why := p.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
+	if ok, why := p.gate.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
 		logger.Warn().Str("reason", why).Msg("check-suite re-run refused")
 		return nil
 	}

@@ -37,7 +37,7 @@ func (p *previews) queueTestRerun(ctx context.Context, in intent.CheckRunAction)
 	if err != nil {
 		return err
 	}
-	if ok, why := p.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
+	if ok, why := p.gate.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
 		logger.Warn().Str("reason", why).Msg("test re-run refused")
 		return nil
 	}
