@@ -225,7 +225,7 @@ func (w *checkRunWorker) Timeout(*river.Job[intent.CheckRunAction]) time.Duratio
 func (w *checkRunWorker) Work(ctx context.Context, job *river.Job[intent.CheckRunAction]) error {
 	in := job.Args
 	if isTestCheck(in.Name) {
-		return w.p.queueTestRerun(ctx, in)
+		return w.p.tests.queueTestRerun(ctx, in)
 	}
 	if in.Name != CheckPreview {
 		return nil

@@ -58,8 +58,9 @@ type syncOptions struct {
 var errApprovalStale = errors.New("the pull request has new commits since the approval")
 
 type previews struct {
-	deps Deps
-	gate *gate
+	deps  Deps
+	gate  *gate
+	tests *testRuns // fork heads, once approved, are tested
 }
 
 // preview is the stored state of a PR's preview, resources what it
@@ -141,7 +142,7 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 		}
 	}
 	if pr.Fork && st.ApprovedSHA == pr.HeadSHA {
-		p.queueForkTests(ctx, m, pr) // fork code is tested once a maintainer approved its head (tests.go)
+		p.tests.queueForkTests(ctx, m, pr) // fork code is tested once a maintainer approved its head (tests.go)
 	}
 	// The pipeline file always comes from the base branch: a PR must not
 	// choose what runs with the repository's secrets.

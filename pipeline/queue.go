@@ -40,14 +40,17 @@ type QueueOptions struct {
 func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	if opts.Pipelines != nil {
-		p := &previews{deps: *opts.Pipelines, gate: &gate{deps: *opts.Pipelines}}
+		d := *opts.Pipelines
+		g := &gate{deps: d}
+		tests := newTestRuns(d, g)
+		p := &previews{deps: d, gate: g, tests: tests}
 		river.AddWorker(workers, &syncWorker[intent.PreviewRequested]{p: p})
 		river.AddWorker(workers, &syncWorker[intent.PreviewDrafted]{p: p})
 		river.AddWorker(workers, &syncWorker[intent.PreviewClosed]{p: p})
 		river.AddWorker(workers, &commandWorker{p: p})
 		river.AddWorker(workers, &checkRunWorker{p: p})
 		registerProduction(workers, p)
-		registerTests(workers, p)
+		registerTests(workers, tests)
 		registerSweep(workers, p)
 	}
 	AddRecorders(workers, state.New(pool).Intents, opts.Logger, opts.Pipelines != nil)

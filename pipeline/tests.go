@@ -73,19 +73,24 @@ var errSuperseded = errors.New("superseded by a newer run of the branch")
 // testRuns runs the test stages of every repository; slots bounds the
 // commands running at once across all of them.
 type testRuns struct {
-	p     *previews
+	deps  Deps
+	gate  *gate
 	slots chan struct{}
+}
+
+// newTestRuns returns the test pipeline, with deps.TestCommands slots.
+func newTestRuns(deps Deps, g *gate) *testRuns {
+	n := deps.TestCommands
+	if n <= 0 {
+		n = defaultTestCommands
+	}
+	return &testRuns{deps: deps, gate: g, slots: make(chan struct{}, n)}
 }
 
 // registerTests adds the test-run workers: pushes (TestRequested),
 // "Re-run all checks" (CheckSuiteRequested) and the runs other workers ask
 // for (a fork's approved head, "Re-run" on a stage's check run).
-func registerTests(workers *river.Workers, p *previews) {
-	n := p.deps.TestCommands
-	if n <= 0 {
-		n = defaultTestCommands
-	}
-	t := &testRuns{p: p, slots: make(chan struct{}, n)}
+func registerTests(workers *river.Workers, t *testRuns) {
 	river.AddWorker(workers, &pushTestWorker{t: t})
 	river.AddWorker(workers, &checkSuiteWorker{t: t})
 	river.AddWorker(workers, &testRunWorker{t: t})
@@ -174,21 +179,21 @@ func (w *checkSuiteWorker) Work(ctx context.Context, job *river.Job[intent.Check
 	if in.Action != "rerequested" {
 		return nil
 	}
-	p := w.t.p
+	t := w.t
 	m := in.Delivery()
-	logger := p.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("sha", short(in.HeadSHA)).Logger()
-	repo, err := p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
+	logger := t.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("sha", short(in.HeadSHA)).Logger()
+	repo, err := t.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
 	if err != nil {
 		return err
 	}
-	if ok, why := p.gate.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
+	if ok, why := t.gate.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
 		logger.Warn().Str("reason", why).Msg("check-suite re-run refused")
 		return nil
 	}
 	// The suite also holds the preview's check run when the commit was a
 	// PR's head: that re-runs as the preview's own "Re-run" (its lock, its
 	// deadline), queued once however often this job is retried.
-	if pr, err := p.previewAt(ctx, m.Repo.FullName(), in.HeadSHA, in.PRs); err != nil {
+	if pr, err := t.previewAt(ctx, m.Repo.FullName(), in.HeadSHA, in.PRs); err != nil {
 		return err
 	} else if pr > 0 {
 		rerun := intent.CheckRunAction{Meta: m, Name: CheckPreview, HeadSHA: in.HeadSHA, PRs: []int{pr}}
@@ -197,10 +202,10 @@ func (w *checkSuiteWorker) Work(ctx context.Context, job *river.Job[intent.Check
 			return fmt.Errorf("queue the preview re-run of #%d: %w", pr, err)
 		}
 	}
-	req, ok, err := p.testRerun(ctx, repo, m, in.HeadSHA, in.HeadBranch, 0)
+	req, ok, err := t.testRerun(ctx, repo, m, in.HeadSHA, in.HeadBranch, 0)
 	if err != nil || !ok {
 		logger.Info().Err(err).Msg("no test run to repeat for this commit")
 		return err
 	}
-	return w.t.run(ctx, job.ID, req)
+	return t.run(ctx, job.ID, req)
 }

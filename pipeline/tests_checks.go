@@ -51,7 +51,7 @@ func (r *testRun) createChecks(ctx context.Context) error {
 			return fmt.Errorf("create the check run of stage %s: %w", s.Name, err)
 		}
 		r.checks[s.Name] = ref.ID
-		if err := r.t.p.deps.State.Tests.AttachCheckRun(ctx, r.runID, s.Name, ref.ID); err != nil {
+		if err := r.t.deps.State.Tests.AttachCheckRun(ctx, r.runID, s.Name, ref.ID); err != nil {
 			return err
 		}
 	}

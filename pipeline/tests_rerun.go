@@ -19,29 +19,29 @@ import (
 
 // previewAt is the PR whose preview was built at sha (one of prs, when
 // GitHub named them), or 0.
-func (p *previews) previewAt(ctx context.Context, repo, sha string, prs []int) (int, error) {
-	return p.deps.State.Runs.PreviewAt(ctx, repo, sha, prs)
+func (t *testRuns) previewAt(ctx context.Context, repo, sha string, prs []int) (int, error) {
+	return t.deps.State.Runs.PreviewAt(ctx, repo, sha, prs)
 }
 
 // queueTestRerun answers "Re-run" on a stage's check run (or on the check
 // run of an unusable pipeline file): that stage, and the stages it needs,
 // run again at the check run's commit. It is called by checkRunWorker and
 // authorizes the person like a command.
-func (p *previews) queueTestRerun(ctx context.Context, in intent.CheckRunAction) error {
+func (t *testRuns) queueTestRerun(ctx context.Context, in intent.CheckRunAction) error {
 	m := in.Delivery()
 	if m.Action != "rerequested" {
 		return nil
 	}
-	logger := p.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("check_run", in.Name).Logger()
-	repo, err := p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
+	logger := t.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("check_run", in.Name).Logger()
+	repo, err := t.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
 	if err != nil {
 		return err
 	}
-	if ok, why := p.gate.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
+	if ok, why := t.gate.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
 		logger.Warn().Str("reason", why).Msg("test re-run refused")
 		return nil
 	}
-	req, ok, err := p.testRerun(ctx, repo, m, in.HeadSHA, "", in.CheckRunID)
+	req, ok, err := t.testRerun(ctx, repo, m, in.HeadSHA, "", in.CheckRunID)
 	if err != nil || !ok {
 		logger.Info().Err(err).Msg("no test run to repeat for this check run")
 		return err
@@ -50,7 +50,7 @@ func (p *previews) queueTestRerun(ctx context.Context, in intent.CheckRunAction)
 	if in.Name == CheckTests {
 		req.stage = ""
 	}
-	return p.queueTestRun(ctx, testRunArgs{
+	return t.queueTestRun(ctx, testRunArgs{
 		Meta: m, Key: req.key, Branch: req.branch, SHA: req.sha, PR: req.pr, Fork: req.fork, Stage: req.stage, Reason: reasonRerun,
 	})
 }
@@ -60,7 +60,7 @@ func (p *previews) queueTestRerun(ctx context.Context, in intent.CheckRunAction)
 // run gets no secrets and a database branch made as forks.init_source
 // says (schema-only unless the repository chose otherwise). Each head runs
 // once, however many syncs look at it.
-func (p *previews) queueForkTests(ctx context.Context, m intent.Meta, pr github.PullRequest) {
+func (t *testRuns) queueForkTests(ctx context.Context, m intent.Meta, pr github.PullRequest) {
 	args := testRunArgs{
 		// Only what identifies the head, so that River's uniqueness by
 		// arguments makes the job once per commit.
@@ -68,12 +68,12 @@ func (p *previews) queueForkTests(ctx context.Context, m intent.Meta, pr github.
 		Key:  forkKeyPrefix + strconv.Itoa(pr.Number), Branch: pr.HeadRef, SHA: pr.HeadSHA, PR: pr.Number, Fork: true,
 		Reason: reasonFork,
 	}
-	if err := p.queueTestRun(ctx, args); err != nil {
+	if err := t.queueTestRun(ctx, args); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("queueing the tests of the fork's head")
 	}
 }
 
-func (p *previews) queueTestRun(ctx context.Context, args testRunArgs) error {
+func (t *testRuns) queueTestRun(ctx context.Context, args testRunArgs) error {
 	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 	if err != nil {
 		return fmt.Errorf("queue a test run of %s@%s: %w", args.Meta.Repo.FullName(), short(args.SHA), err)
@@ -87,9 +87,9 @@ func (p *previews) queueTestRun(ctx context.Context, args testRunArgs) error {
 // testRerun finds what a re-run of sha repeats: the branch (or fork pull
 // request) of the bot's last test run of that commit, or of the check run
 // checkRunID when given; headBranch when the bot never tested the commit.
-func (p *previews) testRerun(ctx context.Context, repo Repo, m intent.Meta, sha, headBranch string, checkRunID int64) (testRequest, bool, error) {
+func (t *testRuns) testRerun(ctx context.Context, repo Repo, m intent.Meta, sha, headBranch string, checkRunID int64) (testRequest, bool, error) {
 	repoName := m.Repo.FullName()
-	tests := p.deps.State.Tests
+	tests := t.deps.State.Tests
 	var key string
 	found := false
 	if checkRunID != 0 {

@@ -72,7 +72,7 @@ type testRun struct {
 // run does req: it waits for the branch's previous run (cancelling it when
 // this one supersedes it), then runs the stages and reports them.
 func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error {
-	deps := t.p.deps
+	deps := t.deps
 	repoName := req.meta.Repo.FullName()
 	logger := deps.Logger.With().Str("repo", repoName).Str("branch", req.branch).Str("sha", short(req.sha)).
 		Str("reason", req.reason).Int64("job_id", jobID).Logger()
@@ -139,7 +139,7 @@ func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error 
 //   - "[skip ci]" in the head commit's message.
 func (r *testRun) pushNeedsNoTests(ctx context.Context) (done bool, err error) {
 	req, repoName := r.req, r.req.meta.Repo.FullName()
-	dup, err := r.t.p.deps.State.Tests.Ran(ctx, state.TestRun{Repo: repoName, Key: req.key, SHA: req.sha, Reason: reasonPush}, r.jobID)
+	dup, err := r.t.deps.State.Tests.Ran(ctx, state.TestRun{Repo: repoName, Key: req.key, SHA: req.sha, Reason: reasonPush}, r.jobID)
 	if err != nil {
 		return false, err
 	}
@@ -174,7 +174,7 @@ func skipCI(message string) bool {
 
 // test reads the pipeline file and runs the stages.
 func (r *testRun) test(ctx context.Context) error {
-	deps := r.t.p.deps
+	deps := r.t.deps
 	base := r.req.meta.Repo.DefaultBranch
 	if base == "" {
 		return r.finish(ctx, "failed", errors.New("the event does not name the repository's default branch, where the pipeline file is read"))
@@ -356,7 +356,7 @@ func (r *testRun) unpack(ctx context.Context, name string) (string, workspace.St
 // names come out alike (the same commit pushed to "feature/a" and
 // "feature-a") take turns through a lock on the name.
 func (r *testRun) createDatabase(ctx context.Context, log *Log) error {
-	deps := r.t.p.deps
+	deps := r.t.deps
 	db := r.file.Database
 	name := r.dbName
 	if err := r.lock.Also(ctx, "deploybot:test-db:"+db.Project+"/"+name); err != nil {
@@ -407,7 +407,7 @@ func (r *testRun) dropDatabase(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
-	err := r.t.p.deps.Neon.DeleteBranchNamed(ctx, r.file.Database.Project, r.dbName, r.dbTags())
+	err := r.t.deps.Neon.DeleteBranchNamed(ctx, r.file.Database.Project, r.dbName, r.dbTags())
 	if _, theirs := errors.AsType[*neon.NotOwnedError](err); theirs {
 		r.logger.Warn().Err(err).Str("neon_branch", r.dbName).Msg("the test run's database name is taken by a branch that is not the run's: left alone")
 		return
@@ -430,7 +430,7 @@ func (r *testRun) migrate(ctx context.Context, log *Log) error {
 		return err
 	}
 	defer release()
-	return runCommand(ctx, r.t.p.deps.Commands, log, runner.Command{
+	return runCommand(ctx, r.t.deps.Commands, log, runner.Command{
 		Script: cmd, Dir: r.sourceDir, Env: r.env("", true), Secrets: uriSecrets(r.uris), Timeout: migrateTimeout,
 		Untrusted: r.req.fork,
 	})
@@ -489,7 +489,7 @@ func (r *testRun) runStage(ctx context.Context, log *Log, s repoconfig.Stage) er
 	if s.Database {
 		cmd.Secrets = uriSecrets(r.uris)
 	}
-	res, err := r.t.p.deps.Commands.Run(ctx, cmd)
+	res, err := r.t.deps.Commands.Run(ctx, cmd)
 	if res.Output != "" {
 		log.Write([]byte(res.Output))
 	}
@@ -517,7 +517,7 @@ func (r *testRun) result(stage string) (stageResult, bool) {
 
 // record stores the run as queued (or directly as finished, for a skip).
 func (r *testRun) record(ctx context.Context, status, msg string) error {
-	id, err := r.t.p.deps.State.Tests.Record(ctx, state.TestRun{
+	id, err := r.t.deps.State.Tests.Record(ctx, state.TestRun{
 		Repo: r.req.meta.Repo.FullName(), Key: r.req.key, SHA: r.req.sha, JobID: r.jobID, Reason: r.req.reason,
 	}, status, msg)
 	if err != nil {
@@ -534,7 +534,7 @@ func (r *testRun) finish(ctx context.Context, status string, cause error) error 
 	if cause != nil {
 		msg = cause.Error()
 	}
-	return r.t.p.deps.State.Runs.Finish(ctx, r.runID, status, msg)
+	return r.t.deps.State.Runs.Finish(ctx, r.runID, status, msg)
 }
 
 // Runs are ordered by their job's id: River numbers jobs as they are
@@ -546,7 +546,7 @@ func (r *testRun) finish(ctx context.Context, status string, cause error) error 
 // kills its commands, concludes its check runs and deletes its branch. A
 // new head replaces every older run; a re-run only those of its commit.
 func (r *testRun) cancelOlder(ctx context.Context) error {
-	tests := r.t.p.deps.State.Tests
+	tests := r.t.deps.State.Tests
 	ids, err := tests.Older(ctx, r.req.meta.Repo.FullName(), r.req.key, r.jobID, r.req.reason != reasonRerun, r.req.sha)
 	if err != nil || len(ids) == 0 {
 		return err
@@ -568,7 +568,7 @@ func (r *testRun) cancelOlder(ctx context.Context) error {
 // superseded reports whether a newer run that replaces this one exists: it
 // was queued while this one waited for the lock.
 func (r *testRun) superseded(ctx context.Context) (bool, error) {
-	return r.t.p.deps.State.Tests.Newer(ctx, r.req.meta.Repo.FullName(), r.req.key, r.jobID, r.req.sha, []string{reasonPush, reasonFork})
+	return r.t.deps.State.Tests.Newer(ctx, r.req.meta.Repo.FullName(), r.req.key, r.jobID, r.req.sha, []string{reasonPush, reasonFork})
 }
 
 // concludeAbandoned ends the branch's runs still marked running, and this
@@ -577,7 +577,7 @@ func (r *testRun) superseded(ctx context.Context) (bool, error) {
 // stay in progress forever. Their database branch is left to the sweeper
 // (or replaced, when this run tests the same commit).
 func (r *testRun) concludeAbandoned(ctx context.Context) error {
-	checks, err := r.t.p.deps.State.Tests.Abandon(ctx, r.req.meta.Repo.FullName(), r.req.key, r.runID, r.jobID)
+	checks, err := r.t.deps.State.Tests.Abandon(ctx, r.req.meta.Repo.FullName(), r.req.key, r.runID, r.jobID)
 	if err != nil {
 		return err
 	}
