@@ -155,20 +155,52 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 		return nil, fmt.Errorf("read %s@%s: %w", repoconfig.Path, pr.BaseRef, err)
 	}
 	file, fileErr := repoconfig.Parse(repoconfig.Path+"@"+pr.BaseRef, raw)
-	if fileErr == nil && !opts.explicit && m.Event == "pull_request" && !contains(file.Preview.On, m.Action) {
+	switch decideSync(m, pr, st, file, fileErr, opts) {
+	case syncIgnored:
 		logger.Info().Str("action", m.Action).Msg("the pipeline file does not deploy on this action")
 		return st, nil
-	}
-	switch {
-	case fileErr == nil && pr.Draft && !file.Preview.Drafts && !opts.explicit:
+	case syncDraft:
 		return st, run.showOnly(ctx, templates.Draft, "This pull request is a draft: mark it ready for review (or comment `/deploy`) to deploy a preview.")
-	case pr.Fork && st.ApprovedSHA != pr.HeadSHA:
+	case syncAwaitApproval:
 		return st, run.awaitApproval(ctx)
-	case !opts.force && st.State == templates.Ready && st.DeployedSHA == pr.HeadSHA:
+	case syncUpToDate:
 		logger.Info().Str("sha", pr.HeadSHA).Msg("preview already deployed at the head commit")
 		return st, nil
 	}
 	return st, run.deploy(ctx, file, fileErr)
+}
+
+// syncDecision is what a sync of an open pull request does once it has
+// read the pipeline file.
+type syncDecision int
+
+const (
+	syncDeploy        syncDecision = iota // build and deploy the head
+	syncIgnored                           // the file does not deploy on this event's action
+	syncDraft                             // a draft: show that it waits, deploy nothing
+	syncAwaitApproval                     // a fork's head no maintainer approved: ask for it
+	syncUpToDate                          // the head is already deployed
+)
+
+// decideSync decides what a sync of an open pull request does: the
+// pipeline file's preview.on and drafts settings, the fork rule (its code
+// runs only once a maintainer approved that exact head), and whether the
+// head is deployed already. A command (opts.explicit) deploys drafts and
+// ignores preview.on; /redeploy (opts.force) rebuilds a deployed head. A
+// file with errors is deployed to say so on the pull request (run.deploy
+// reports it), unless the fork rule stops it first.
+func decideSync(m intent.Meta, pr github.PullRequest, st *preview, file *repoconfig.File, fileErr error, opts syncOptions) syncDecision {
+	switch {
+	case fileErr == nil && !opts.explicit && m.Event == "pull_request" && !contains(file.Preview.On, m.Action):
+		return syncIgnored
+	case fileErr == nil && pr.Draft && !file.Preview.Drafts && !opts.explicit:
+		return syncDraft
+	case pr.Fork && st.ApprovedSHA != pr.HeadSHA:
+		return syncAwaitApproval
+	case !opts.force && st.State == templates.Ready && st.DeployedSHA == pr.HeadSHA:
+		return syncUpToDate
+	}
+	return syncDeploy
 }
 
 // cancelOthers cancels the running jobs of other syncs of the PR, except
