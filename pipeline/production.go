@@ -18,6 +18,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
 	"github.com/revelations-studio/deploybot/internal/runner"
+	"github.com/revelations-studio/deploybot/internal/workspace"
 	"github.com/revelations-studio/deploybot/pipeline/state"
 	"github.com/revelations-studio/deploybot/templates"
 )
@@ -197,19 +198,13 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 	if fileErr != nil {
 		return r.fail(ctx, "The pipeline file has errors", "```text\n"+fileErr.Error()+"\n```", fileErr)
 	}
-	repoName := r.meta.Repo.FullName()
-	tg, err := targetOf(r.p.deps, repoName)
+	tg, err := targetOf(r.p.deps, r.meta.Repo.FullName())
 	if err != nil {
 		return r.fail(ctx, "Not configured", err.Error(), err)
 	}
-	repoCfg, mode := tg.cfg, tg.mode
-	cf, err := r.p.deps.Cloudflare(repoCfg.Cloudflare.AccountID)
+	cf, err := r.p.deps.Cloudflare(tg.cfg.Cloudflare.AccountID)
 	if err != nil {
 		return r.fail(ctx, "Cloudflare", err.Error(), err)
-	}
-	branch := file.Production.Branch
-	if branch == "" {
-		branch = file.Database.Parent
 	}
 	did, err := r.repo.CreateDeployment(ctx, github.Deployment{
 		Ref: r.sha, Environment: "production", Production: true, Description: "Production deploy of " + short(r.sha),
@@ -219,130 +214,165 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 	}
 	r.deploymentID = did
 	_ = r.repo.SetDeploymentStatus(ctx, did, github.DeploymentStatus{State: github.DeployInProgress, LogURL: r.checkURL})
-
-	var workers []*prodWorker
-	services := map[string]string{}
-	// One by one, each after the Workers it binds: Cloudflare refuses an
-	// upload bound to a Worker that does not exist yet.
-	for _, w := range file.DeployOrder() {
-		workers = append(workers, &prodWorker{w: w, script: w.Script, hostname: w.Hostname})
-		services[w.Name] = w.Script
-	}
 	ws, err := newWorkspace(r.p.deps)
 	if err != nil {
 		return r.fail(ctx, "No workspace", err.Error(), err)
 	}
 	defer ws.Remove()
 
-	env := commandEnv("production", repoName, r.sha)
-	var dbURL string
-	migrateSecrets := []string{}
-	steps := []Step{
-		sourceStep(r.repo, repoName, r.sha, ws),
-		// Validation touches nothing: every Worker must be absent or ours,
-		// and every hostname free or already ours, before anything changes.
-		{Name: "validate", Do: func(ctx context.Context, log *Log) error {
-			for _, pw := range workers {
-				found, err := claimScript(ctx, cf, repoCfg.Cloudflare.AccountID, pw.script, repoName, productionScope)
-				if err != nil {
-					return err
-				}
-				warnWorkerLimit(log, repoCfg.Cloudflare.AccountID, found, r.p.deps.WorkersLimit)
-				if pw.hostname == "" {
-					continue
-				}
-				owner, err := hostnameOwner(ctx, cf, mode, repoCfg.Cloudflare.ZoneID, pw.hostname)
-				if err != nil {
-					return err
-				}
-				switch owner {
-				case "":
-					log.Printf("%s is not attached yet: it will be attached to %s", pw.hostname, pw.script)
-				case pw.script:
-					log.Printf("%s → %s", pw.hostname, pw.script)
-				default:
-					return fmt.Errorf("%s serves Worker %s, not %s: fix the hostname in Cloudflare or the pipeline file", pw.hostname, owner, pw.script)
-				}
-				if d, err := cf.CurrentDeployment(ctx, pw.script); err == nil {
-					pw.previous = d.VersionID()
-				} else if !errors.Is(err, cloudflare.ErrNoDeployment) && !cloudflare.IsNotFound(err) {
-					return err
-				}
-				log.Printf("%s: live version %s", pw.script, orNone(pw.previous))
-			}
-			return nil
-		}},
+	pl := newProdPlan(r, file, tg, cf, ws)
+	states, runErr := execute(ctx, r.p.deps.State.Steps, r.runID, pl.steps(), nil)
+	ctx = context.WithoutCancel(ctx)
+	var rollback []StepState
+	if runErr != nil {
+		rollback = r.rollback(ctx, cf, tg.mode, tg.cfg.Cloudflare.ZoneID, tg.cfg.Cloudflare.DNSTarget, pl.workers)
 	}
-	var builds []string
-	for _, pw := range workers {
+	return r.conclude(ctx, file, pl.workers, states, rollback, runErr)
+}
+
+// prodPlan is a production run's steps and what they share: the source,
+// then validation and every build (nothing changes until all pass), the
+// migration, then each Worker deployed and health-checked one after the
+// other, each after the Workers it binds.
+type prodPlan struct {
+	r        *productionRun
+	file     *repoconfig.File
+	tg       target
+	cf       Workers
+	ws       *workspace.Workspace
+	env      map[string]string
+	branch   string // the production database branch
+	workers  []*prodWorker
+	services map[string]string // worker name → script, for service bindings
+	dbURL    string            // set by the migrate step
+}
+
+func newProdPlan(r *productionRun, file *repoconfig.File, tg target, cf Workers, ws *workspace.Workspace) *prodPlan {
+	pl := &prodPlan{r: r, file: file, tg: tg, cf: cf, ws: ws, env: commandEnv("production", tg.repo, r.sha),
+		branch: file.Production.Branch, services: map[string]string{}}
+	if pl.branch == "" {
+		pl.branch = file.Database.Parent
+	}
+	// One by one, each after the Workers it binds: Cloudflare refuses an
+	// upload bound to a Worker that does not exist yet.
+	for _, w := range file.DeployOrder() {
+		pl.workers = append(pl.workers, &prodWorker{w: w, script: w.Script, hostname: w.Hostname})
+		pl.services[w.Name] = w.Script
+	}
+	return pl
+}
+
+func (pl *prodPlan) steps() []Step {
+	steps := []Step{sourceStep(pl.r.repo, pl.tg.repo, pl.r.sha, pl.ws), {Name: "validate", Do: pl.validate}}
+	builds := []string{"validate"}
+	for _, pw := range pl.workers {
 		name := "build:" + pw.w.Name
 		builds = append(builds, name)
-		dir := filepath.Join(ws.Dir(), filepath.FromSlash(pw.w.Dir))
-		steps = append(steps, Step{Name: name, Needs: []string{"source"}, Do: func(ctx context.Context, log *Log) error {
-			if pw.w.Build == "" {
-				return nil
-			}
-			return runCommand(ctx, r.p.deps.Commands, log, runner.Command{Script: pw.w.Build, Dir: dir, Workspace: ws.Dir(), Env: withEnv(env, map[string]string{"DEPLOYBOT_WORKER": pw.w.Name}), Timeout: 20 * time.Minute})
-		}})
+		steps = append(steps, Step{Name: name, Needs: []string{"source"}, Do: func(ctx context.Context, log *Log) error { return pl.build(ctx, log, pw) }})
 	}
-	steps = append(steps, Step{Name: "migrate", Needs: append([]string{"validate"}, builds...), Do: func(ctx context.Context, log *Log) error {
-		b, found, err := r.p.deps.Neon.FindBranch(ctx, file.Database.Project, branch)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("the production database branch %q does not exist in Neon project %s", branch, file.Database.Project)
-		}
-		uris, err := r.p.deps.Neon.ConnectionURIs(ctx, file.Database.Project, b.ID, "", "")
-		if err != nil {
-			return err
-		}
-		dbURL = uris.Pooled
-		migrateSecrets = uriSecrets(uris)
-		if file.Database.Migrate == "" {
-			log.Printf("no migrate command")
-			return nil
-		}
-		log.Printf("migrating %s (migrations are never rolled back automatically)", branch)
-		return runCommand(ctx, r.p.deps.Commands, log, runner.Command{Script: file.Database.Migrate, Dir: ws.Dir(),
-			Env: withEnv(env, map[string]string{"DATABASE_URL": uris.Direct}), Secrets: migrateSecrets, Timeout: 15 * time.Minute})
-	}})
+	steps = append(steps, Step{Name: "migrate", Needs: builds, Do: pl.migrate})
 	prev := "migrate"
-	for _, pw := range workers {
+	for _, pw := range pl.workers {
 		deploy, check := "deploy:"+pw.w.Name, "health:"+pw.w.Name
 		steps = append(steps,
-			Step{Name: deploy, Needs: []string{prev}, Do: func(ctx context.Context, log *Log) error {
-				script, err := buildScript(r.p.deps, repoName, scriptSpec{
-					worker: pw.w, name: pw.script, workspace: ws.Dir(), commit: r.sha, dbURL: dbURL,
-					scope: "production", configured: repoCfg.Secrets, services: services,
-				}, log)
-				if err != nil {
-					return err
-				}
-				pw.deployed = true // from here on, a failure needs a rollback
-				if pw.version, err = cf.UploadWorker(ctx, script); err != nil {
-					return err
-				}
-				log.Printf("%s: version %s (was %s)", pw.script, pw.version, orNone(pw.previous))
-				if pw.hostname != "" {
-					return cf.AttachHostname(ctx, mode, cloudflare.Hostname{ZoneID: repoCfg.Cloudflare.ZoneID, Name: pw.hostname, Script: pw.script, Target: repoCfg.Cloudflare.DNSTarget})
-				}
-				return nil
-			}},
+			Step{Name: deploy, Needs: []string{prev}, Do: func(ctx context.Context, log *Log) error { return pl.deploy(ctx, log, pw) }},
 			Step{Name: check, Needs: []string{deploy}, Do: func(ctx context.Context, log *Log) error {
-				return checkHealth(ctx, r.p.deps, log, pw.w, pw.hostname)
+				return checkHealth(ctx, pl.r.p.deps, log, pw.w, pw.hostname)
 			}},
 		)
 		prev = check
 	}
+	return steps
+}
 
-	states, runErr := execute(ctx, r.p.deps.State.Steps, r.runID, steps, nil)
-	ctx = context.WithoutCancel(ctx)
-	var rollback []StepState
-	if runErr != nil {
-		rollback = r.rollback(ctx, cf, mode, repoCfg.Cloudflare.ZoneID, repoCfg.Cloudflare.DNSTarget, workers)
+// validate touches nothing: every Worker must be absent or ours, and every
+// hostname free or already ours, before anything changes. It notes the
+// version each Worker serves now, for a rollback.
+func (pl *prodPlan) validate(ctx context.Context, log *Log) error {
+	acct := pl.tg.cfg.Cloudflare
+	for _, pw := range pl.workers {
+		found, err := claimScript(ctx, pl.cf, acct.AccountID, pw.script, pl.tg.repo, productionScope)
+		if err != nil {
+			return err
+		}
+		warnWorkerLimit(log, acct.AccountID, found, pl.r.p.deps.WorkersLimit)
+		if pw.hostname == "" {
+			continue
+		}
+		owner, err := hostnameOwner(ctx, pl.cf, pl.tg.mode, acct.ZoneID, pw.hostname)
+		if err != nil {
+			return err
+		}
+		switch owner {
+		case "":
+			log.Printf("%s is not attached yet: it will be attached to %s", pw.hostname, pw.script)
+		case pw.script:
+			log.Printf("%s → %s", pw.hostname, pw.script)
+		default:
+			return fmt.Errorf("%s serves Worker %s, not %s: fix the hostname in Cloudflare or the pipeline file", pw.hostname, owner, pw.script)
+		}
+		if d, err := pl.cf.CurrentDeployment(ctx, pw.script); err == nil {
+			pw.previous = d.VersionID()
+		} else if !errors.Is(err, cloudflare.ErrNoDeployment) && !cloudflare.IsNotFound(err) {
+			return err
+		}
+		log.Printf("%s: live version %s", pw.script, orNone(pw.previous))
 	}
-	return r.conclude(ctx, file, workers, states, rollback, runErr)
+	return nil
+}
+
+func (pl *prodPlan) build(ctx context.Context, log *Log, pw *prodWorker) error {
+	if pw.w.Build == "" {
+		return nil
+	}
+	dir := filepath.Join(pl.ws.Dir(), filepath.FromSlash(pw.w.Dir))
+	return runCommand(ctx, pl.r.p.deps.Commands, log, runner.Command{Script: pw.w.Build, Dir: dir, Workspace: pl.ws.Dir(),
+		Env: withEnv(pl.env, map[string]string{"DEPLOYBOT_WORKER": pw.w.Name}), Timeout: 20 * time.Minute})
+}
+
+// migrate runs the pipeline file's migration on the production branch
+// (never undone by a rollback) and learns the URL the Workers get.
+func (pl *prodPlan) migrate(ctx context.Context, log *Log) error {
+	deps, db := pl.r.p.deps, pl.file.Database
+	b, found, err := deps.Neon.FindBranch(ctx, db.Project, pl.branch)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("the production database branch %q does not exist in Neon project %s", pl.branch, db.Project)
+	}
+	uris, err := deps.Neon.ConnectionURIs(ctx, db.Project, b.ID, "", "")
+	if err != nil {
+		return err
+	}
+	pl.dbURL = uris.Pooled
+	if db.Migrate == "" {
+		log.Printf("no migrate command")
+		return nil
+	}
+	log.Printf("migrating %s (migrations are never rolled back automatically)", pl.branch)
+	return runCommand(ctx, deps.Commands, log, runner.Command{Script: db.Migrate, Dir: pl.ws.Dir(),
+		Env: withEnv(pl.env, map[string]string{"DATABASE_URL": uris.Direct}), Secrets: uriSecrets(uris), Timeout: 15 * time.Minute})
+}
+
+func (pl *prodPlan) deploy(ctx context.Context, log *Log, pw *prodWorker) error {
+	acct := pl.tg.cfg.Cloudflare
+	script, err := buildScript(pl.r.p.deps, pl.tg.repo, scriptSpec{
+		worker: pw.w, name: pw.script, workspace: pl.ws.Dir(), commit: pl.r.sha, dbURL: pl.dbURL,
+		scope: "production", configured: pl.tg.cfg.Secrets, services: pl.services,
+	}, log)
+	if err != nil {
+		return err
+	}
+	pw.deployed = true // from here on, a failure needs a rollback
+	if pw.version, err = pl.cf.UploadWorker(ctx, script); err != nil {
+		return err
+	}
+	log.Printf("%s: version %s (was %s)", pw.script, pw.version, orNone(pw.previous))
+	if pw.hostname == "" {
+		return nil
+	}
+	return pl.cf.AttachHostname(ctx, pl.tg.mode, cloudflare.Hostname{ZoneID: acct.ZoneID, Name: pw.hostname, Script: pw.script, Target: acct.DNSTarget})
 }
 
 // rollback returns every worker this run changed to the version that was
