@@ -148,22 +148,49 @@ func sweepJob(every time.Duration) *river.PeriodicJob {
 //
 // enqueue queues the teardown jobs (the running bot works them).
 func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.JobArgs) error, opts SweepOptions) ([]SweepAction, error) {
-	dry := opts.DryRun
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
+	sw := &sweep{deps: deps, enqueue: enqueue, dry: opts.DryRun, now: opts.Now, known: map[string]bool{}}
+	if sw.now.IsZero() {
+		sw.now = time.Now()
 	}
-	var actions []SweepAction
-	var errs []error
-	list, err := deps.State.Previews.Held(ctx)
+	if err := sw.previews(ctx); err != nil {
+		return nil, err
+	}
+	sw.branches(ctx)
+	for account, repos := range cloudflareAccounts(deps) {
+		acts, err := sweepWorkers(ctx, deps, account, repos, sw.known, sw.now, sw.dry)
+		sw.actions = append(sw.actions, acts...)
+		sw.fail(err)
+	}
+	return sw.actions, errors.Join(sw.errs...)
+}
+
+// sweep is one pass of the sweeper: what it found to do and what failed.
+type sweep struct {
+	deps    Deps
+	enqueue func(context.Context, river.JobArgs) error
+	dry     bool
+	now     time.Time
+	known   map[string]bool // "repo#pr" with a preview row
+	actions []SweepAction
+	errs    []error
+}
+
+func (sw *sweep) fail(err error) {
 	if err != nil {
-		return nil, fmt.Errorf("sweep: %w", err)
+		sw.errs = append(sw.errs, err)
 	}
-	projects := map[string]map[string]bool{} // project → repos seen
-	known := map[string]bool{}               // "repo#pr" with a preview row
+}
+
+// previews queues the teardown of each recorded preview whose pull request
+// is closed (or gone), or that outlived its TTL.
+func (sw *sweep) previews(ctx context.Context) error {
+	list, err := sw.deps.State.Previews.Held(ctx)
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
 	repos := map[sweptRepoKey]*sweptRepo{}
 	for _, x := range list {
-		known[fmt.Sprintf("%s#%d", x.Repo, x.PR)] = true
+		sw.known[fmt.Sprintf("%s#%d", x.Repo, x.PR)] = true
 		if x.State == templates.Destroyed {
 			continue // open or closed, nothing to do
 		}
@@ -171,11 +198,9 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		key := sweptRepoKey{x.Repo, x.InstallationID}
 		sr := repos[key]
 		if sr == nil {
-			sr = openSweptRepo(ctx, deps, x.InstallationID, owner, name)
+			sr = openSweptRepo(ctx, sw.deps, x.InstallationID, owner, name)
 			repos[key] = sr
-			if sr.err != nil {
-				errs = append(errs, sr.err) // once per repository; the next sweep tries again
-			}
+			sw.fail(sr.err) // once per repository; the next sweep tries again
 		}
 		if sr.err != nil {
 			continue
@@ -191,7 +216,7 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 				closed, err = true, nil // a deleted PR (or repository) is as good as closed
 			}
 			if err != nil {
-				errs = append(errs, err)
+				sw.fail(err)
 				continue
 			}
 		}
@@ -199,101 +224,92 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		destroy := false
 		if closed {
 			reason = "pull request is closed"
-		} else if ttl := sr.ttl(ctx, pr.BaseRef); ttl > 0 && now.Sub(x.Updated) > ttl {
+		} else if ttl := sr.ttl(ctx, pr.BaseRef); ttl > 0 && sw.now.Sub(x.Updated) > ttl {
 			reason, destroy = fmt.Sprintf("preview unchanged for longer than its TTL (%s)", ttl), true
 		}
 		if reason == "" {
 			continue
 		}
-		actions = append(actions, SweepAction{Repo: x.Repo, PR: x.PR, Resource: "preview", Reason: reason})
-		if dry {
+		sw.actions = append(sw.actions, SweepAction{Repo: x.Repo, PR: x.PR, Resource: "preview", Reason: reason})
+		if sw.dry {
 			continue
 		}
-		if err := enqueue(ctx, previewSweepArgs{
+		sw.fail(sw.enqueue(ctx, previewSweepArgs{
 			Repo: intent.Repo{Owner: owner, Name: name}, InstallationID: x.InstallationID, PR: x.PR, Destroy: destroy,
-		}); err != nil {
-			errs = append(errs, err)
-		}
+		}))
 	}
+	return nil
+}
 
-	// Neon: the projects are named in the repositories' pipeline files;
-	// the previews remember theirs, and each configured repository's file on
-	// its default branch names the one its test branches live in.
-	addProject := func(project, repo string) {
-		if project == "" {
-			return
-		}
-		if projects[project] == nil {
-			projects[project] = map[string]bool{}
-		}
-		projects[project][repo] = true
-	}
-	if pairs, err := deps.State.Previews.Projects(ctx); err == nil {
+// branches deletes the Neon branches of configured repositories that no
+// preview or test run needs. The projects are named in the repositories'
+// pipeline files: the previews remember theirs, and each configured
+// repository's file on its default branch names the one its test branches
+// live in.
+func (sw *sweep) branches(ctx context.Context) {
+	projects := map[string]bool{}
+	if pairs, err := sw.deps.State.Previews.Projects(ctx); err == nil {
 		for _, p := range pairs {
-			addProject(p[1], p[0])
+			if p[1] != "" {
+				projects[p[1]] = true
+			}
 		}
 	}
-	for repoName := range deps.Repositories {
-		project, err := defaultBranchProject(ctx, deps, repoName)
-		if err != nil {
-			errs = append(errs, err)
+	for repoName := range sw.deps.Repositories {
+		project, err := defaultBranchProject(ctx, sw.deps, repoName)
+		sw.fail(err)
+		if project != "" {
+			projects[project] = true
 		}
-		addProject(project, repoName)
 	}
 	for project := range projects {
-		branches, err := deps.Neon.ListBranches(ctx, project, neon.Filter{})
+		branches, err := sw.deps.Neon.ListBranches(ctx, project, neon.Filter{})
 		if err != nil {
-			errs = append(errs, err)
+			sw.fail(err)
 			continue
 		}
 		for _, b := range branches {
-			repoName := b.Annotations[neon.AnnotationRepo]
-			if _, ours := deps.Repositories[repoName]; !ours {
-				// Another bot's, sharing the project (or a repository this
-				// one no longer serves): not this bot's to judge.
-				continue
-			}
-			var reason string
-			switch b.Annotations[neon.AnnotationPurpose] {
-			case neon.PurposeTest:
-				age := now.Sub(b.CreatedAt)
-				switch {
-				case age > testBranchMaxAge:
-					reason = fmt.Sprintf("test branch older than any test run (%s)", age.Round(time.Minute))
-				case age > testBranchGrace && !testsActive(ctx, deps, repoName):
-					reason = "test branch left by a test run that ended (no test run of the repository is active)"
-				}
-			case neon.PurposePreview:
-				pr, _ := strconv.Atoi(b.Annotations[neon.AnnotationPR])
-				if pr == 0 || known[fmt.Sprintf("%s#%d", repoName, pr)] || now.Sub(b.CreatedAt) < orphanGrace ||
-					previewRecorded(ctx, deps, repoName, pr) {
-					continue // the preview sweep above owns it, or it is being made
-				}
-				reason = "preview branch of a pull request the bot has no preview for"
-			}
-			if reason == "" {
-				continue
-			}
-			pr, _ := strconv.Atoi(b.Annotations[neon.AnnotationPR])
-			actions = append(actions, SweepAction{Repo: repoName, PR: pr, Resource: "neon branch " + b.Name, Reason: reason})
-			if dry {
-				continue
-			}
-			// The listing chose it by its annotations; deleting by name
-			// checks them again, in case the name changed hands since.
-			if err := deps.Neon.DeleteBranchNamed(ctx, project, b.Name, neon.TagsOf(b)); err != nil {
-				errs = append(errs, err)
-			}
+			sw.branch(ctx, project, b)
 		}
 	}
-	for account, repos := range cloudflareAccounts(deps) {
-		acts, err := sweepWorkers(ctx, deps, account, repos, known, now, dry)
-		actions = append(actions, acts...)
-		if err != nil {
-			errs = append(errs, err)
-		}
+}
+
+// branch judges one branch of a swept project.
+func (sw *sweep) branch(ctx context.Context, project string, b neon.Branch) {
+	repoName := b.Annotations[neon.AnnotationRepo]
+	if _, ours := sw.deps.Repositories[repoName]; !ours {
+		// Another bot's, sharing the project (or a repository this one no
+		// longer serves): not this bot's to judge.
+		return
 	}
-	return actions, errors.Join(errs...)
+	pr, _ := strconv.Atoi(b.Annotations[neon.AnnotationPR])
+	var reason string
+	switch b.Annotations[neon.AnnotationPurpose] {
+	case neon.PurposeTest:
+		age := sw.now.Sub(b.CreatedAt)
+		switch {
+		case age > testBranchMaxAge:
+			reason = fmt.Sprintf("test branch older than any test run (%s)", age.Round(time.Minute))
+		case age > testBranchGrace && !testsActive(ctx, sw.deps, repoName):
+			reason = "test branch left by a test run that ended (no test run of the repository is active)"
+		}
+	case neon.PurposePreview:
+		if pr == 0 || sw.known[fmt.Sprintf("%s#%d", repoName, pr)] || sw.now.Sub(b.CreatedAt) < orphanGrace ||
+			previewRecorded(ctx, sw.deps, repoName, pr) {
+			return // the preview sweep owns it, or it is being made
+		}
+		reason = "preview branch of a pull request the bot has no preview for"
+	}
+	if reason == "" {
+		return
+	}
+	sw.actions = append(sw.actions, SweepAction{Repo: repoName, PR: pr, Resource: "neon branch " + b.Name, Reason: reason})
+	if sw.dry {
+		return
+	}
+	// The listing chose it by its annotations; deleting by name checks them
+	// again, in case the name changed hands since.
+	sw.fail(sw.deps.Neon.DeleteBranchNamed(ctx, project, b.Name, neon.TagsOf(b)))
 }
 
 // orphanGrace is how long a preview's Worker or branch may exist unrecorded
