@@ -100,138 +100,165 @@ type stepRecorder interface {
 // skips the steps that need it; independent steps still run. It returns the
 // final states and the first failure.
 func execute(ctx context.Context, rec stepRecorder, runID int64, steps []Step, onChange func([]StepState)) ([]StepState, error) {
-	index := map[string]int{}
-	for i, s := range steps {
-		if _, dup := index[s.Name]; dup {
-			return nil, fmt.Errorf("pipeline: two steps named %q", s.Name)
-		}
-		index[s.Name] = i
-	}
-	for _, s := range steps {
-		for _, n := range s.Needs {
-			if _, ok := index[n]; !ok {
-				return nil, fmt.Errorf("pipeline: step %q needs unknown step %q", s.Name, n)
-			}
-		}
-	}
-
-	states := make([]StepState, len(steps))
-	for i, s := range steps {
-		states[i] = StepState{Name: s.Name, Status: StepPending, Optional: s.Optional}
+	g, err := newGraphRun(ctx, rec, runID, steps)
+	if err != nil {
+		return nil, err
 	}
 	if err := rec.Plan(ctx, runID, stepNames(steps)); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-
-	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		firstErr error
-		done     = make(chan int, len(steps))
-	)
-	snapshot := func() []StepState {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(states)
-	}
-	// persist records a step's state; the recorder outlives the run's
-	// cancellation, as a cancelled step must still be recorded as such. A
-	// failure to record does not stop the run: the check run and the
-	// comment still say what happened.
-	persist := func(st StepState) {
-		_ = rec.Update(ctx, runID, state.Step{Name: st.Name, Status: st.Status, Started: st.Started, Finished: st.Finished, Log: st.Log, Err: st.Err})
-	}
 	notify := func() {
 		if onChange != nil {
-			onChange(snapshot())
+			onChange(g.snapshot())
 		}
 	}
-
-	ready := func(i int) bool {
-		for _, n := range steps[i].Needs {
-			if states[index[n]].Status != StepSucceeded {
-				return false
-			}
-		}
-		return true
-	}
-	blocked := func(i int) bool {
-		for _, n := range steps[i].Needs {
-			switch states[index[n]].Status {
-			case StepFailed, StepSkipped, StepCancelled:
-				return true
-			}
-		}
-		return false
-	}
-
-	running := 0
 	for {
-		mu.Lock()
-		changed := false
-		for i := range steps {
-			if states[i].Status != StepPending {
-				continue
-			}
-			switch {
-			case ctx.Err() != nil:
-				states[i].Status = StepCancelled
-				persist(states[i])
-				changed = true
-			case blocked(i):
-				states[i].Status = StepSkipped
-				persist(states[i])
-				changed = true
-			case ready(i):
-				states[i].Status = StepRunning
-				states[i].Started = time.Now()
-				persist(states[i])
-				changed = true
-				running++
-				wg.Add(1)
-				go func(i int) {
-					defer wg.Done()
-					log := &Log{}
-					err := runStep(ctx, steps[i], log)
-					mu.Lock()
-					st := &states[i]
-					st.Finished = time.Now()
-					st.Log = log.String()
-					switch {
-					case err == nil:
-						st.Status = StepSucceeded
-					case ctx.Err() != nil:
-						st.Status = StepCancelled
-						st.Err = "cancelled"
-					default:
-						st.Status = StepFailed
-						st.Err = err.Error()
-						if firstErr == nil && !steps[i].Optional {
-							firstErr = fmt.Errorf("step %s: %w", st.Name, err)
-						}
-					}
-					persist(*st)
-					mu.Unlock()
-					done <- i
-				}(i)
-			}
-		}
-		mu.Unlock()
-		if changed {
+		if g.advance() {
 			notify()
 		}
-		if running == 0 {
+		if g.running == 0 {
 			break
 		}
-		<-done
-		running--
+		<-g.done
+		g.running--
 		notify()
 	}
-	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
+	g.wg.Wait()
+	if g.firstErr == nil && ctx.Err() != nil {
+		g.firstErr = ctx.Err()
 	}
-	return snapshot(), firstErr
+	return g.snapshot(), g.firstErr
+}
+
+// graphRun is one execution of a step graph.
+type graphRun struct {
+	ctx   context.Context
+	rec   stepRecorder
+	runID int64
+	steps []Step
+	index map[string]int // step name → position
+
+	mu       sync.Mutex // guards states and firstErr
+	states   []StepState
+	firstErr error
+
+	wg      sync.WaitGroup
+	done    chan int // a finished step's position
+	running int      // steps started and not yet received on done
+}
+
+// newGraphRun checks that step names are unique and every need names a
+// step.
+func newGraphRun(ctx context.Context, rec stepRecorder, runID int64, steps []Step) (*graphRun, error) {
+	g := &graphRun{ctx: ctx, rec: rec, runID: runID, steps: steps, index: map[string]int{},
+		states: make([]StepState, len(steps)), done: make(chan int, len(steps))}
+	for i, s := range steps {
+		if _, dup := g.index[s.Name]; dup {
+			return nil, fmt.Errorf("pipeline: two steps named %q", s.Name)
+		}
+		g.index[s.Name] = i
+		g.states[i] = StepState{Name: s.Name, Status: StepPending, Optional: s.Optional}
+	}
+	for _, s := range steps {
+		for _, n := range s.Needs {
+			if _, ok := g.index[n]; !ok {
+				return nil, fmt.Errorf("pipeline: step %q needs unknown step %q", s.Name, n)
+			}
+		}
+	}
+	return g, nil
+}
+
+func (g *graphRun) snapshot() []StepState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.states)
+}
+
+// persist records a step's state; the recorder outlives the run's
+// cancellation, as a cancelled step must still be recorded as such. A
+// failure to record does not stop the run: the check run and the comment
+// still say what happened.
+func (g *graphRun) persist(st StepState) {
+	_ = g.rec.Update(g.ctx, g.runID, state.Step{Name: st.Name, Status: st.Status, Started: st.Started, Finished: st.Finished, Log: st.Log, Err: st.Err})
+}
+
+// advance settles every pending step that can be settled: cancelled when
+// the run is, skipped when a need did not succeed, started when all needs
+// did. It reports whether anything changed. The caller is the only one to
+// call it, between steps' ends.
+func (g *graphRun) advance() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	changed := false
+	for i := range g.steps {
+		st := &g.states[i]
+		if st.Status != StepPending {
+			continue
+		}
+		switch {
+		case g.ctx.Err() != nil:
+			st.Status = StepCancelled
+		case g.blocked(i):
+			st.Status = StepSkipped
+		case g.ready(i):
+			st.Status, st.Started = StepRunning, time.Now()
+			g.running++
+			g.wg.Add(1)
+			go g.run(i)
+		default:
+			continue
+		}
+		g.persist(*st)
+		changed = true
+	}
+	return changed
+}
+
+// run runs step i and records how it ended.
+func (g *graphRun) run(i int) {
+	defer g.wg.Done()
+	log := &Log{}
+	err := runStep(g.ctx, g.steps[i], log)
+	g.mu.Lock()
+	st := &g.states[i]
+	st.Finished = time.Now()
+	st.Log = log.String()
+	switch {
+	case err == nil:
+		st.Status = StepSucceeded
+	case g.ctx.Err() != nil:
+		st.Status, st.Err = StepCancelled, "cancelled"
+	default:
+		st.Status, st.Err = StepFailed, err.Error()
+		if g.firstErr == nil && !g.steps[i].Optional {
+			g.firstErr = fmt.Errorf("step %s: %w", st.Name, err)
+		}
+	}
+	g.persist(*st)
+	g.mu.Unlock()
+	g.done <- i
+}
+
+// ready reports whether every need of step i succeeded. g.mu is held.
+func (g *graphRun) ready(i int) bool {
+	for _, n := range g.steps[i].Needs {
+		if g.states[g.index[n]].Status != StepSucceeded {
+			return false
+		}
+	}
+	return true
+}
+
+// blocked reports whether a need of step i will never succeed. g.mu is held.
+func (g *graphRun) blocked(i int) bool {
+	for _, n := range g.steps[i].Needs {
+		switch g.states[g.index[n]].Status {
+		case StepFailed, StepSkipped, StepCancelled:
+			return true
+		}
+	}
+	return false
 }
 
 // stepAttempts is how often a step is tried when it fails transiently (a
