@@ -27,8 +27,8 @@ import (
 const CheckProduction = "deploybot/production"
 
 // registerProduction adds the production deploy worker (ProductionPush).
-func registerProduction(workers *river.Workers, p *previews) {
-	river.AddWorker(workers, &productionWorker{p: p})
+func registerProduction(workers *river.Workers, deps Deps) {
+	river.AddWorker(workers, &productionWorker{deps: deps})
 }
 
 // productionWorker deploys the default branch after a merge: validate and
@@ -41,7 +41,7 @@ func registerProduction(workers *river.Workers, p *previews) {
 // superseded without touching anything).
 type productionWorker struct {
 	river.WorkerDefaults[intent.ProductionPush]
-	p *previews
+	deps Deps
 }
 
 func (w *productionWorker) Timeout(*river.Job[intent.ProductionPush]) time.Duration {
@@ -52,9 +52,9 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 	in := job.Args
 	m := in.Delivery()
 	repoName := m.Repo.FullName()
-	logger := w.p.deps.Logger.With().Str("repo", repoName).Str("sha", short(in.After)).Int64("job_id", job.ID).Logger()
+	logger := w.deps.Logger.With().Str("repo", repoName).Str("sha", short(in.After)).Int64("job_id", job.ID).Logger()
 
-	lock, err := w.p.deps.State.Lock(ctx, "deploybot:production:"+repoName)
+	lock, err := w.deps.State.Lock(ctx, "deploybot:production:"+repoName)
 	if err != nil {
 		return snoozeIfLocked(err)
 	}
@@ -64,7 +64,7 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 	// nothing new: the latest production run is already for this commit.
 	// (A branch reset to an older commit after a newer deploy is not a
 	// duplicate: a later run exists for another commit, and it deploys.)
-	last, err := w.p.deps.State.Runs.LastProduction(ctx, repoName, job.ID)
+	last, err := w.deps.State.Runs.LastProduction(ctx, repoName, job.ID)
 	if err != nil {
 		return err
 	}
@@ -82,15 +82,15 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 		}
 	}
 
-	repo, err := w.p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
+	repo, err := w.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
 	if err != nil {
 		return err
 	}
-	pr := &productionRun{p: w.p, repo: repo, meta: m, sha: in.After, jobID: job.ID, logger: logger}
+	pr := &productionRun{deps: w.deps, repo: repo, meta: m, sha: in.After, jobID: job.ID, logger: logger}
 	if err := pr.concludeAbandoned(ctx); err != nil {
 		return err
 	}
-	newest, err := w.p.newestProductionPush(ctx, repo, repoName, in.Branch)
+	newest, err := newestProductionPush(ctx, w.deps, repo, repoName, in.Branch)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 // drains: the default branch's head on GitHub. Push deliveries can arrive
 // out of order, so the newest one received may not be the newest push; it
 // only stands in when the branch cannot be found.
-func (p *previews) newestProductionPush(ctx context.Context, repo Repo, repoName, branch string) (string, error) {
+func newestProductionPush(ctx context.Context, deps Deps, repo Repo, repoName, branch string) (string, error) {
 	if branch != "" {
 		head, found, err := repo.BranchHead(ctx, branch)
 		if err != nil {
@@ -126,11 +126,11 @@ func (p *previews) newestProductionPush(ctx context.Context, repo Repo, repoName
 			return head, nil
 		}
 	}
-	return p.deps.State.Deliveries.LatestProductionPush(ctx, repoName)
+	return deps.State.Deliveries.LatestProductionPush(ctx, repoName)
 }
 
 type productionRun struct {
-	p      *previews
+	deps   Deps
 	repo   Repo
 	meta   intent.Meta
 	sha    string
@@ -154,7 +154,7 @@ type prodWorker struct {
 }
 
 func (r *productionRun) start(ctx context.Context) error {
-	id, err := r.p.deps.State.Runs.Start(ctx, state.Run{Kind: "production", Repo: r.meta.Repo.FullName(), HeadSHA: r.sha, JobID: r.jobID, Reason: "push"})
+	id, err := r.deps.State.Runs.Start(ctx, state.Run{Kind: "production", Repo: r.meta.Repo.FullName(), HeadSHA: r.sha, JobID: r.jobID, Reason: "push"})
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (r *productionRun) start(ctx context.Context) error {
 		return fmt.Errorf("create production check run: %w", err)
 	}
 	r.checkID, r.checkURL = ref.ID, ref.URL
-	return r.p.deps.State.Runs.AttachCheckRun(ctx, r.runID, ref.ID)
+	return r.deps.State.Runs.AttachCheckRun(ctx, r.runID, ref.ID)
 }
 
 // supersede concludes a queued production push that a newer one replaces.
@@ -198,11 +198,11 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 	if fileErr != nil {
 		return r.fail(ctx, "The pipeline file has errors", "```text\n"+fileErr.Error()+"\n```", fileErr)
 	}
-	tg, err := targetOf(r.p.deps, r.meta.Repo.FullName())
+	tg, err := targetOf(r.deps, r.meta.Repo.FullName())
 	if err != nil {
 		return r.fail(ctx, "Not configured", err.Error(), err)
 	}
-	cf, err := r.p.deps.Cloudflare(tg.cfg.Cloudflare.AccountID)
+	cf, err := r.deps.Cloudflare(tg.cfg.Cloudflare.AccountID)
 	if err != nil {
 		return r.fail(ctx, "Cloudflare", err.Error(), err)
 	}
@@ -214,14 +214,14 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 	}
 	r.deploymentID = did
 	_ = r.repo.SetDeploymentStatus(ctx, did, github.DeploymentStatus{State: github.DeployInProgress, LogURL: r.checkURL})
-	ws, err := newWorkspace(r.p.deps)
+	ws, err := newWorkspace(r.deps)
 	if err != nil {
 		return r.fail(ctx, "No workspace", err.Error(), err)
 	}
 	defer ws.Remove()
 
 	pl := newProdPlan(r, file, tg, cf, ws)
-	states, runErr := execute(ctx, r.p.deps.State.Steps, r.runID, pl.steps(), nil)
+	states, runErr := execute(ctx, r.deps.State.Steps, r.runID, pl.steps(), nil)
 	ctx = context.WithoutCancel(ctx)
 	var rollback []StepState
 	if runErr != nil {
@@ -277,7 +277,7 @@ func (pl *prodPlan) steps() []Step {
 		steps = append(steps,
 			Step{Name: deploy, Needs: []string{prev}, Do: func(ctx context.Context, log *Log) error { return pl.deploy(ctx, log, pw) }},
 			Step{Name: check, Needs: []string{deploy}, Do: func(ctx context.Context, log *Log) error {
-				return checkHealth(ctx, pl.r.p.deps, log, pw.w, pw.hostname)
+				return checkHealth(ctx, pl.r.deps, log, pw.w, pw.hostname)
 			}},
 		)
 		prev = check
@@ -295,7 +295,7 @@ func (pl *prodPlan) validate(ctx context.Context, log *Log) error {
 		if err != nil {
 			return err
 		}
-		warnWorkerLimit(log, acct.AccountID, found, pl.r.p.deps.WorkersLimit)
+		warnWorkerLimit(log, acct.AccountID, found, pl.r.deps.WorkersLimit)
 		if pw.hostname == "" {
 			continue
 		}
@@ -326,14 +326,14 @@ func (pl *prodPlan) build(ctx context.Context, log *Log, pw *prodWorker) error {
 		return nil
 	}
 	dir := filepath.Join(pl.ws.Dir(), filepath.FromSlash(pw.w.Dir))
-	return runCommand(ctx, pl.r.p.deps.Commands, log, runner.Command{Script: pw.w.Build, Dir: dir, Workspace: pl.ws.Dir(),
+	return runCommand(ctx, pl.r.deps.Commands, log, runner.Command{Script: pw.w.Build, Dir: dir, Workspace: pl.ws.Dir(),
 		Env: withEnv(pl.env, map[string]string{"DEPLOYBOT_WORKER": pw.w.Name}), Timeout: 20 * time.Minute})
 }
 
 // migrate runs the pipeline file's migration on the production branch
 // (never undone by a rollback) and learns the URL the Workers get.
 func (pl *prodPlan) migrate(ctx context.Context, log *Log) error {
-	deps, db := pl.r.p.deps, pl.file.Database
+	deps, db := pl.r.deps, pl.file.Database
 	b, found, err := deps.Neon.FindBranch(ctx, db.Project, pl.branch)
 	if err != nil {
 		return err
@@ -357,7 +357,7 @@ func (pl *prodPlan) migrate(ctx context.Context, log *Log) error {
 
 func (pl *prodPlan) deploy(ctx context.Context, log *Log, pw *prodWorker) error {
 	acct := pl.tg.cfg.Cloudflare
-	script, err := buildScript(pl.r.p.deps, pl.tg.repo, scriptSpec{
+	script, err := buildScript(pl.r.deps, pl.tg.repo, scriptSpec{
 		worker: pw.w, name: pw.script, workspace: pl.ws.Dir(), commit: pl.r.sha, dbURL: pl.dbURL,
 		scope: "production", configured: pl.tg.cfg.Secrets, services: pl.services,
 	}, log)
@@ -409,7 +409,7 @@ func (r *productionRun) rollback(ctx context.Context, cf Workers, mode cloudflar
 	if len(steps) == 0 {
 		return nil
 	}
-	states, err := execute(ctx, r.p.deps.State.Steps, r.runID, steps, nil)
+	states, err := execute(ctx, r.deps.State.Steps, r.runID, steps, nil)
 	if err != nil {
 		r.logger.Error().Err(err).Msg("production rollback failed")
 	}
@@ -497,13 +497,13 @@ func (r *productionRun) finish(ctx context.Context, status string, cause error) 
 	if cause != nil {
 		msg = cause.Error()
 	}
-	return r.p.deps.State.Runs.Finish(ctx, r.runID, status, msg)
+	return r.deps.State.Runs.Finish(ctx, r.runID, status, msg)
 }
 
 // concludeAbandoned ends production runs of the repository left running by
 // a stopped bot (the lock is held, so none is really running).
 func (r *productionRun) concludeAbandoned(ctx context.Context) error {
-	runs, err := r.p.deps.State.Runs.AbandonProduction(ctx, r.meta.Repo.FullName())
+	runs, err := r.deps.State.Runs.AbandonProduction(ctx, r.meta.Repo.FullName())
 	if err != nil {
 		return err
 	}

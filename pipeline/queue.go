@@ -49,7 +49,7 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 		river.AddWorker(workers, &syncWorker[intent.PreviewClosed]{p: p})
 		river.AddWorker(workers, &commandWorker{p: p})
 		river.AddWorker(workers, &checkRunWorker{p: p})
-		registerProduction(workers, p)
+		registerProduction(workers, d)
 		registerTests(workers, tests)
 		registerSweep(workers, p)
 	}
