@@ -94,12 +94,12 @@ func (s *Server) routesInit() {
 	s.handle("GET "+scripts, false, s.listScripts)
 	s.handle("PUT "+one, false, s.uploadScript)
 	s.handle("GET "+one, false, s.onScript(s.getScriptContent))
-	s.handle("DELETE "+one, false, s.deleteScript)
+	s.handle("DELETE "+one, false, s.onScript(s.deleteScript))
 	s.handle("GET "+one+"/versions", false, s.onScript(s.listVersions))
 	s.handle("GET "+one+"/versions/{version_id}", false, s.onScript(s.getVersion))
 	s.handle("GET "+one+"/deployments", false, s.onScript(s.listDeployments))
-	s.handle("POST "+one+"/deployments", false, s.createDeployment)
-	s.handle("PUT "+one+"/secrets", true, s.putSecret)
+	s.handle("POST "+one+"/deployments", false, s.onScript(s.createDeployment))
+	s.handle("PUT "+one+"/secrets", true, s.onScript(s.putSecret))
 	s.handle("GET "+one+"/secrets", true, s.onScript(s.listSecrets))
 	s.handle("GET "+one+"/secrets/{secret_name}", true, s.onScript(s.getSecret))
 	s.handle("DELETE "+one+"/secrets/{secret_name}", true, s.onScript(s.deleteSecret))
@@ -226,16 +226,7 @@ func (s *Server) getScriptContent(w http.ResponseWriter, r *http.Request, sc *sc
 	}
 }
 
-func (s *Server) deleteScript(w http.ResponseWriter, r *http.Request) {
-	if !s.checkAccount(w, r) {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sc, ok := s.scriptFor(w, r)
-	if !ok {
-		return
-	}
+func (s *Server) deleteScript(w http.ResponseWriter, r *http.Request, sc *script) {
 	// A Worker that another binds is deleted only with force=true, which
 	// leaves the dependants' bindings dangling (CONFORMANCE.md).
 	if r.URL.Query().Get("force") != "true" {

@@ -11,10 +11,9 @@ import (
 
 // putSecret implements PUT .../secrets (absent from the description): the
 // secret is set on a copy of the live version, which is deployed.
-func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
-	if !s.checkAccount(w, r) {
-		return
-	}
+// It runs under onScript: the account checked, the lock held, the
+// Worker found.
+func (s *Server) putSecret(w http.ResponseWriter, r *http.Request, sc *script) {
 	var body struct {
 		Name *string `json:"name"`
 		Text *string `json:"text"`
@@ -37,12 +36,6 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	case body.Text == nil:
 		writeAPIError(w, http.StatusBadRequest, codeBadRequest, `request body: required field "text" is missing`)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sc, ok := s.scriptFor(w, r)
-	if !ok {
 		return
 	}
 	live := sc.live()

@@ -110,10 +110,9 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request, sc *scr
 	writeResult(w, http.StatusOK, map[string]any{"deployments": out})
 }
 
-func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) {
-	if !s.checkAccount(w, r) {
-		return
-	}
+// It runs under onScript: the account checked, the lock held, the
+// Worker found.
+func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request, sc *script) {
 	var body struct {
 		Strategy    string            `json:"strategy"`
 		Versions    []deployedVersion `json:"versions"`
@@ -139,12 +138,6 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(body.Versions) == 2 && body.Versions[0].VersionID == body.Versions[1].VersionID {
 		writeAPIError(w, http.StatusBadRequest, codeBadRequest, "a version appears twice in the deployment")
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sc, ok := s.scriptFor(w, r)
-	if !ok {
 		return
 	}
 	for _, v := range body.Versions {

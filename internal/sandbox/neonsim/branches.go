@@ -251,15 +251,11 @@ func (s *Server) patchBranch(r *http.Request, pid, bid string) (int, any, *apiEr
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	s.mutate.Lock()
-	defer s.mutate.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now().UTC()
-	p, b, err := s.branchOf(pid, bid)
+	p, b, now, done, err := s.changeBranch(pid, bid)
 	if err != nil {
 		return 0, nil, err
 	}
+	defer done()
 	if p.busy(b.ID, now) {
 		return 0, nil, errf(http.StatusLocked, lockedMsg)
 	}

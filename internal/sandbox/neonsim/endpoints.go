@@ -32,15 +32,11 @@ func (s *Server) createEndpoint(r *http.Request, pid string) (int, any, *apiErro
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	s.mutate.Lock()
-	defer s.mutate.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now().UTC()
-	p, b, err := s.branchOf(pid, req.Endpoint.BranchID)
+	p, b, now, done, err := s.changeBranch(pid, req.Endpoint.BranchID)
 	if err != nil {
 		return 0, nil, err
 	}
+	defer done()
 	if req.Endpoint.Type == "read_write" && p.readWrite(b.ID) != nil {
 		return 0, nil, errf(http.StatusConflict, "read-write endpoint already exists for branch %s", b.ID)
 	}

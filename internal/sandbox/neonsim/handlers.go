@@ -133,6 +133,24 @@ func (s *Server) branchOf(pid, bid string) (*project, *branch, *apiError) {
 	return p, b, nil
 }
 
+// changeBranch takes the locks a change of a branch holds (mutate, which
+// serialises changes touching PostgreSQL, then mu) and finds the branch;
+// done releases them.
+func (s *Server) changeBranch(pid, bid string) (p *project, b *branch, now time.Time, done func(), err *apiError) {
+	s.mutate.Lock()
+	s.mu.Lock()
+	done = func() {
+		s.mu.Unlock()
+		s.mutate.Unlock()
+	}
+	p, b, err = s.branchOf(pid, bid)
+	if err != nil {
+		done()
+		return nil, nil, time.Time{}, nil, err
+	}
+	return p, b, time.Now().UTC(), done, nil
+}
+
 func (p *project) busy(branchID string, now time.Time) bool {
 	for _, o := range p.operations {
 		if o.BranchID == branchID && now.Before(o.Done) {

@@ -49,15 +49,11 @@ func (s *Server) role(name string) *apiError {
 // is busy, and the sessions on the branch are dropped, as a compute
 // applying new settings drops them.
 func (s *Server) resetPassword(pid, bid, roleName string) (int, any, *apiError) {
-	s.mutate.Lock()
-	defer s.mutate.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now().UTC()
-	p, b, err := s.branchOf(pid, bid)
+	p, b, now, done, err := s.changeBranch(pid, bid)
 	if err != nil {
 		return 0, nil, err
 	}
+	defer done()
 	if err := s.role(roleName); err != nil {
 		return 0, nil, err
 	}
