@@ -64,7 +64,9 @@ func parseIgnoreLine(line string) (ignoreRule, bool) {
 	if !anchored && !strings.HasPrefix(body, "(?:.*/)?") {
 		prefix = "^(?:.*/)?"
 	}
-	re, err := regexp.Compile(prefix + body + "$")
+	// Case-insensitive, as the ignore package wrangler uses matches by
+	// default.
+	re, err := regexp.Compile("(?i)" + prefix + body + "$")
 	if err != nil {
 		return ignoreRule{}, false
 	}

@@ -61,6 +61,9 @@ func TestAssetsIgnore(t *testing.T) {
 		{"*.tmp\r\n*.bak\r\n", "x.bak", true},
 		{"", "anything", false},
 		{"[", "[", false}, // an unclosed class is no pattern
+		// Case does not matter, as in the ignore package wrangler uses.
+		{"*.MAP", "app.js.map", true},
+		{"Drafts/", "drafts/a.html", true},
 	}
 	for _, c := range cases {
 		if got := parseAssetsIgnore(c.patterns).ignored(c.path); got != c.want {
