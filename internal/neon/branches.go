@@ -382,9 +382,16 @@ func (c *Client) schemaRoot(ctx context.Context, projectID, parent, repo string)
 			return Branch{}, fmt.Errorf("renew the schema-only copy %q: %w", name, err)
 		}
 	}
-	return c.ensureBranch(ctx, projectID, BranchOptions{
+	root, err := c.ensureBranch(ctx, projectID, BranchOptions{
 		Name: name, Parent: parent, InitSource: InitSchemaOnly, Tags: Tags{Repo: repo, Purpose: PurposeSchemaRoot},
 	})
+	if StatusOf(err) == http.StatusUnprocessableEntity {
+		// Neon's root branch allowance is used up, by the project's first
+		// branch and schema-only branches made by people or other tools:
+		// say what to do about it.
+		return Branch{}, fmt.Errorf("%w. The shared schema-only copy %q is a root branch, and the project has no room for another: Neon allows a few per project by plan (3 on Free, the first branch and every schema-only branch included; neon.com/docs/guides/branching-schema-only). Delete a schema-only branch nobody uses, or move the project to a plan with more root branches", err, name)
+	}
+	return root, err
 }
 
 // hasChildren reports whether any branch was made from branch id (yes when

@@ -638,3 +638,16 @@ func TestOwnConnectionURIs(t *testing.T) {
 		t.Fatalf("a record naming another branch id must reset the password again (%v)", err)
 	}
 }
+
+// TestNoRoomForTheSchemaRoot: when even the one shared root does not fit
+// (the allowance is used up by other roots), the error says what to do.
+func TestNoRoomForTheSchemaRoot(t *testing.T) {
+	e := setup(t, neonsim.Options{RootBranches: 1}) // production fills it
+	_, err := e.client.EnsureBranch(context.Background(), e.project, neon.BranchOptions{
+		Name: "pr-1", InitSource: neon.InitSchemaOnly, Tags: neon.Tags{Repo: "revelations-studio/codex", Purpose: neon.PurposePreview, PR: 1},
+	})
+	if neon.StatusOf(err) != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), "ROOT_BRANCHES_LIMIT_EXCEEDED") ||
+		!strings.Contains(err.Error(), "Delete a schema-only branch nobody uses") {
+		t.Fatalf("no room for the shared root: %v", err)
+	}
+}
