@@ -187,15 +187,8 @@ func (s *Server) applyRecord(rec *dnsRecord, in recordInput, z *Zone) (int, int,
 	return 0, 0, ""
 }
 
-func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
-	var in recordInput
-	if err := decodeJSON(r, &in); err != nil {
-		writeAPIError(w, http.StatusBadRequest, codeDNSValidation, "request body: "+err.Error())
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	z, ok := s.zoneFor(w, r)
+func (s *Server) createRecord(w http.ResponseWriter, r *http.Request, z *Zone) {
+	in, ok := body[recordInput](w, r, codeDNSValidation)
 	if !ok {
 		return
 	}
@@ -209,39 +202,27 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
 	writeResult(w, http.StatusOK, rec.json())
 }
 
-func (s *Server) recordFor(w http.ResponseWriter, r *http.Request) (*Zone, *dnsRecord, bool) {
-	z, ok := s.zoneFor(w, r)
-	if !ok {
-		return nil, nil, false
-	}
-	rec := s.records[r.PathValue("dns_record_id")]
-	if rec == nil || rec.ZoneID != z.ID {
-		writeAPIError(w, http.StatusNotFound, codeDNSRecordMissing, "Record does not exist.")
-		return nil, nil, false
-	}
-	return z, rec, true
+// onRecord wraps a handler of one DNS record: the zone's preamble, then
+// the record named in the path (404 when the zone has none).
+func (s *Server) onRecord(h func(w http.ResponseWriter, r *http.Request, z *Zone, rec *dnsRecord)) func(http.ResponseWriter, *http.Request) {
+	return s.onZone(func(w http.ResponseWriter, r *http.Request, z *Zone) {
+		belongs := func(rec *dnsRecord) bool { return rec.ZoneID == z.ID }
+		if rec, ok := lookup(w, s.records, r.PathValue("dns_record_id"), belongs, codeDNSRecordMissing, "Record does not exist."); ok {
+			h(w, r, z, rec)
+		}
+	})
 }
 
-func (s *Server) getRecord(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, rec, ok := s.recordFor(w, r); ok {
-		writeResult(w, http.StatusOK, rec.json())
-	}
+func (s *Server) replaceRecord(w http.ResponseWriter, r *http.Request, z *Zone, rec *dnsRecord) {
+	s.updateRecord(w, r, z, rec, true)
 }
 
-func (s *Server) replaceRecord(w http.ResponseWriter, r *http.Request) { s.updateRecord(w, r, true) }
-func (s *Server) patchRecord(w http.ResponseWriter, r *http.Request)   { s.updateRecord(w, r, false) }
+func (s *Server) patchRecord(w http.ResponseWriter, r *http.Request, z *Zone, rec *dnsRecord) {
+	s.updateRecord(w, r, z, rec, false)
+}
 
-func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request, replace bool) {
-	var in recordInput
-	if err := decodeJSON(r, &in); err != nil {
-		writeAPIError(w, http.StatusBadRequest, codeDNSValidation, "request body: "+err.Error())
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	z, rec, ok := s.recordFor(w, r)
+func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request, z *Zone, rec *dnsRecord, replace bool) {
+	in, ok := body[recordInput](w, r, codeDNSValidation)
 	if !ok {
 		return
 	}
@@ -259,30 +240,20 @@ func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request, replace bo
 	writeResult(w, http.StatusOK, rec.json())
 }
 
-func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, rec, ok := s.recordFor(w, r); ok {
-		delete(s.records, rec.ID)
-		writeResult(w, http.StatusOK, map[string]any{"id": rec.ID})
-	}
+func (s *Server) deleteRecord(w http.ResponseWriter, _ *http.Request, _ *Zone, rec *dnsRecord) {
+	delete(s.records, rec.ID)
+	writeResult(w, http.StatusOK, map[string]any{"id": rec.ID})
 }
 
 // listRecords implements the filters the bot and wrangler use: name (exact,
 // and the name.exact/startswith/endswith/contains forms), type, content,
 // proxied and comment, combined with AND (match=any is not simulated).
-func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listRecords(w http.ResponseWriter, r *http.Request, z *Zone) {
 	page, perPage, ok := pageParams(w, r, 100, 5000)
 	if !ok {
 		return
 	}
 	q := r.URL.Query()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	z, ok := s.zoneFor(w, r)
-	if !ok {
-		return
-	}
 	match := func(rec *dnsRecord) bool {
 		name := rec.Name
 		for key, test := range map[string]func(v string) bool{

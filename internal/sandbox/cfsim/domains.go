@@ -36,12 +36,7 @@ func inZone(hostname, zone string) bool {
 }
 
 func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) {
-	if !s.checkAccount(w, r) {
-		return
-	}
 	q := r.URL.Query()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := []map[string]any{}
 	for _, d := range s.sortedDomains() {
 		if (q.Get("hostname") != "" && !strings.EqualFold(q.Get("hostname"), d.Hostname)) ||
@@ -69,23 +64,11 @@ func (s *Server) sortedDomains() []*customDomain {
 // hostname. Cloudflare refuses hostnames that already have DNS records it
 // did not create for the domain.
 func (s *Server) attachDomain(w http.ResponseWriter, r *http.Request) {
-	if !s.checkAccount(w, r) {
-		return
-	}
-	var body struct {
-		ZoneID      string `json:"zone_id"`
-		ZoneName    string `json:"zone_name"`
-		Hostname    string `json:"hostname"`
-		Service     string `json:"service"`
-		Environment string `json:"environment"`
-	}
-	if err := decodeJSON(r, &body); err != nil {
-		writeAPIError(w, http.StatusBadRequest, codeBadRequest, "request body: "+err.Error())
+	body, ok := body[domainInput](w, r, codeBadRequest)
+	if !ok {
 		return
 	}
 	host := strings.ToLower(strings.TrimSuffix(body.Hostname, "."))
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	z := s.zones[body.ZoneID]
 	if z == nil {
 		writeAPIError(w, http.StatusBadRequest, codeZoneUnknown, fmt.Sprintf("zone %q is not a zone of this account", body.ZoneID))
@@ -117,31 +100,25 @@ func (s *Server) attachDomain(w http.ResponseWriter, r *http.Request) {
 	writeResult(w, http.StatusOK, d.json())
 }
 
-func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) {
-	if !s.checkAccount(w, r) {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := s.domains[r.PathValue("domain_id")]
-	if d == nil {
-		writeAPIError(w, http.StatusNotFound, codeDomainNotFound, "Domain not found")
-		return
-	}
-	writeResult(w, http.StatusOK, d.json())
+type domainInput struct {
+	ZoneID      string `json:"zone_id"`
+	ZoneName    string `json:"zone_name"`
+	Hostname    string `json:"hostname"`
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
 }
 
-func (s *Server) detachDomain(w http.ResponseWriter, r *http.Request) {
-	if !s.checkAccount(w, r) {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := s.domains[r.PathValue("domain_id")]
-	if d == nil {
-		writeAPIError(w, http.StatusNotFound, codeDomainNotFound, "Domain not found")
-		return
-	}
+// onDomain wraps a handler of one Custom Domain: the account's preamble,
+// then the domain named in the path (404 when there is none).
+func (s *Server) onDomain(h func(w http.ResponseWriter, r *http.Request, d *customDomain)) func(http.ResponseWriter, *http.Request) {
+	return s.onAccount(func(w http.ResponseWriter, r *http.Request) {
+		if d, ok := lookup(w, s.domains, r.PathValue("domain_id"), nil, codeDomainNotFound, "Domain not found"); ok {
+			h(w, r, d)
+		}
+	})
+}
+
+func (s *Server) detachDomain(w http.ResponseWriter, _ *http.Request, d *customDomain) {
 	delete(s.domains, d.ID)
 	// The recorded answer echoes the detached domain.
 	writeResult(w, http.StatusOK, d.json())

@@ -71,13 +71,7 @@ func matchRoute(pattern, host, path string) (bool, int) {
 	return true, len(pattern)
 }
 
-func (s *Server) listRoutes(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	z, ok := s.zoneFor(w, r)
-	if !ok {
-		return
-	}
+func (s *Server) listRoutes(w http.ResponseWriter, _ *http.Request, z *Zone) {
 	out := []map[string]any{}
 	for _, rt := range s.sortedRoutes() {
 		if rt.ZoneID == z.ID {
@@ -124,15 +118,8 @@ func (s *Server) saveRoute(w http.ResponseWriter, z *Zone, rt *route, in routeIn
 	return true
 }
 
-func (s *Server) createRoute(w http.ResponseWriter, r *http.Request) {
-	var in routeInput
-	if err := decodeJSON(r, &in); err != nil {
-		writeAPIError(w, http.StatusBadRequest, codeBadRequest, "request body: "+err.Error())
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	z, ok := s.zoneFor(w, r)
+func (s *Server) createRoute(w http.ResponseWriter, r *http.Request, z *Zone) {
+	in, ok := body[routeInput](w, r, codeBadRequest)
 	if !ok {
 		return
 	}
@@ -142,36 +129,19 @@ func (s *Server) createRoute(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) routeFor(w http.ResponseWriter, r *http.Request) (*Zone, *route, bool) {
-	z, ok := s.zoneFor(w, r)
-	if !ok {
-		return nil, nil, false
-	}
-	rt := s.routes[r.PathValue("route_id")]
-	if rt == nil || rt.ZoneID != z.ID {
-		writeAPIError(w, http.StatusNotFound, codeNotFound, "Route not found.")
-		return nil, nil, false
-	}
-	return z, rt, true
+// onRoute wraps a handler of one Worker route: the zone's preamble, then
+// the route named in the path (404 when the zone has none).
+func (s *Server) onRoute(h func(w http.ResponseWriter, r *http.Request, z *Zone, rt *route)) func(http.ResponseWriter, *http.Request) {
+	return s.onZone(func(w http.ResponseWriter, r *http.Request, z *Zone) {
+		belongs := func(rt *route) bool { return rt.ZoneID == z.ID }
+		if rt, ok := lookup(w, s.routes, r.PathValue("route_id"), belongs, codeNotFound, "Route not found."); ok {
+			h(w, r, z, rt)
+		}
+	})
 }
 
-func (s *Server) getRoute(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, rt, ok := s.routeFor(w, r); ok {
-		writeResult(w, http.StatusOK, rt.json())
-	}
-}
-
-func (s *Server) updateRoute(w http.ResponseWriter, r *http.Request) {
-	var in routeInput
-	if err := decodeJSON(r, &in); err != nil {
-		writeAPIError(w, http.StatusBadRequest, codeBadRequest, "request body: "+err.Error())
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	z, rt, ok := s.routeFor(w, r)
+func (s *Server) updateRoute(w http.ResponseWriter, r *http.Request, z *Zone, rt *route) {
+	in, ok := body[routeInput](w, r, codeBadRequest)
 	if !ok {
 		return
 	}
@@ -183,11 +153,7 @@ func (s *Server) updateRoute(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) deleteRoute(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, rt, ok := s.routeFor(w, r); ok {
-		delete(s.routes, rt.ID)
-		writeResult(w, http.StatusOK, map[string]any{"id": rt.ID})
-	}
+func (s *Server) deleteRoute(w http.ResponseWriter, _ *http.Request, _ *Zone, rt *route) {
+	delete(s.routes, rt.ID)
+	writeResult(w, http.StatusOK, map[string]any{"id": rt.ID})
 }

@@ -106,52 +106,49 @@ func (s *Server) routesInit() {
 	s.handle("POST "+one+"/assets-upload-session", true, s.createAssetSession)
 	s.handle("POST /accounts/{account_id}/workers/assets/upload", true, s.uploadAssets)
 
-	s.handle("GET /accounts/{account_id}/workers/domains", false, s.listDomains)
-	s.handle("PUT /accounts/{account_id}/workers/domains", false, s.attachDomain)
-	s.handle("GET /accounts/{account_id}/workers/domains/{domain_id}", false, s.getDomain)
-	s.handle("DELETE /accounts/{account_id}/workers/domains/{domain_id}", false, s.detachDomain)
+	const domains = "/accounts/{account_id}/workers/domains"
+	s.handle("GET "+domains, false, s.onAccount(s.listDomains))
+	s.handle("PUT "+domains, false, s.onAccount(s.attachDomain))
+	s.handle("GET "+domains+"/{domain_id}", false, s.onDomain(func(w http.ResponseWriter, _ *http.Request, d *customDomain) {
+		writeResult(w, http.StatusOK, d.json())
+	}))
+	s.handle("DELETE "+domains+"/{domain_id}", false, s.onDomain(s.detachDomain))
 
-	s.handle("GET /zones/{zone_id}/dns_records", false, s.listRecords)
-	s.handle("POST /zones/{zone_id}/dns_records", false, s.createRecord)
-	s.handle("GET /zones/{zone_id}/dns_records/{dns_record_id}", false, s.getRecord)
-	s.handle("PUT /zones/{zone_id}/dns_records/{dns_record_id}", false, s.replaceRecord)
-	s.handle("PATCH /zones/{zone_id}/dns_records/{dns_record_id}", false, s.patchRecord)
-	s.handle("DELETE /zones/{zone_id}/dns_records/{dns_record_id}", false, s.deleteRecord)
+	const records = "/zones/{zone_id}/dns_records"
+	s.handle("GET "+records, false, s.onZone(s.listRecords))
+	s.handle("POST "+records, false, s.onZone(s.createRecord))
+	s.handle("GET "+records+"/{dns_record_id}", false, s.onRecord(func(w http.ResponseWriter, _ *http.Request, _ *Zone, rec *dnsRecord) {
+		writeResult(w, http.StatusOK, rec.json())
+	}))
+	s.handle("PUT "+records+"/{dns_record_id}", false, s.onRecord(s.replaceRecord))
+	s.handle("PATCH "+records+"/{dns_record_id}", false, s.onRecord(s.patchRecord))
+	s.handle("DELETE "+records+"/{dns_record_id}", false, s.onRecord(s.deleteRecord))
 
-	s.handle("GET /zones/{zone_id}/workers/routes", false, s.listRoutes)
-	s.handle("POST /zones/{zone_id}/workers/routes", false, s.createRoute)
-	s.handle("GET /zones/{zone_id}/workers/routes/{route_id}", false, s.getRoute)
-	s.handle("PUT /zones/{zone_id}/workers/routes/{route_id}", false, s.updateRoute)
-	s.handle("DELETE /zones/{zone_id}/workers/routes/{route_id}", false, s.deleteRoute)
+	const routes = "/zones/{zone_id}/workers/routes"
+	s.handle("GET "+routes, false, s.onZone(s.listRoutes))
+	s.handle("POST "+routes, false, s.onZone(s.createRoute))
+	s.handle("GET "+routes+"/{route_id}", false, s.onRoute(func(w http.ResponseWriter, _ *http.Request, _ *Zone, rt *route) {
+		writeResult(w, http.StatusOK, rt.json())
+	}))
+	s.handle("PUT "+routes+"/{route_id}", false, s.onRoute(s.updateRoute))
+	s.handle("DELETE "+routes+"/{route_id}", false, s.onRoute(s.deleteRoute))
 }
 
 // onScript wraps a handler of one Worker's subresources with what each of
 // them does first: check the account, hold the lock, find the Worker
 // (404 when there is none).
 func (s *Server) onScript(h func(w http.ResponseWriter, r *http.Request, sc *script)) func(http.ResponseWriter, *http.Request) {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.checkAccount(w, r) {
-			return
+	return s.onAccount(func(w http.ResponseWriter, r *http.Request) {
+		if sc, ok := s.scriptFor(w, r); ok {
+			h(w, r, sc)
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		sc, ok := s.scriptFor(w, r)
-		if !ok {
-			return
-		}
-		h(w, r, sc)
-	}
+	})
 }
 
 // scriptFor returns the script named in the path, answering 404 for a
 // missing one. The caller holds s.mu.
 func (s *Server) scriptFor(w http.ResponseWriter, r *http.Request) (*script, bool) {
-	sc := s.scripts[r.PathValue("script_name")]
-	if sc == nil {
-		writeAPIError(w, http.StatusNotFound, codeNotFound, "This Worker does not exist on your account.")
-		return nil, false
-	}
-	return sc, true
+	return lookup(w, s.scripts, r.PathValue("script_name"), nil, codeNotFound, "This Worker does not exist on your account.")
 }
 
 func etag(v *version) string {

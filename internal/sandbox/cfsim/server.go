@@ -367,6 +367,54 @@ func (s *Server) zoneFor(w http.ResponseWriter, r *http.Request) (*Zone, bool) {
 	return z, true
 }
 
+// onAccount wraps a handler of account-level resources with what each of
+// them does first: check the account, hold the lock.
+func (s *Server) onAccount(h func(w http.ResponseWriter, r *http.Request)) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.checkAccount(w, r) {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		h(w, r)
+	}
+}
+
+// onZone wraps a handler of a zone's resources (DNS records, Worker
+// routes) with what each of them does first: hold the lock, find the zone
+// named in the path.
+func (s *Server) onZone(h func(w http.ResponseWriter, r *http.Request, z *Zone)) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if z, ok := s.zoneFor(w, r); ok {
+			h(w, r, z)
+		}
+	}
+}
+
+// lookup returns items[id] when it exists and belongs (nil: wherever it
+// is), answering 404 with code and msg otherwise. The caller holds s.mu.
+func lookup[T any](w http.ResponseWriter, items map[string]*T, id string, belongs func(*T) bool, code int, msg string) (*T, bool) {
+	it := items[id]
+	if it == nil || (belongs != nil && !belongs(it)) {
+		writeAPIError(w, http.StatusNotFound, code, msg)
+		return nil, false
+	}
+	return it, true
+}
+
+// body decodes a request's JSON body, answering 400 with code when it
+// does not decode.
+func body[T any](w http.ResponseWriter, r *http.Request, code int) (T, bool) {
+	var in T
+	if err := decodeJSON(r, &in); err != nil {
+		writeAPIError(w, http.StatusBadRequest, code, "request body: "+err.Error())
+		return in, false
+	}
+	return in, true
+}
+
 // newID returns 32 hex digits, Cloudflare's usual identifier shape. The
 // caller holds s.mu.
 func (s *Server) newID() string {

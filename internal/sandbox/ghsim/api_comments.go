@@ -114,6 +114,16 @@ type commentInput struct {
 	Body *string `json:"body"`
 }
 
+// commentBody decodes a comment's body as GitHub validates it.
+func commentBody(r *http.Request, doc string) (commentInput, *reply) {
+	var in commentInput
+	if err := decodeBody(r, &in); err != nil {
+		rep := fail(http.StatusBadRequest, err.Error(), doc)
+		return in, &rep
+	}
+	return in, checkCommentBody(in, doc)
+}
+
 func checkCommentBody(in commentInput, doc string) *reply {
 	if in.Body == nil || *in.Body == "" {
 		rep := unprocessable("Validation Failed", doc, map[string]any{"resource": "IssueComment", "code": "missing_field", "field": "body"})
@@ -133,11 +143,8 @@ func (s *Server) createComment(r *http.Request) reply {
 	if rep != nil {
 		return *rep
 	}
-	var in commentInput
-	if err := decodeBody(r, &in); err != nil {
-		return fail(http.StatusBadRequest, err.Error(), doc)
-	}
-	if rep := checkCommentBody(in, doc); rep != nil {
+	in, rep := commentBody(r, doc)
+	if rep != nil {
 		return *rep
 	}
 	c := s.addComment(rp, n, s.BotLogin(), *in.Body)
@@ -173,11 +180,8 @@ func (s *Server) updateComment(r *http.Request) reply {
 	if rep != nil {
 		return *rep
 	}
-	var in commentInput
-	if err := decodeBody(r, &in); err != nil {
-		return fail(http.StatusBadRequest, err.Error(), doc)
-	}
-	if rep := checkCommentBody(in, doc); rep != nil {
+	in, rep := commentBody(r, doc)
+	if rep != nil {
 		return *rep
 	}
 	c.body = *in.Body

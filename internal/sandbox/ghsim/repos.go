@@ -298,12 +298,9 @@ func (s *Server) OpenPR(repoName, head, base, title string, fork, draft bool) (i
 func (s *Server) PushPR(repoName string, number int, files map[string]string, message string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp, p, err := s.pull(repoName, number)
+	rp, p, err := s.openPull(repoName, number, "push to")
 	if err != nil {
 		return "", err
-	}
-	if p.state != "open" {
-		return "", fmt.Errorf("ghsim: push to %s#%d: pull request is closed", repoName, number)
 	}
 	sha := s.addCommit(rp, p.headSHA, nil, files, message, p.author)
 	p.prevHead = p.headSHA
@@ -334,12 +331,9 @@ func (s *Server) SetDraft(repoName string, number int, draft bool) error {
 func (s *Server) ClosePR(repoName string, number int, merged bool) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp, p, err := s.pull(repoName, number)
+	rp, p, err := s.openPull(repoName, number, "close")
 	if err != nil {
 		return "", err
-	}
-	if p.state != "open" {
-		return "", fmt.Errorf("ghsim: close %s#%d: already closed", repoName, number)
 	}
 	p.state = "closed"
 	p.closedAt = s.now()
@@ -389,6 +383,16 @@ func (s *Server) pull(repoName string, number int) (*repo, *pull, error) {
 		return nil, nil, fmt.Errorf("ghsim: no pull request %s#%d", repoName, number)
 	}
 	return rp, p, nil
+}
+
+// openPull is pull for what only an open pull request allows (verb says
+// what, for the error).
+func (s *Server) openPull(repoName string, number int, verb string) (*repo, *pull, error) {
+	rp, p, err := s.pull(repoName, number)
+	if err == nil && p.state != "open" {
+		err = fmt.Errorf("ghsim: %s %s#%d: pull request is closed", verb, repoName, number)
+	}
+	return rp, p, err
 }
 
 // SetPermission gives user a role on repo: admin, maintain, write, triage

@@ -52,13 +52,9 @@ func (s *Server) createEndpoint(r *http.Request, pid string) (int, any, *apiErro
 func (s *Server) getEndpoint(pid, eid string) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, err := s.project(pid)
+	p, e, err := s.endpointOf(pid, eid)
 	if err != nil {
 		return 0, nil, err
-	}
-	e := p.endpoints[eid]
-	if e == nil {
-		return 0, nil, errf(http.StatusNotFound, "endpoint not found")
 	}
 	return 200, map[string]any{"endpoint": s.endpointJSON(p, e, time.Now())}, nil
 }
@@ -69,13 +65,9 @@ func (s *Server) deleteEndpoint(pid, eid string) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now().UTC()
-	p, err := s.project(pid)
+	p, e, err := s.endpointOf(pid, eid)
 	if err != nil {
 		return 0, nil, err
-	}
-	e := p.endpoints[eid]
-	if e == nil {
-		return 0, nil, errf(http.StatusNotFound, "endpoint not found")
 	}
 	if p.busy(e.BranchID, now) {
 		return 0, nil, errf(http.StatusLocked, lockedMsg)
@@ -84,4 +76,17 @@ func (s *Server) deleteEndpoint(pid, eid string) (int, any, *apiError) {
 	body := map[string]any{"endpoint": s.endpointJSON(p, e, now), "operations": []any{s.opJSON(p, op, now)}}
 	delete(p.endpoints, eid)
 	return 200, body, nil
+}
+
+// endpointOf finds a project's endpoint. The caller holds s.mu.
+func (s *Server) endpointOf(pid, eid string) (*project, *endpoint, *apiError) {
+	p, err := s.project(pid)
+	if err != nil {
+		return nil, nil, err
+	}
+	e := p.endpoints[eid]
+	if e == nil {
+		return nil, nil, errf(http.StatusNotFound, "endpoint not found")
+	}
+	return p, e, nil
 }
