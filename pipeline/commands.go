@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
@@ -16,7 +15,8 @@ import (
 	"github.com/revelations-studio/deploybot/templates"
 )
 
-// commandWorker carries out the slash commands of a new PR comment.
+// requests carries out what people ask of a PR: the slash commands of a
+// new PR comment, the preview check run's buttons.
 // Feedback stays small: 👀 when accepted, 🚀 when done, 😕 and a short
 // reply when refused or failed. Progress shows in the status comment and
 // the check run, not in new comments.
@@ -26,32 +26,35 @@ import (
 // gets no reply, only a 😕, and that at most once per refusalWindow per
 // person and repository (reactToRefusal). "Did not understand" replies are
 // for people who may run commands.
-type commandWorker struct {
-	river.WorkerDefaults[intent.CommentCommand]
-	p *previews
+type requests struct {
+	deps Deps
+	gate *gate
+	p    *previews
 }
 
-func (w *commandWorker) Timeout(*river.Job[intent.CommentCommand]) time.Duration {
-	return previewTimeout
+// register adds the workers of comment commands and check-run actions.
+func (q *requests) register(workers *river.Workers) {
+	addWorker(workers, previewTimeout, q.command)
+	addWorker(workers, previewTimeout, q.checkRunAction)
 }
 
-func (w *commandWorker) Work(ctx context.Context, job *river.Job[intent.CommentCommand]) error {
+func (q *requests) command(ctx context.Context, job *river.Job[intent.CommentCommand]) error {
 	in := job.Args
 	cmds, problems := commands.Parse(in.Body)
 	if len(cmds) == 0 && len(problems) == 0 {
 		return nil
 	}
 	m := in.Delivery()
-	logger := w.p.deps.Logger.With().Str("repo", m.Repo.FullName()).Int("pr", in.PR).
+	logger := q.deps.Logger.With().Str("repo", m.Repo.FullName()).Int("pr", in.PR).
 		Str("user", in.Author).Int64("comment_id", in.CommentID).Logger()
-	repo, err := w.p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
+	repo, err := q.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
 	if err != nil {
 		return err
 	}
 	fb := feedback{repo: repo, pr: in.PR, comment: in.CommentID, logger: logger}
 
-	if ok, why := w.p.gate.authorize(ctx, repo, m.Repo.FullName(), in.Author); !ok {
-		react, err := w.p.gate.reactToRefusal(ctx, m.Repo.FullName(), in.Author)
+	if ok, why := q.gate.authorize(ctx, repo, m.Repo.FullName(), in.Author); !ok {
+		react, err := q.gate.reactToRefusal(ctx, m.Repo.FullName(), in.Author)
 		if err != nil {
 			logger.Warn().Err(err).Msg("recording a refused command: no reaction")
 		}
@@ -78,7 +81,7 @@ func (w *commandWorker) Work(ctx context.Context, job *river.Job[intent.CommentC
 	var failures []string
 	for _, c := range cmds {
 		logger.Info().Str("command", c.Text).Msg("running command")
-		if msg := w.run(ctx, job.ID, repo, in, c); msg != "" {
+		if msg := q.run(ctx, job.ID, repo, in, c); msg != "" {
 			failures = append(failures, fmt.Sprintf("`%s`: %s", c.Text, msg))
 		}
 	}
@@ -91,7 +94,7 @@ func (w *commandWorker) Work(ctx context.Context, job *river.Job[intent.CommentC
 }
 
 // run carries out one command and returns why it failed ("" on success).
-func (w *commandWorker) run(ctx context.Context, jobID int64, repo Repo, in intent.CommentCommand, c commands.Command) string {
+func (q *requests) run(ctx context.Context, jobID int64, repo Repo, in intent.CommentCommand, c commands.Command) string {
 	m := in.Delivery()
 	var opts syncOptions
 	switch c.Name {
@@ -106,7 +109,7 @@ func (w *commandWorker) run(ctx context.Context, jobID int64, repo Repo, in inte
 		return ""
 	case commands.Deploy:
 		opts = syncOptions{explicit: true}
-		sha, refusal, err := w.p.gate.approval(ctx, repo, in, c)
+		sha, refusal, err := q.gate.approval(ctx, repo, in, c)
 		switch {
 		case err != nil:
 			return err.Error()
@@ -122,7 +125,7 @@ func (w *commandWorker) run(ctx context.Context, jobID int64, repo Repo, in inte
 		return "unknown command"
 	}
 	opts.waitLock = true
-	st, err := w.p.sync(ctx, jobID, m, in.PR, opts)
+	st, err := q.p.sync(ctx, jobID, m, in.PR, opts)
 	switch {
 	case errors.Is(err, errApprovalStale):
 		return "the head of this pull request changed while the command waited its turn, so nothing was deployed. " +
@@ -209,29 +212,20 @@ func commandTexts(cmds []commands.Command) []string {
 	return out
 }
 
-// checkRunWorker answers the preview check run's buttons ("Redeploy",
+// checkRunAction answers the preview check run's buttons ("Redeploy",
 // "Destroy") and GitHub's "Re-run", with the same authorization as
 // comments. The clicker gets no comment reply: the check run and the status
 // comment show what happened.
-type checkRunWorker struct {
-	river.WorkerDefaults[intent.CheckRunAction]
-	p *previews
-}
-
-func (w *checkRunWorker) Timeout(*river.Job[intent.CheckRunAction]) time.Duration {
-	return previewTimeout
-}
-
-func (w *checkRunWorker) Work(ctx context.Context, job *river.Job[intent.CheckRunAction]) error {
+func (q *requests) checkRunAction(ctx context.Context, job *river.Job[intent.CheckRunAction]) error {
 	in := job.Args
 	if isTestCheck(in.Name) {
-		return w.p.tests.queueTestRerun(ctx, in)
+		return q.p.tests.queueTestRerun(ctx, in)
 	}
 	if in.Name != CheckPreview {
 		return nil
 	}
 	m := in.Delivery()
-	logger := w.p.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("action", m.Action).Logger()
+	logger := q.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("action", m.Action).Logger()
 	opts := syncOptions{explicit: true, force: true}
 	switch {
 	case m.Action == "rerequested", in.Identifier == IdentifierRedeploy:
@@ -240,20 +234,16 @@ func (w *checkRunWorker) Work(ctx context.Context, job *river.Job[intent.CheckRu
 	default:
 		return nil
 	}
-	pr, err := w.p.prOfCheckRun(ctx, in)
+	pr, err := q.prOfCheckRun(ctx, in)
 	if err != nil || pr == 0 {
 		logger.Info().Err(err).Msg("no pull request for this check run")
 		return err
 	}
-	repo, err := w.p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
-	if err != nil {
+	repo, err := q.gate.open(ctx, m, logger, "check-run action")
+	if repo == nil || err != nil {
 		return err
 	}
-	if ok, why := w.p.gate.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
-		logger.Warn().Str("reason", why).Msg("check-run action refused")
-		return nil
-	}
-	_, err = w.p.sync(ctx, job.ID, m, pr, opts)
+	_, err = q.p.sync(ctx, job.ID, m, pr, opts)
 	if errors.Is(err, errApprovalStale) {
 		return nil
 	}
@@ -268,9 +258,9 @@ const (
 
 // prOfCheckRun finds the PR a preview check run belongs to. GitHub lists it
 // in the event except for PRs from forks; the bot's own runs know it.
-func (p *previews) prOfCheckRun(ctx context.Context, in intent.CheckRunAction) (int, error) {
+func (q *requests) prOfCheckRun(ctx context.Context, in intent.CheckRunAction) (int, error) {
 	if len(in.PRs) == 1 {
 		return in.PRs[0], nil
 	}
-	return p.deps.State.Runs.PullRequestOf(ctx, in.Delivery().Repo.FullName(), in.CheckRunID, in.HeadSHA)
+	return q.deps.State.Runs.PullRequestOf(ctx, in.Delivery().Repo.FullName(), in.CheckRunID, in.HeadSHA)
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/revelations-studio/deploybot/internal/commands"
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/github"
@@ -22,6 +24,21 @@ import (
 type gate struct {
 	deps  Deps
 	roles roleCache
+}
+
+// open opens the repository of m for what its sender asks (what, for the
+// log). When the sender may not, it logs why and returns a nil Repo: a
+// refused button or re-run gets no other answer.
+func (g *gate) open(ctx context.Context, m intent.Meta, logger zerolog.Logger, what string) (Repo, error) {
+	repo, err := g.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
+	if err != nil {
+		return nil, err
+	}
+	if ok, why := g.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
+		logger.Warn().Str("reason", why).Msg(what + " refused")
+		return nil, nil
+	}
+	return repo, nil
 }
 
 // approval decides which commit a /deploy may run, and refuses (with a

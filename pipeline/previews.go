@@ -25,20 +25,15 @@ const CheckPreview = "deploybot/preview"
 // previewTimeout bounds one sync of a PR (build, deploy, health checks).
 const previewTimeout = 30 * time.Minute
 
-// syncWorker makes a PR's preview match the PR, whatever intent woke it:
-// every PR event is a reason to look at the PR as GitHub has it now and
-// converge to it. Deliveries arriving late or out of order therefore cannot
-// deploy an old commit, and a retried or rescued job simply converges again.
-type syncWorker[T intent.Intent] struct {
-	river.WorkerDefaults[T]
-	p *previews
-}
-
-func (w *syncWorker[T]) Timeout(*river.Job[T]) time.Duration { return previewTimeout }
-
-func (w *syncWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
-	_, err := w.p.sync(ctx, job.ID, job.Args.Delivery(), intent.PRNumber(job.Args), syncOptions{})
-	return snoozeIfLocked(err)
+// syncOn makes a PR's preview match the PR, whatever intent woke it: every
+// PR event is a reason to look at the PR as GitHub has it now and converge
+// to it. Deliveries arriving late or out of order therefore cannot deploy
+// an old commit, and a retried or rescued job simply converges again.
+func syncOn[T intent.Intent](p *previews) func(ctx context.Context, job *river.Job[T]) error {
+	return func(ctx context.Context, job *river.Job[T]) error {
+		_, err := p.sync(ctx, job.ID, job.Args.Delivery(), intent.PRNumber(job.Args), syncOptions{})
+		return snoozeIfLocked(err)
+	}
 }
 
 // syncOptions are what commands add to a sync.

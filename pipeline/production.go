@@ -28,10 +28,10 @@ const CheckProduction = "deploybot/production"
 
 // registerProduction adds the production deploy worker (ProductionPush).
 func registerProduction(workers *river.Workers, deps Deps) {
-	river.AddWorker(workers, &productionWorker{deps: deps})
+	addWorker(workers, previewTimeout, (&production{deps: deps}).deploy)
 }
 
-// productionWorker deploys the default branch after a merge: validate and
+// production deploys the default branch after a merge: validate and
 // build everything first, migrate, then deploy the workers one at a time,
 // each health-checked, rolling back what this run changed if one fails.
 //
@@ -39,22 +39,17 @@ func registerProduction(workers *river.Workers, deps Deps) {
 // mid-step: a merge arriving during a deploy waits its turn, and when
 // several wait, only the newest deploys (the older ones conclude as
 // superseded without touching anything).
-type productionWorker struct {
-	river.WorkerDefaults[intent.ProductionPush]
+type production struct {
 	deps Deps
 }
 
-func (w *productionWorker) Timeout(*river.Job[intent.ProductionPush]) time.Duration {
-	return previewTimeout
-}
-
-func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.ProductionPush]) error {
+func (p *production) deploy(ctx context.Context, job *river.Job[intent.ProductionPush]) error {
 	in := job.Args
 	m := in.Delivery()
 	repoName := m.Repo.FullName()
-	logger := w.deps.Logger.With().Str("repo", repoName).Str("sha", short(in.After)).Int64("job_id", job.ID).Logger()
+	logger := p.deps.Logger.With().Str("repo", repoName).Str("sha", short(in.After)).Int64("job_id", job.ID).Logger()
 
-	lock, err := w.deps.State.Lock(ctx, "deploybot:production:"+repoName)
+	lock, err := p.deps.State.Lock(ctx, "deploybot:production:"+repoName)
 	if err != nil {
 		return snoozeIfLocked(err)
 	}
@@ -64,7 +59,7 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 	// nothing new: the latest production run is already for this commit.
 	// (A branch reset to an older commit after a newer deploy is not a
 	// duplicate: a later run exists for another commit, and it deploys.)
-	last, err := w.deps.State.Runs.LastProduction(ctx, repoName, job.ID)
+	last, err := p.deps.State.Runs.LastProduction(ctx, repoName, job.ID)
 	if err != nil {
 		return err
 	}
@@ -82,15 +77,15 @@ func (w *productionWorker) Work(ctx context.Context, job *river.Job[intent.Produ
 		}
 	}
 
-	repo, err := w.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
+	repo, err := p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
 	if err != nil {
 		return err
 	}
-	pr := &productionRun{deps: w.deps, repo: repo, meta: m, sha: in.After, jobID: job.ID, logger: logger}
+	pr := &productionRun{deps: p.deps, repo: repo, meta: m, sha: in.After, jobID: job.ID, logger: logger}
 	if err := pr.concludeAbandoned(ctx); err != nil {
 		return err
 	}
-	newest, err := newestProductionPush(ctx, w.deps, repo, repoName, in.Branch)
+	newest, err := newestProductionPush(ctx, p.deps, repo, repoName, in.Branch)
 	if err != nil {
 		return err
 	}

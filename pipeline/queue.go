@@ -44,11 +44,10 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 		g := &gate{deps: d}
 		tests := newTestRuns(d, g)
 		p := &previews{deps: d, gate: g, tests: tests}
-		river.AddWorker(workers, &syncWorker[intent.PreviewRequested]{p: p})
-		river.AddWorker(workers, &syncWorker[intent.PreviewDrafted]{p: p})
-		river.AddWorker(workers, &syncWorker[intent.PreviewClosed]{p: p})
-		river.AddWorker(workers, &commandWorker{p: p})
-		river.AddWorker(workers, &checkRunWorker{p: p})
+		addWorker(workers, previewTimeout, syncOn[intent.PreviewRequested](p))
+		addWorker(workers, previewTimeout, syncOn[intent.PreviewDrafted](p))
+		addWorker(workers, previewTimeout, syncOn[intent.PreviewClosed](p))
+		(&requests{deps: d, gate: g, p: p}).register(workers)
 		registerProduction(workers, d)
 		registerTests(workers, tests)
 		registerSweep(workers, p)

@@ -68,20 +68,16 @@ type sweepArgs struct{}
 
 func (sweepArgs) Kind() string { return "sweep" }
 
-type sweepWorker struct {
-	river.WorkerDefaults[sweepArgs]
-	p *previews
-}
-
-func (w *sweepWorker) Work(ctx context.Context, job *river.Job[sweepArgs]) error {
+// sweepAll is the periodic sweep of every repository.
+func (p *previews) sweepAll(ctx context.Context, _ *river.Job[sweepArgs]) error {
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	enqueue := func(ctx context.Context, args river.JobArgs) error {
 		_, err := client.Insert(ctx, args, nil)
 		return err
 	}
-	actions, err := Sweep(ctx, w.p.deps, enqueue, SweepOptions{})
+	actions, err := Sweep(ctx, p.deps, enqueue, SweepOptions{})
 	for _, a := range actions {
-		w.p.deps.Logger.Info().Str("repo", a.Repo).Int("pr", a.PR).Str("resource", a.Resource).Str("reason", a.Reason).Msg("swept")
+		p.deps.Logger.Info().Str("repo", a.Repo).Int("pr", a.PR).Str("resource", a.Resource).Str("reason", a.Reason).Msg("swept")
 	}
 	return err
 }
@@ -97,25 +93,17 @@ type previewSweepArgs struct {
 
 func (previewSweepArgs) Kind() string { return "sweep_preview" }
 
-type previewSweepWorker struct {
-	river.WorkerDefaults[previewSweepArgs]
-	p *previews
-}
-
-func (w *previewSweepWorker) Timeout(*river.Job[previewSweepArgs]) time.Duration {
-	return previewTimeout
-}
-
-func (w *previewSweepWorker) Work(ctx context.Context, job *river.Job[previewSweepArgs]) error {
+// sweepPreview tears down (or converges) one PR's preview.
+func (p *previews) sweepPreview(ctx context.Context, job *river.Job[previewSweepArgs]) error {
 	a := job.Args
 	m := intent.Meta{DeliveryID: fmt.Sprintf("sweep-%d", job.ID), Event: "sweep", InstallationID: a.InstallationID, Repo: a.Repo}
-	_, err := w.p.sync(ctx, job.ID, m, a.PR, syncOptions{explicit: true, destroy: a.Destroy})
+	_, err := p.sync(ctx, job.ID, m, a.PR, syncOptions{explicit: true, destroy: a.Destroy})
 	return snoozeIfLocked(err)
 }
 
 func registerSweep(workers *river.Workers, p *previews) {
-	river.AddWorker(workers, &sweepWorker{p: p})
-	river.AddWorker(workers, &previewSweepWorker{p: p})
+	addWorker(workers, 0, p.sweepAll)
+	addWorker(workers, previewTimeout, p.sweepPreview)
 }
 
 // sweepJob is the periodic job that runs the sweep on one replica (River's

@@ -91,9 +91,9 @@ func newTestRuns(deps Deps, g *gate) *testRuns {
 // "Re-run all checks" (CheckSuiteRequested) and the runs other workers ask
 // for (a fork's approved head, "Re-run" on a stage's check run).
 func registerTests(workers *river.Workers, t *testRuns) {
-	river.AddWorker(workers, &pushTestWorker{t: t})
-	river.AddWorker(workers, &checkSuiteWorker{t: t})
-	river.AddWorker(workers, &testRunWorker{t: t})
+	addWorker(workers, testRunTimeout, t.push)
+	addWorker(workers, testRunTimeout, t.checkSuite)
+	addWorker(workers, testRunTimeout, t.runJob)
 }
 
 // testRequest is one test run to do.
@@ -135,60 +135,32 @@ func (a testRunArgs) request() testRequest {
 	return testRequest{meta: a.Meta, key: a.Key, branch: a.Branch, sha: a.SHA, pr: a.PR, fork: a.Fork, stage: a.Stage, reason: a.Reason}
 }
 
-type pushTestWorker struct {
-	river.WorkerDefaults[intent.TestRequested]
-	t *testRuns
-}
-
-func (w *pushTestWorker) Timeout(*river.Job[intent.TestRequested]) time.Duration {
-	return testRunTimeout
-}
-
-func (w *pushTestWorker) Work(ctx context.Context, job *river.Job[intent.TestRequested]) error {
+// push tests a pushed branch's head.
+func (t *testRuns) push(ctx context.Context, job *river.Job[intent.TestRequested]) error {
 	in := job.Args
-	return w.t.run(ctx, job.ID, testRequest{
+	return t.run(ctx, job.ID, testRequest{
 		meta: in.Meta, key: in.Branch, branch: in.Branch, sha: in.After, reason: reasonPush, message: in.HeadMessage,
 	})
 }
 
-type testRunWorker struct {
-	river.WorkerDefaults[testRunArgs]
-	t *testRuns
+// runJob is a test run another worker asked for.
+func (t *testRuns) runJob(ctx context.Context, job *river.Job[testRunArgs]) error {
+	return t.run(ctx, job.ID, job.Args.request())
 }
 
-func (w *testRunWorker) Timeout(*river.Job[testRunArgs]) time.Duration { return testRunTimeout }
-
-func (w *testRunWorker) Work(ctx context.Context, job *river.Job[testRunArgs]) error {
-	return w.t.run(ctx, job.ID, job.Args.request())
-}
-
-// checkSuiteWorker answers "Re-run all checks" on a commit: every stage
+// checkSuite answers "Re-run all checks" on a commit: every stage
 // runs again. The "requested" GitHub sends on each push needs nothing: the
 // push itself started the run.
-type checkSuiteWorker struct {
-	river.WorkerDefaults[intent.CheckSuiteRequested]
-	t *testRuns
-}
-
-func (w *checkSuiteWorker) Timeout(*river.Job[intent.CheckSuiteRequested]) time.Duration {
-	return testRunTimeout
-}
-
-func (w *checkSuiteWorker) Work(ctx context.Context, job *river.Job[intent.CheckSuiteRequested]) error {
+func (t *testRuns) checkSuite(ctx context.Context, job *river.Job[intent.CheckSuiteRequested]) error {
 	in := job.Args
 	if in.Action != "rerequested" {
 		return nil
 	}
-	t := w.t
 	m := in.Delivery()
 	logger := t.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("sha", short(in.HeadSHA)).Logger()
-	repo, err := t.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
-	if err != nil {
+	repo, err := t.gate.open(ctx, m, logger, "check-suite re-run")
+	if repo == nil || err != nil {
 		return err
-	}
-	if ok, why := t.gate.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
-		logger.Warn().Str("reason", why).Msg("check-suite re-run refused")
-		return nil
 	}
 	// The suite also holds the preview's check run when the commit was a
 	// PR's head: that re-runs as the preview's own "Re-run" (its lock, its

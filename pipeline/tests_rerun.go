@@ -25,7 +25,7 @@ func (t *testRuns) previewAt(ctx context.Context, repo, sha string, prs []int) (
 
 // queueTestRerun answers "Re-run" on a stage's check run (or on the check
 // run of an unusable pipeline file): that stage, and the stages it needs,
-// run again at the check run's commit. It is called by checkRunWorker and
+// run again at the check run's commit. It is called by requests.checkRunAction and
 // authorizes the person like a command.
 func (t *testRuns) queueTestRerun(ctx context.Context, in intent.CheckRunAction) error {
 	m := in.Delivery()
@@ -33,13 +33,9 @@ func (t *testRuns) queueTestRerun(ctx context.Context, in intent.CheckRunAction)
 		return nil
 	}
 	logger := t.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("check_run", in.Name).Logger()
-	repo, err := t.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
-	if err != nil {
+	repo, err := t.gate.open(ctx, m, logger, "test re-run")
+	if repo == nil || err != nil {
 		return err
-	}
-	if ok, why := t.gate.authorize(ctx, repo, m.Repo.FullName(), m.Sender); !ok {
-		logger.Warn().Str("reason", why).Msg("test re-run refused")
-		return nil
 	}
 	req, ok, err := t.testRerun(ctx, repo, m, in.HeadSHA, "", in.CheckRunID)
 	if err != nil || !ok {
