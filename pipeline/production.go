@@ -81,7 +81,7 @@ func (p *production) deploy(ctx context.Context, job *river.Job[intent.Productio
 	if err != nil {
 		return err
 	}
-	pr := &productionRun{deps: p.deps, repo: repo, meta: m, sha: in.After, jobID: job.ID, logger: logger}
+	pr := &productionRun{deps: p.deps, steps: p.deps.State.Steps, repo: repo, meta: m, sha: in.After, jobID: job.ID, logger: logger}
 	if err := pr.concludeAbandoned(ctx); err != nil {
 		return err
 	}
@@ -126,6 +126,7 @@ func newestProductionPush(ctx context.Context, deps Deps, repo Repo, repoName, b
 
 type productionRun struct {
 	deps   Deps
+	steps  stepRecorder // the run's steps (Deps.State's in the bot)
 	repo   Repo
 	meta   intent.Meta
 	sha    string
@@ -216,13 +217,12 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 	defer ws.Remove()
 
 	pl := newProdPlan(r, file, tg, cf, ws)
-	states, runErr := execute(ctx, r.deps.State.Steps, r.runID, pl.steps(), nil)
-	ctx = context.WithoutCancel(ctx)
+	states, runErr := execute(ctx, r.steps, r.runID, pl.steps(), nil)
 	var rollback []StepState
 	if runErr != nil {
-		rollback = r.rollback(ctx, cf, tg.mode, tg.cfg.Cloudflare.ZoneID, tg.cfg.Cloudflare.DNSTarget, pl.workers)
+		rollback = pl.rollback(context.WithoutCancel(ctx))
 	}
-	return r.conclude(ctx, file, pl.workers, states, rollback, runErr)
+	return r.conclude(context.WithoutCancel(ctx), file, pl.workers, states, rollback, runErr)
 }
 
 // prodPlan is a production run's steps and what they share: the source,
@@ -370,43 +370,62 @@ func (pl *prodPlan) deploy(ctx context.Context, log *Log, pw *prodWorker) error 
 	return pl.cf.AttachHostname(ctx, pl.tg.mode, cloudflare.Hostname{ZoneID: acct.ZoneID, Name: pw.hostname, Script: pw.script, Target: acct.DNSTarget})
 }
 
-// rollback returns every worker this run changed to the version that was
-// live before it, newest change first; a worker that had no live version
-// is removed again. The migration is not undone.
-func (r *productionRun) rollback(ctx context.Context, cf Workers, mode cloudflare.HostnameMode, zoneID, target string, workers []*prodWorker) []StepState {
-	var steps []Step
+// undo is what a rollback does to one Worker a failed run changed.
+type undo struct {
+	pw *prodWorker
+	// remove: the Worker had no live version before the run, so its
+	// hostname is detached and it is deleted again.
+	remove bool
+}
+
+// rollbackChoice decides what a failed production run undoes: every Worker
+// it changed, newest change first, goes back to the version live before
+// the run, or is removed when it had none. Workers the run never reached
+// are left alone; the migration is never undone.
+func rollbackChoice(workers []*prodWorker) []undo {
+	var out []undo
 	for i := len(workers) - 1; i >= 0; i-- {
-		pw := workers[i]
-		if !pw.deployed {
-			continue
+		if pw := workers[i]; pw.deployed {
+			out = append(out, undo{pw: pw, remove: pw.previous == ""})
 		}
-		steps = append(steps, Step{Name: "rollback:" + pw.w.Name, Do: func(ctx context.Context, log *Log) error {
-			if pw.previous == "" {
-				if pw.hostname != "" {
-					if err := cf.DetachHostname(ctx, mode, cloudflare.Hostname{ZoneID: zoneID, Name: pw.hostname, Script: pw.script, Target: target}); err != nil {
-						return err
-					}
-				}
-				log.Printf("%s had no live version before: removed", pw.script)
-				return cf.DeleteScript(ctx, pw.script)
-			}
-			if _, err := cf.Deploy(ctx, pw.script, pw.previous); err != nil {
-				return err
-			}
-			log.Printf("%s: back to version %s", pw.script, pw.previous)
-			return nil
-		}})
 	}
-	// Sequential: one rollback after the other, newest first.
-	for i := 1; i < len(steps); i++ {
-		steps[i].Needs = []string{steps[i-1].Name}
+	return out
+}
+
+// rollback carries out rollbackChoice, one Worker after the other.
+func (pl *prodPlan) rollback(ctx context.Context) []StepState {
+	acct := pl.tg.cfg.Cloudflare
+	var steps []Step
+	for _, u := range rollbackChoice(pl.workers) {
+		pw := u.pw
+		step := Step{Name: "rollback:" + pw.w.Name, Do: func(ctx context.Context, log *Log) error {
+			if !u.remove {
+				if _, err := pl.cf.Deploy(ctx, pw.script, pw.previous); err != nil {
+					return err
+				}
+				log.Printf("%s: back to version %s", pw.script, pw.previous)
+				return nil
+			}
+			if pw.hostname != "" {
+				h := cloudflare.Hostname{ZoneID: acct.ZoneID, Name: pw.hostname, Script: pw.script, Target: acct.DNSTarget}
+				if err := pl.cf.DetachHostname(ctx, pl.tg.mode, h); err != nil {
+					return err
+				}
+			}
+			log.Printf("%s had no live version before: removed", pw.script)
+			return pl.cf.DeleteScript(ctx, pw.script)
+		}}
+		if len(steps) > 0 {
+			step.Needs = []string{steps[len(steps)-1].Name}
+		}
+		steps = append(steps, step)
 	}
 	if len(steps) == 0 {
 		return nil
 	}
-	states, err := execute(ctx, r.deps.State.Steps, r.runID, steps, nil)
+	states, err := execute(ctx, pl.r.steps, pl.r.runID, steps, nil)
 	if err != nil {
-		r.logger.Error().Err(err).Msg("production rollback failed")
+		pl.r.logger.Error().Err(err).Msg("production rollback failed")
 	}
 	return states
 }
@@ -429,27 +448,11 @@ func (r *productionRun) conclude(ctx context.Context, file *repoconfig.File, wor
 	text, _ := templates.CheckText(check)
 	run := github.CheckRun{Name: CheckProduction, Status: github.StatusCompleted, CompletedAt: time.Now()}
 	status, deployState := "succeeded", github.DeploySuccess
-	var note string
-	switch {
-	case runErr == nil:
-		run.Conclusion = github.ConclusionSuccess
-		note = fmt.Sprintf("Production serves `%s` everywhere.", short(r.sha))
-	default:
+	run.Conclusion = github.ConclusionSuccess
+	if runErr != nil {
 		run.Conclusion, status, deployState = github.ConclusionFailure, "failed", github.DeployFailure
-		failed := firstFailed(states)
-		rolledBack := allSucceeded(rollback)
-		switch {
-		case len(rollback) == 0:
-			note = fmt.Sprintf("`%s` failed before anything changed: production is as it was.", failed)
-		case rolledBack:
-			note = fmt.Sprintf("`%s` failed: every worker this run changed was rolled back, production is as it was before this run.", failed)
-		default:
-			note = fmt.Sprintf("`%s` failed and the rollback failed too: production may be mixed. See the rollback steps below.", failed)
-		}
-		if stepSucceeded(states, "migrate") && file.Database.Migrate != "" {
-			note += " The migration ran and was not rolled back (`" + file.Database.Migrate + "`)."
-		}
 	}
+	note := productionNote(r.sha, runErr != nil, states, rollback, file.Database.Migrate)
 	run.Output = &github.CheckOutput{
 		Title:   map[bool]string{true: "Deployed " + short(r.sha), false: "Production deploy failed"}[runErr == nil],
 		Summary: note + "\n\n" + strings.Join(lines, "\n") + "\n\n" + summary,
@@ -471,6 +474,28 @@ func (r *productionRun) conclude(ctx context.Context, file *repoconfig.File, wor
 		r.logger.Warn().Err(err).Msg("setting the production deployment status")
 	}
 	return r.finish(ctx, status, runErr)
+}
+
+// productionNote says where a production run left production: the
+// sentence a person reads first on the check run and the deployment.
+func productionNote(sha string, failed bool, states, rollback []StepState, migrate string) string {
+	if !failed {
+		return fmt.Sprintf("Production serves `%s` everywhere.", short(sha))
+	}
+	step := firstFailed(states)
+	var note string
+	switch {
+	case len(rollback) == 0:
+		note = fmt.Sprintf("`%s` failed before anything changed: production is as it was.", step)
+	case allSucceeded(rollback):
+		note = fmt.Sprintf("`%s` failed: every worker this run changed was rolled back, production is as it was before this run.", step)
+	default:
+		note = fmt.Sprintf("`%s` failed and the rollback failed too: production may be mixed. See the rollback steps below.", step)
+	}
+	if stepSucceeded(states, "migrate") && migrate != "" {
+		note += " The migration ran and was not rolled back (`" + migrate + "`)."
+	}
+	return note
 }
 
 func (r *productionRun) fail(ctx context.Context, title, summary string, cause error) error {
