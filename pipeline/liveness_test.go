@@ -14,6 +14,7 @@ import (
 // process whose heartbeat stopped (killed, crashed, its machine gone) is
 // made available again; jobs of live processes, this one included, are not.
 func TestLivenessRescuesOnlyDeadProcessesJobs(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewDatabase(t)
 	ctx := context.Background()
 	queue, err := NewQueue(pool, QueueOptions{Logger: zerolog.Nop()})

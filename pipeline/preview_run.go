@@ -60,8 +60,10 @@ type plan struct {
 	env      map[string]string
 	res      resources
 	hostMode cloudflare.HostnameMode
-	// ownPassword is set by the database step to the branch whose role
-	// password it reset (written by that step, read once the run is done).
+	ws       *workspace.Workspace
+	// Set by the database step: the branch's connection URIs, and the
+	// branch whose role password it reset (read once the run is done).
+	uris        neon.URIs
 	ownPassword string
 }
 
@@ -205,74 +207,22 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 // hostname and health check as soon as its build (and the migration) are
 // done, and the GitHub Deployment when all workers are healthy.
 func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
-	deps := r.p.deps
-	uris := &neon.URIs{}
-	ownPassword := r.st.Resources.OwnPassword
+	pl.ws = ws
 	steps := []Step{
-		{Name: "database", Do: func(ctx context.Context, log *Log) error {
-			tags := neon.Tags{Repo: r.meta.Repo.FullName(), Purpose: neon.PurposePreview, PR: r.pr.Number}
-			b, err := deps.Neon.EnsureBranch(ctx, pl.file.Database.Project, neon.BranchOptions{
-				Name: pl.branch, Parent: pl.file.Database.Parent, InitSource: pl.init, Tags: tags,
-			})
-			if err != nil {
-				return err
-			}
-			if r.resetDB {
-				if b, err = resetBranch(ctx, deps.Neon, pl.file.Database.Project, b, neon.BranchOptions{
-					Name: pl.branch, Parent: pl.file.Database.Parent, InitSource: pl.init, Tags: tags,
-				}); err != nil {
-					return err
-				}
-				log.Printf("reset %s from its parent (%s)", pl.branch, pl.init)
-			}
-			// The branch's role came with the parent's password: it gets its
-			// own before the migration and the Workers see it, once per
-			// branch (a reset branch again), recorded with the preview.
-			owned := ownPassword
-			if r.resetDB {
-				owned = ""
-			}
-			u, owned, err := deps.Neon.OwnConnectionURIs(ctx, pl.file.Database.Project, b, owned)
-			if err != nil {
-				return err
-			}
-			if owned != ownPassword || r.resetDB {
-				log.Printf("role password of %s reset: it is the branch's own", b.Name)
-			}
-			pl.ownPassword = owned
-			*uris = u
-			log.Printf("branch %s (%s) from %s, %s", b.Name, b.ID, pl.file.Database.Parent, pl.init)
-			return nil
-		}},
+		{Name: "database", Do: func(ctx context.Context, log *Log) error { return r.database(ctx, log, pl) }},
 		sourceStep(r.repo, r.meta.Repo.FullName(), r.pr.HeadSHA, ws),
-		{Name: "migrate", Needs: []string{"database", "source"}, Do: func(ctx context.Context, log *Log) error {
-			if pl.file.Database.Migrate == "" {
-				log.Printf("no migrate command in the pipeline file")
-				return nil
-			}
-			env := withEnv(pl.env, map[string]string{"DATABASE_URL": uris.Direct})
-			return runCommand(ctx, r.p.deps.Commands, log, runner.Command{Script: pl.file.Database.Migrate, Dir: ws.Dir(), Env: env, Secrets: uriSecrets(*uris), Timeout: 15 * time.Minute, Untrusted: r.pr.Fork})
-		}},
+		{Name: "migrate", Needs: []string{"database", "source"}, Do: func(ctx context.Context, log *Log) error { return r.migrate(ctx, log, pl) }},
 	}
 	var healthSteps []string
 	for _, pw := range pl.workers {
-		w := pw.w
-		build, deploy, check := "build:"+w.Name, "deploy:"+w.Name, "health:"+w.Name
-		dir := filepath.Join(ws.Dir(), filepath.FromSlash(w.Dir))
+		build, deploy, check := "build:"+pw.w.Name, "deploy:"+pw.w.Name, "health:"+pw.w.Name
 		steps = append(steps,
-			Step{Name: build, Needs: []string{"source"}, Do: func(ctx context.Context, log *Log) error {
-				if w.Build == "" {
-					log.Printf("no build command")
-					return nil
-				}
-				env := withEnv(pl.env, map[string]string{"DEPLOYBOT_WORKER": w.Name})
-				return runCommand(ctx, r.p.deps.Commands, log, runner.Command{Script: w.Build, Dir: dir, Workspace: ws.Dir(), Env: env, Timeout: 20 * time.Minute, Untrusted: r.pr.Fork})
-			}},
+			Step{Name: build, Needs: []string{"source"}, Do: func(ctx context.Context, log *Log) error { return r.build(ctx, log, pl, pw.w) }},
 			// Cloudflare refuses an upload whose service binding names a
 			// Worker that does not exist yet: the Workers this one binds
 			// go up first (the file has no cycle).
-			Step{Name: deploy, Needs: append([]string{build, "migrate"}, boundDeploys(w)...), Do: func(ctx context.Context, log *Log) error {
-				return r.deployWorker(ctx, log, pl, pw, ws.Dir(), uris)
+			Step{Name: deploy, Needs: append([]string{build, "migrate"}, boundDeploys(pw.w)...), Do: func(ctx context.Context, log *Log) error {
+				return r.deployWorker(ctx, log, pl, pw)
 			}},
 			Step{Name: check, Needs: []string{deploy}, Do: func(ctx context.Context, log *Log) error {
 				return checkHealth(ctx, r.p.deps, log, pw.w, pw.hostname)
@@ -283,10 +233,62 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 	// The GitHub Deployment only reports the preview: when GitHub cannot
 	// record it, the preview still works and is shown as ready, with the
 	// step's failure beside it.
-	steps = append(steps, Step{Name: "deployment", Needs: healthSteps, Optional: true, Do: func(ctx context.Context, log *Log) error {
+	return append(steps, Step{Name: "deployment", Needs: healthSteps, Optional: true, Do: func(ctx context.Context, log *Log) error {
 		return r.recordDeployment(ctx, log, pl)
 	}})
-	return steps
+}
+
+// database makes (or resets) the PR's branch and learns its connection
+// URIs, with a password of the branch's own.
+func (r *previewRun) database(ctx context.Context, log *Log, pl *plan) error {
+	db := r.p.deps.Neon
+	opts := neon.BranchOptions{Name: pl.branch, Parent: pl.file.Database.Parent, InitSource: pl.init,
+		Tags: neon.Tags{Repo: r.meta.Repo.FullName(), Purpose: neon.PurposePreview, PR: r.pr.Number}}
+	b, err := db.EnsureBranch(ctx, pl.file.Database.Project, opts)
+	if err != nil {
+		return err
+	}
+	// The branch's role came with the parent's password: it gets its own
+	// before the migration and the Workers see it, once per branch (a
+	// reset branch again), recorded with the preview.
+	owned := r.st.Resources.OwnPassword
+	if r.resetDB {
+		if b, err = resetBranch(ctx, db, pl.file.Database.Project, b, opts); err != nil {
+			return err
+		}
+		log.Printf("reset %s from its parent (%s)", pl.branch, pl.init)
+		owned = ""
+	}
+	uris, ownedNow, err := db.OwnConnectionURIs(ctx, pl.file.Database.Project, b, owned)
+	if err != nil {
+		return err
+	}
+	if ownedNow != owned {
+		log.Printf("role password of %s reset: it is the branch's own", b.Name)
+	}
+	pl.ownPassword, pl.uris = ownedNow, uris
+	log.Printf("branch %s (%s) from %s, %s", b.Name, b.ID, pl.file.Database.Parent, pl.init)
+	return nil
+}
+
+func (r *previewRun) migrate(ctx context.Context, log *Log, pl *plan) error {
+	if pl.file.Database.Migrate == "" {
+		log.Printf("no migrate command in the pipeline file")
+		return nil
+	}
+	env := withEnv(pl.env, map[string]string{"DATABASE_URL": pl.uris.Direct})
+	return runCommand(ctx, r.p.deps.Commands, log, runner.Command{Script: pl.file.Database.Migrate, Dir: pl.ws.Dir(), Env: env,
+		Secrets: uriSecrets(pl.uris), Timeout: 15 * time.Minute, Untrusted: r.pr.Fork})
+}
+
+func (r *previewRun) build(ctx context.Context, log *Log, pl *plan, w repoconfig.Worker) error {
+	if w.Build == "" {
+		log.Printf("no build command")
+		return nil
+	}
+	env := withEnv(pl.env, map[string]string{"DEPLOYBOT_WORKER": w.Name})
+	return runCommand(ctx, r.p.deps.Commands, log, runner.Command{Script: w.Build, Dir: filepath.Join(pl.ws.Dir(), filepath.FromSlash(w.Dir)),
+		Workspace: pl.ws.Dir(), Env: env, Timeout: 20 * time.Minute, Untrusted: r.pr.Fork})
 }
 
 // resetBranch gives branch b its parent's current data again. A branch
@@ -303,14 +305,14 @@ func resetBranch(ctx context.Context, db Databases, project string, b neon.Branc
 	return db.EnsureBranch(ctx, project, o)
 }
 
-func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw plannedWorker, workspace string, uris *neon.URIs) error {
+func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw plannedWorker) error {
 	w := pw.w
 	cf, err := r.p.deps.Cloudflare(pl.res.AccountID)
 	if err != nil {
 		return err
 	}
 	spec := scriptSpec{
-		worker: w, name: pw.script, workspace: workspace, commit: r.pr.HeadSHA, dbURL: uris.Pooled,
+		worker: w, name: pw.script, workspace: pl.ws.Dir(), commit: r.pr.HeadSHA, dbURL: pl.uris.Pooled,
 		scope: "pr-" + strconv.Itoa(r.pr.Number), services: map[string]string{},
 	}
 	if pl.secrets {

@@ -33,6 +33,9 @@ type QueueOptions struct {
 	// SweepEvery is how often the sweeper runs (0: SweepInterval; negative:
 	// never, for tests that arrange leftovers on purpose).
 	SweepEvery time.Duration
+	// RetryPolicy says when a failed job runs again (nil: River's default,
+	// attempt⁴ seconds, for outages that take minutes to clear).
+	RetryPolicy river.ClientRetryPolicy
 }
 
 // NewQueue returns the River client that inserts and works the bot's jobs.
@@ -69,6 +72,7 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 		// A job whose process died is retried after this long; it must
 		// exceed the longest step a pipeline runs without heartbeat.
 		RescueStuckJobsAfter: previewTimeout + 5*time.Minute,
+		RetryPolicy:          opts.RetryPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: job queue: %w", err)

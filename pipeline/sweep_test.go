@@ -18,6 +18,7 @@ import (
 // not know (deleted: as good as closed) and a preview past its base
 // branch's TTL, and leaves the others.
 func TestSweepReadsEachRepositoryOnce(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	files, err := e.s.SampleFiles()
 	e.must(err)

@@ -56,6 +56,8 @@ type Options struct {
 	// Commands runs the repository's commands; nil means a runner.Runner
 	// as the config's runner.isolation says.
 	Commands pipeline.Commands
+	// RetryPolicy: see pipeline.QueueOptions.
+	RetryPolicy river.ClientRetryPolicy
 }
 
 // App is the running bot.
@@ -106,7 +108,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
-	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger, SweepEvery: opts.SweepEvery, Pipelines: deps}
+	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger, SweepEvery: opts.SweepEvery, Pipelines: deps, RetryPolicy: opts.RetryPolicy}
 	queue, err := pipeline.NewQueue(pool, qopts)
 	if err != nil {
 		return fail(err)

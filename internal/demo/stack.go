@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
 	"github.com/revelations-studio/deploybot/internal/app"
@@ -160,6 +161,7 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		HealthScheme: "http",
 		HealthWithin: within,
 		SweepEvery:   map[bool]time.Duration{true: 0, false: -1}[opts.PeriodicSweep],
+		RetryPolicy:  quickRetry{},
 	})
 	if err != nil {
 		return nil, err
@@ -265,4 +267,14 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// quickRetry is the sandbox's retry policy. The failures it meets are
+// injected faults that clear at once, not outages: attempt n runs again
+// after n×200 ms (at most 3 s) instead of River's n⁴ seconds, so a demo or
+// test under faults converges in seconds, through the same retries.
+type quickRetry struct{}
+
+func (quickRetry) NextRetry(job *rivertype.JobRow) time.Time {
+	return time.Now().Add(min(time.Duration(job.Attempt)*200*time.Millisecond, 3*time.Second))
 }
