@@ -61,7 +61,6 @@ func (e *env) checkRunsOf(sha string) int {
 // person in the window); no fork runs without an approval of its exact
 // commit: there /deploy names the commit, as the status comment asks.
 func TestCommandMatrix(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	roles := map[string]string{"ada": "admin", "max": "maintain", "wes": "write", "tia": "triage", "reo": "read"}
 	for user, role := range roles {
@@ -191,7 +190,6 @@ func (c *ghClock) Advance(d time.Duration) {
 // approves exactly it; a plain /deploy approves the head the status comment
 // showed before the comment was written.
 func TestForkApprovalCannotBeRaced(t *testing.T) {
-	t.Parallel()
 	clock := &ghClock{}
 	e := startWith(t, demo.StackOptions{GitHubNow: clock.Now})
 	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
@@ -308,7 +306,6 @@ func TestForkApprovalCannotBeRaced(t *testing.T) {
 // first of them in ten minutes gets a 😕; a maintainer's typo still gets
 // the helpful reply.
 func TestRefusedCommandsGetNoReply(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
 	e.must(e.gh.SetPermission(demo.Repo, "reo", "read"))
@@ -358,7 +355,6 @@ func TestRefusedCommandsGetNoReply(t *testing.T) {
 // commands and quoted or fenced commands are ignored, several commands run
 // in order.
 func TestCommandParsingFeedback(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
 	_, err := e.gh.Commit(demo.Repo, "p/1", map[string]string{"web/src/p.js": "1\n"}, "p")
@@ -412,7 +408,6 @@ func TestCommandParsingFeedback(t *testing.T) {
 // of them resets its database; when all close, nothing is left, the shared
 // copy included.
 func TestForkDatabasesWithinTheRootLimit(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
 	var prs []int

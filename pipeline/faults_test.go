@@ -18,7 +18,6 @@ import (
 // PR still ends with exactly its newest commit live and one status comment,
 // and with nothing left after it closes.
 func TestConvergesUnderFaults(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	sb := e.s.Sandbox
 	e.injectFaults()
@@ -98,7 +97,6 @@ func (e *env) deliverAll(events ...ghsim.Event) {
 // once, runs each test stage once to a conclusion, and leaves no ephemeral
 // test branch.
 func TestProductionAndTestsUnderFaults(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	sb := e.s.Sandbox
 	sb.Neon.Faults().Set(
@@ -163,7 +161,6 @@ func TestProductionAndTestsUnderFaults(t *testing.T) {
 // Every command is still carried out exactly once, with one set of
 // reactions, and the PRs end in the state the last command asked for.
 func TestCommandsUnderFaults(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
 	e.must(e.gh.SetPermission(demo.Repo, "reo", "read"))
@@ -302,7 +299,6 @@ func (e *env) stepsOf(pr int) string {
 // with every check run it started concluded, one status comment, and the
 // PR's deployments inactive once it is closed.
 func TestLostCreateResponses(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	sb := e.s.Sandbox
 	sb.GitHub.Faults().Set(

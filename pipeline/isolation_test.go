@@ -12,7 +12,6 @@ import (
 // build, but a fork's code never runs, approved or not: its preview and
 // its test stages fail saying why, and nothing of it goes live.
 func TestForkCodeNeedsTheSandbox(t *testing.T) {
-	t.Parallel()
 	e := startWith(t, demo.StackOptions{Isolation: "none"})
 	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
 

@@ -96,7 +96,6 @@ func (e *env) previewURL() string {
 }
 
 func TestPreviewDatabaseURLHasTheBranchsOwnPassword(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	project := e.s.Sandbox.NeonProject.ID
 	prod := e.s.Sandbox.Neon.ConnectionURL(project, "production")
@@ -157,7 +156,6 @@ func TestPreviewDatabaseURLHasTheBranchsOwnPassword(t *testing.T) {
 }
 
 func TestTestStagesDatabaseURLHasTheBranchsOwnPassword(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	project := e.s.Sandbox.NeonProject.ID
 	_, prodPassword := credentials(t, e.s.Sandbox.Neon.ConnectionURL(project, "production"))

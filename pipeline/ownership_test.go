@@ -67,7 +67,6 @@ func (e *env) closeAndSweep(pr int) {
 // reset (whoever uses it keeps working), and neither /redeploy --reset-db,
 // the close, nor the sweep deletes it.
 func TestPersonsBranchIsNotTakenOver(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
 	for _, tc := range []struct {
@@ -125,7 +124,6 @@ func TestPersonsBranchIsNotTakenOver(t *testing.T) {
 // neither overwritten nor moved, by the preview, its close or the sweep;
 // the preview fails naming the Worker (or hostname) and its owner.
 func TestForeignWorkerIsNotOverwritten(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	cf, err := cloudflare.New(cloudflare.Options{AccountID: e.s.Sandbox.Cloudflare.AccountID(), APIToken: "t", BaseURL: e.s.URLs.Cloudflare})
 	e.must(err)

@@ -42,8 +42,13 @@ type env struct {
 
 func start(t *testing.T) *env { return startWith(t, demo.StackOptions{}) }
 
+// Every end-to-end test runs in parallel with the others: each has its own
+// stack (simulators, bot, database); only the PostgreSQL server is shared.
+// Most of a test's time is spent waiting on the bot, so two at a time
+// halve the package's time even on two cores.
 func startWith(t *testing.T, opts demo.StackOptions) *env {
 	t.Helper()
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	_, dbURL := pgtest.NewDatabaseURL(t)
@@ -186,7 +191,6 @@ func (e *env) waitForStep(name string) {
 }
 
 func TestOpenPushCloseReopen(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	pr, sha1 := e.open("feature/a", map[string]string{"migrations/002_orders.sql": "CREATE TABLE IF NOT EXISTS orders (id bigserial PRIMARY KEY);\n"}, false)
 	e.event(pr, "opened")
@@ -289,7 +293,6 @@ const (
 // (Who may re-run is checked as for "Re-run" on one check run:
 // TestRerunNeedsPermission.)
 func TestRerunAllChecks(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	pr, sha := e.open("feature/rerun-all", map[string]string{"web/src/r.js": "1\n"}, false)
 	e.event(pr, "opened")
@@ -323,7 +326,6 @@ func TestRerunAllChecks(t *testing.T) {
 // TestNewerPushSupersedes: a push while the previous commit is still
 // deploying cancels that run; only the newest commit ends up live.
 func TestNewerPushSupersedes(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	// The first commit's build never ends by itself: only cancellation
 	// (which kills its process group) ends that run.
@@ -358,7 +360,6 @@ func TestNewerPushSupersedes(t *testing.T) {
 // TestCloseDuringDeploy: closing a PR mid-deploy cancels the deploy and
 // leaves nothing behind, including what the cancelled run had created.
 func TestCloseDuringDeploy(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	pr, sha := e.open("feature/c", map[string]string{"web/build.sh": hangingBuild}, false)
 	e.event(pr, "opened")
@@ -433,7 +434,6 @@ func TestFailures(t *testing.T) {
 // its Worker's entry module a symlink to a file of the bot's host. The deploy
 // step refuses it with the module's name and uploads nothing of that Worker.
 func TestBuildSymlinkToHostFileIsNotUploaded(t *testing.T) {
-	t.Parallel()
 	hostFile := filepath.Join(t.TempDir(), "config.yml")
 	if err := os.WriteFile(hostFile, []byte("export default 'host-secret'\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -459,7 +459,6 @@ func TestBuildSymlinkToHostFileIsNotUploaded(t *testing.T) {
 // TestHealthPassesAfterDelay models a certificate that takes a few requests
 // to be ready: the bot polls with backoff rather than failing or sleeping.
 func TestHealthPassesAfterDelay(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	pr, sha := e.open("feature/slow", map[string]string{"web/src/slow.js": "1\n"}, false)
 	e.s.Sandbox.Edge.SetHealth(host("web", pr), edge.Health{HealthyAfterRequests: 3})
@@ -479,7 +478,6 @@ func TestHealthPassesAfterDelay(t *testing.T) {
 }
 
 func TestDraftThenReady(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	pr, sha := e.open("feature/draft", map[string]string{"web/src/d.js": "1\n"}, true)
 	e.event(pr, "opened")
@@ -503,7 +501,6 @@ func TestDraftThenReady(t *testing.T) {
 
 // TestForkIsNotDeployed: code from a fork never runs without approval.
 func TestForkIsNotDeployed(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	_, err := e.gh.Commit(demo.Repo, "fork/steal", map[string]string{"web/build.sh": "env > /tmp/stolen\n"}, "innocent")
 	e.must(err)
@@ -524,7 +521,6 @@ func TestForkIsNotDeployed(t *testing.T) {
 // running, its check run still spins) is concluded by the PR's next sync, so
 // no check run is left in progress forever.
 func TestAbandonedRunIsConcluded(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	pr, sha := e.open("feature/crash", map[string]string{"web/src/c.js": "1\n"}, false)
 
@@ -556,7 +552,6 @@ func TestAbandonedRunIsConcluded(t *testing.T) {
 // TestDNSRouteMode: hostnames as proxied CNAMEs plus Worker routes, created
 // with the preview and deleted with it.
 func TestDNSRouteMode(t *testing.T) {
-	t.Parallel()
 	e := startWith(t, demo.StackOptions{DNSRoutes: true})
 	pr, sha := e.open("feature/dns", map[string]string{"web/src/d.js": "1\n"}, false)
 	e.event(pr, "opened")
@@ -584,7 +579,6 @@ func TestDNSRouteMode(t *testing.T) {
 // TestBadPipelineFile: a mistake in the base branch's pipeline file is
 // reported on the PR with the line and key, and nothing is deployed.
 func TestBadPipelineFile(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	files, err := e.s.SampleFiles()
 	e.must(err)
@@ -610,7 +604,6 @@ func TestBadPipelineFile(t *testing.T) {
 // lingers, and a person's own branch sits beside them. The sweep removes the
 // bot's leftovers, repairs the PR's comment, and leaves the person's branch.
 func TestSweepMissedClose(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	pr, _ := e.open("feature/missed", map[string]string{"web/src/m.js": "1\n"}, false)
 	e.event(pr, "opened")
@@ -668,7 +661,6 @@ func TestSweepMissedClose(t *testing.T) {
 // hostnames; Workers it did not make, or made for a repository it is not
 // configured for, stay.
 func TestSweepForgottenPreview(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	pr, _ := e.open("feature/forgotten", map[string]string{"web/src/f.js": "1\n"}, false)
 	e.event(pr, "opened")
@@ -714,7 +706,6 @@ func TestSweepForgottenPreview(t *testing.T) {
 // TestSweepOrphanedTestBranch: a test run killed with its machine leaves its
 // ephemeral branch; the sweep deletes it once no test run could be using it.
 func TestSweepOrphanedTestBranch(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	pr, _ := e.open("feature/t", map[string]string{"web/src/t.js": "1\n"}, false)
 	e.event(pr, "opened") // the bot now knows the repository and its installation
@@ -764,7 +755,6 @@ func TestSweepOrphanedTestBranch(t *testing.T) {
 // App installed without the Deployments permission). The preview works, so
 // it is shown ready; the check run says what did not work.
 func TestDeploymentRecordFails(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	e.s.Sandbox.GitHub.Faults().Set(fault.Rule{Method: http.MethodPost, Path: "/repos/" + demo.Repo + "/deployments", Rate: 1, Status: http.StatusForbidden})
 	pr, sha := e.open("feature/no-deployments", map[string]string{"web/src/d.js": "1\n"}, false)
@@ -791,7 +781,6 @@ func TestDeploymentRecordFails(t *testing.T) {
 // still works; the one that would pass it fails with Cloudflare's refusal
 // and what to do, and the bot's cleanup still leaves nothing behind.
 func TestWorkerLimit(t *testing.T) {
-	t.Parallel()
 	// Three Workers per preview: the first preview fills 3 of 4.
 	e := startWith(t, demo.StackOptions{CloudflarePlan: cfsim.Plan{Workers: 4}})
 	first, sha1 := e.open("feature/one", map[string]string{"web/src/a.js": "1\n"}, false)

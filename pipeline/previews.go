@@ -76,35 +76,7 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", repoName, err)
 	}
-	// A newer job of this PR takes over: runs still working are cancelled
-	// (their commands killed, their check runs concluded), then this job
-	// waits for the PR's lock. A run already deploying the head commit is
-	// left to finish when nothing asks for more than that: a second event
-	// for the same commit (GitHub sends several, redeliveries, a late
-	// synchronize) would otherwise cancel good work only to redo it, and
-	// this job finds the preview deployed once it gets the lock.
-	keep := ""
-	if !opts.force && !opts.destroy && opts.approve == "" {
-		head, err := repo.PullRequest(ctx, number)
-		if err != nil {
-			return nil, fmt.Errorf("read %s#%d: %w", repoName, number, err)
-		}
-		if head.State == "open" {
-			keep = head.HeadSHA
-		}
-	}
-	if err := p.cancelOthers(ctx, repoName, number, jobID, keep); err != nil {
-		return nil, err
-	}
-	unlock, err := lockPR(ctx, p.deps, repoName, number)
-	for opts.waitLock && errors.Is(err, errLocked) {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(lockRetry):
-		}
-		unlock, err = lockPR(ctx, p.deps, repoName, number)
-	}
+	unlock, err := p.takeOver(ctx, repo, m, number, jobID, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +135,44 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 		return st, nil
 	}
 	return st, run.deploy(ctx, file, fileErr)
+}
+
+// takeOver makes this job the PR's only one and returns with its lock.
+func (p *previews) takeOver(ctx context.Context, repo Repo, m intent.Meta, number int, jobID int64, opts syncOptions) (unlock func(), err error) {
+	repoName := m.Repo.FullName()
+	// A newer job of this PR takes over: runs still working are cancelled
+	// (their commands killed, their check runs concluded), then this job
+	// waits for the PR's lock. A run already deploying the head commit is
+	// left to finish when nothing asks for more than that: a second event
+	// for the same commit (GitHub sends several, redeliveries, a late
+	// synchronize) would otherwise cancel good work only to redo it, and
+	// this job finds the preview deployed once it gets the lock.
+	keep := ""
+	if !opts.force && !opts.destroy && opts.approve == "" {
+		head, err := repo.PullRequest(ctx, number)
+		if err != nil {
+			return nil, fmt.Errorf("read %s#%d: %w", repoName, number, err)
+		}
+		if head.State == "open" {
+			keep = head.HeadSHA
+		}
+	}
+	if err := p.cancelOthers(ctx, repoName, number, jobID, keep); err != nil {
+		return nil, err
+	}
+	unlock, err = lockPR(ctx, p.deps, repoName, number)
+	for opts.waitLock && errors.Is(err, errLocked) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(lockRetry):
+		}
+		unlock, err = lockPR(ctx, p.deps, repoName, number)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return unlock, nil
 }
 
 // syncDecision is what a sync of an open pull request does once it has

@@ -74,7 +74,6 @@ func expectAll(t *testing.T, live map[string]string, sha string) {
 }
 
 func TestProductionDeploysWorkersInOrder(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	sha := e.merge(map[string]string{"migrations/002_orders.sql": "CREATE TABLE IF NOT EXISTS orders (id bigserial PRIMARY KEY);\n"})
 	e.idle()
@@ -137,7 +136,6 @@ func TestProductionDeploysWorkersInOrder(t *testing.T) {
 // deployed after auth, which it binds; web, which binds both, goes last),
 // so the two deployed go back to what was live and production is as it was.
 func TestProductionRollsBack(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	sha1 := e.merge(map[string]string{"web/src/v.js": "1\n"})
 	e.idle()
@@ -171,7 +169,6 @@ func TestProductionRollsBack(t *testing.T) {
 // TestProductionQueuesAndSupersedes: merges during a deploy wait for it
 // (it is never cancelled), and of the waiting ones only the newest deploys.
 func TestProductionQueuesAndSupersedes(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	release := filepath.Join(e.shared, "release")
 	hold := "while [ ! -f '" + release + "' ]; do sleep 0.05; done\n" + normalBuild
@@ -202,7 +199,6 @@ func TestProductionQueuesAndSupersedes(t *testing.T) {
 // the wrong order. Production ends on the newer merge; the late delivery of
 // the older one must not roll production back to it.
 func TestProductionLateDelivery(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	sha1, err := e.gh.Commit(demo.Repo, "main", map[string]string{"web/src/late.js": "1\n"}, "Merge one")
 	e.must(err)

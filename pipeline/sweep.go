@@ -69,17 +69,19 @@ type sweepArgs struct{}
 func (sweepArgs) Kind() string { return "sweep" }
 
 // sweepAll is the periodic sweep of every repository.
-func (p *previews) sweepAll(ctx context.Context, _ *river.Job[sweepArgs]) error {
-	client := river.ClientFromContext[pgx.Tx](ctx)
-	enqueue := func(ctx context.Context, args river.JobArgs) error {
-		_, err := client.Insert(ctx, args, nil)
+func sweepAll(deps Deps) func(ctx context.Context, _ *river.Job[sweepArgs]) error {
+	return func(ctx context.Context, _ *river.Job[sweepArgs]) error {
+		client := river.ClientFromContext[pgx.Tx](ctx)
+		enqueue := func(ctx context.Context, args river.JobArgs) error {
+			_, err := client.Insert(ctx, args, nil)
+			return err
+		}
+		actions, err := Sweep(ctx, deps, enqueue, SweepOptions{})
+		for _, a := range actions {
+			deps.Logger.Info().Str("repo", a.Repo).Int("pr", a.PR).Str("resource", a.Resource).Str("reason", a.Reason).Msg("swept")
+		}
 		return err
 	}
-	actions, err := Sweep(ctx, p.deps, enqueue, SweepOptions{})
-	for _, a := range actions {
-		p.deps.Logger.Info().Str("repo", a.Repo).Int("pr", a.PR).Str("resource", a.Resource).Str("reason", a.Reason).Msg("swept")
-	}
-	return err
 }
 
 // previewSweepArgs tears down (or converges) one PR's preview for the
@@ -102,7 +104,7 @@ func (p *previews) sweepPreview(ctx context.Context, job *river.Job[previewSweep
 }
 
 func registerSweep(workers *river.Workers, p *previews) {
-	addWorker(workers, 0, p.sweepAll)
+	addWorker(workers, 0, sweepAll(p.deps))
 	addWorker(workers, previewTimeout, p.sweepPreview)
 }
 

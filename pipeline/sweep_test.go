@@ -18,7 +18,6 @@ import (
 // not know (deleted: as good as closed) and a preview past its base
 // branch's TTL, and leaves the others.
 func TestSweepReadsEachRepositoryOnce(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	files, err := e.s.SampleFiles()
 	e.must(err)

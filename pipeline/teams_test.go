@@ -74,7 +74,6 @@ func (e *env) expectRefused(pr int, sha, user string) {
 // commands with only the read role, and a burst of them costs one
 // membership lookup; an invited (pending) member does not.
 func TestTeamInAllowWidens(t *testing.T) {
-	t.Parallel()
 	e := startWith(t, demo.StackOptions{Commands: config.RepoCommands{Allow: []string{deployers}}})
 	e.withDeployers(map[string]string{"rita": "active", "pat": "pending"}, map[string]string{"rita": "read", "pat": "read"})
 
@@ -99,7 +98,6 @@ func TestTeamInAllowWidens(t *testing.T) {
 // it is refused and a writer in it is let in; a member still needs an
 // allowed role.
 func TestTeamInOnlyNarrows(t *testing.T) {
-	t.Parallel()
 	e := startWith(t, demo.StackOptions{Commands: config.RepoCommands{Only: []string{deployers}}})
 	e.withDeployers(map[string]string{"wendy": "active", "rita": "active"}, map[string]string{"wendy": "write", "wes": "write", "rita": "read"})
 
@@ -115,7 +113,6 @@ func TestTeamInOnlyNarrows(t *testing.T) {
 // warning level, which permission is missing; once it is granted, the next
 // command works (failures are not cached).
 func TestTeamWithoutMembersPermission(t *testing.T) {
-	t.Parallel()
 	e, logs := startLogged(t, demo.StackOptions{Commands: config.RepoCommands{Only: []string{"ada", deployers}}})
 	e.withDeployers(map[string]string{"wendy": "active"}, map[string]string{"wendy": "write", "ada": "admin"})
 	e.gh.SetMembersPermission(false)

@@ -116,7 +116,6 @@ func (e *env) runStatuses(sha string) []string {
 }
 
 func TestPushRunsStagesInOrder(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	// The integration stage prints its DATABASE_URL: the output must show it
 	// masked.
@@ -170,7 +169,6 @@ func TestPushRunsStagesInOrder(t *testing.T) {
 // the lines its output names, the stage that needs it is skipped, the
 // others still pass, and the database branch is gone.
 func TestFailingStage(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	sha := e.pushBranch("feature/debug", "Debug the page", map[string]string{
 		"web/src/debug.js": "export const debug = () => {\n  console.log('here');\n  debugger;\n};\n",
@@ -200,7 +198,6 @@ func TestFailingStage(t *testing.T) {
 // TestFailingMigration: a migration that breaks fails the database stages
 // (they could not be tested), not the others.
 func TestFailingMigration(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	sha := e.pushBranch("feature/schema", "Break the schema", map[string]string{
 		"migrations/002_bad.sql": "CREATE TABLE broken (;\n",
@@ -220,7 +217,6 @@ func TestFailingMigration(t *testing.T) {
 }
 
 func TestSkipCI(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	for i, msg := range []string{"Fix typo [skip ci]", "[CI SKIP] docs"} {
 		sha := e.pushBranch(fmt.Sprintf("docs/%d", i), msg, map[string]string{"README.md": msg + "\n"})
@@ -240,7 +236,6 @@ func TestSkipCI(t *testing.T) {
 // TestPipelineFileFromDefaultBranch: a push cannot choose what runs; the
 // stages come from main's pipeline file.
 func TestPipelineFileFromDefaultBranch(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	files, err := e.s.SampleFiles()
 	e.must(err)
@@ -265,7 +260,6 @@ func TestPipelineFileFromDefaultBranch(t *testing.T) {
 // commands killed, its check runs concluded, its database branch deleted)
 // and tests the new commit.
 func TestNewerPushCancelsOlderRun(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	sha1 := e.pushBranch("feature/slow", "Slow tests", map[string]string{"tests/unit.sh": "sleep 600\n"})
 	e.waitForStep("unit")
@@ -301,7 +295,6 @@ func TestNewerPushCancelsOlderRun(t *testing.T) {
 // the newest before it ever runs; no run is left queued, only the newest
 // commit is tested to the end.
 func TestPushesInQuickSuccession(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	slow := map[string]string{"tests/unit.sh": "sleep 600\n"}
 	sha1 := e.pushBranch("feature/busy", "Slow tests", slow)
@@ -344,7 +337,6 @@ func TestPushesInQuickSuccession(t *testing.T) {
 // the wrong order. The newer commit is tested; the late delivery of the
 // older one tests nothing and cancels nothing.
 func TestLatePushDelivery(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	sha1, err := e.gh.Commit(demo.Repo, "feature/late", map[string]string{"web/src/l.js": "1\n"}, "First")
 	e.must(err)
@@ -374,7 +366,6 @@ func TestLatePushDelivery(t *testing.T) {
 // stage again at the same commit (here a flaky test that passes the second
 // time), and only that stage.
 func TestRerunFailedStage(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	marker := filepath.Join(e.shared, "flake-fixed")
 	flaky := fmt.Sprintf("if [ ! -e %q ]; then echo 'tests/unit.sh:1: error: flaky'; exit 1; fi\necho 'ok now'\n", marker)
@@ -424,7 +415,6 @@ func TestRerunFailedStage(t *testing.T) {
 
 // TestRerunNeedsPermission: a reader's "Re-run" starts nothing.
 func TestRerunNeedsPermission(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	sha := e.pushBranch("feature/read", "Change", map[string]string{"tests/unit.sh": "exit 1\n"})
 	e.idle()
@@ -443,7 +433,6 @@ func TestRerunNeedsPermission(t *testing.T) {
 // TestForkTestsAfterApproval: a fork's code is tested once a maintainer
 // approved its head, with a database branch holding the schema only.
 func TestForkTestsAfterApproval(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	e.must(e.gh.SetPermission(demo.Repo, "ada", "admin"))
 	sha, err := e.gh.Commit(demo.Repo, "fork/feature", map[string]string{"web/src/f.js": "export const f = 1;\n"}, "From a fork")
@@ -510,7 +499,6 @@ func (e *env) commitMain(edit func(string) string) {
 // TestStageTimeout: a stage that outlives its timeout is killed and its
 // check run says it timed out; the stage that needs it is skipped.
 func TestStageTimeout(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	e.commitMain(func(f string) string {
 		return strings.Replace(f, "run: sh tests/unit.sh\n      timeout: 5m", "run: sh tests/unit.sh\n      timeout: 1s", 1)
@@ -533,7 +521,6 @@ func TestStageTimeout(t *testing.T) {
 // TestBadPipelineFileFailsTests: a pipeline file on main that cannot be
 // read is reported on one check run, and nothing runs.
 func TestBadPipelineFileFailsTests(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	e.commitMain(func(f string) string { return strings.Replace(f, "needs: [static, unit]", "needs: [static, unti]", 1) })
 	sha := e.pushBranch("feature/x", "Change", map[string]string{"web/src/x.js": "1\n"})
@@ -556,7 +543,6 @@ func TestBadPipelineFileFailsTests(t *testing.T) {
 // value of DEPLOYBOT_BRANCH, never as shell code, and the commands get
 // none of the bot's own secrets.
 func TestBranchNameIsData(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	branch := "x/$(echo${IFS}INJECTED)`echo${IFS}INJECTED`"
 	sha := e.pushBranch(branch, "Odd name", map[string]string{
@@ -590,7 +576,6 @@ func TestBranchNameIsData(t *testing.T) {
 // expires_at a few hours ahead, so that Neon deletes it even if the bot
 // dies for good before the run (or the sweeper) can.
 func TestTestBranchExpires(t *testing.T) {
-	t.Parallel()
 	e := start(t)
 	files, err := e.s.SampleFiles()
 	e.must(err)
