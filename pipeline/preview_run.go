@@ -96,6 +96,7 @@ func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
 	env["DEPLOYBOT_BRANCH"] = r.pr.HeadRef // user-controlled: data in env, never in a command
 	env["DEPLOYBOT_BASE_BRANCH"] = r.pr.BaseRef
 	env["DEPLOYBOT_PREVIEW_NAME"] = names.Expand(file.Database.PreviewBranch, vars)
+	env = withEnvironmentVars(env, file, repoconfig.EnvPreview, vars)
 	pl := &plan{
 		file:     file,
 		repoCfg:  repoCfg,
@@ -312,11 +313,9 @@ func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw pl
 		return err
 	}
 	spec := scriptSpec{
-		worker: w, name: pw.script, workspace: pl.ws.Dir(), commit: r.pr.HeadSHA, dbURL: pl.uris.Pooled,
-		scope: "pr-" + strconv.Itoa(r.pr.Number), services: map[string]string{},
-	}
-	if pl.secrets {
-		spec.configured = pl.repoCfg.Secrets
+		worker: w, env: repoconfig.EnvPreview, bindings: pl.file.BindingsIn(w, repoconfig.EnvPreview), placeholders: r.vars(),
+		name: pw.script, workspace: pl.ws.Dir(), commit: r.pr.HeadSHA, dbURL: pl.uris.Pooled,
+		scope: "pr-" + strconv.Itoa(r.pr.Number), repoCfg: pl.repoCfg, withhold: !pl.secrets, services: map[string]string{},
 	}
 	for _, other := range pl.workers {
 		spec.services[other.w.Name] = other.script

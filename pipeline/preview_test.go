@@ -592,7 +592,7 @@ func TestBadPipelineFile(t *testing.T) {
 	if got := e.checks()[sha]; got != "failure" {
 		t.Errorf("check run: %q, want failure", got)
 	}
-	if c := e.comment(pr); !strings.Contains(c, ".github/deploybot.yml@main:14: workers[0].bulid: unknown key (did you mean \"build\"?)") {
+	if c := e.comment(pr); !strings.Contains(c, ".github/deploybot.yml@main:23: workers[0].bulid: unknown key (did you mean \"build\"?)") {
 		t.Errorf("comment:\n%s", c)
 	}
 	if r := e.s.Resources(); len(r.Scripts) != 0 || len(r.Branches) != 1 {

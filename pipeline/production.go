@@ -81,7 +81,7 @@ func (p *production) deploy(ctx context.Context, job *river.Job[intent.Productio
 	if err != nil {
 		return err
 	}
-	pr := &productionRun{deps: p.deps, steps: p.deps.State.Steps, repo: repo, meta: m, sha: in.After, jobID: job.ID, logger: logger}
+	pr := &productionRun{deps: p.deps, steps: p.deps.State.Steps, repo: repo, meta: m, sha: in.After, branch: in.Branch, jobID: job.ID, logger: logger}
 	if err := pr.concludeAbandoned(ctx); err != nil {
 		return err
 	}
@@ -130,6 +130,7 @@ type productionRun struct {
 	repo   Repo
 	meta   intent.Meta
 	sha    string
+	branch string // the default branch the push went to
 	jobID  int64
 	logger zerolog.Logger
 
@@ -243,8 +244,8 @@ type prodPlan struct {
 }
 
 func newProdPlan(r *productionRun, file *repoconfig.File, tg target, cf Workers, ws *workspace.Workspace) *prodPlan {
-	pl := &prodPlan{r: r, file: file, tg: tg, cf: cf, ws: ws, env: commandEnv("production", tg.repo, r.sha),
-		branch: file.Production.Branch, services: map[string]string{}}
+	pl := &prodPlan{r: r, file: file, tg: tg, cf: cf, ws: ws, branch: file.Production.Branch, services: map[string]string{}}
+	pl.env = withEnvironmentVars(commandEnv("production", tg.repo, r.sha), file, repoconfig.EnvProduction, pl.placeholders())
 	if pl.branch == "" {
 		pl.branch = file.Database.Parent
 	}
@@ -255,6 +256,11 @@ func newProdPlan(r *productionRun, file *repoconfig.File, tg target, cf Workers,
 		pl.services[w.Name] = w.Script
 	}
 	return pl
+}
+
+// placeholders are what production's vars may use.
+func (pl *prodPlan) placeholders() map[string]string {
+	return map[string]string{"sha": pl.r.sha, "sha7": short(pl.r.sha), "branch": pl.r.branch, "repo": pl.r.meta.Repo.Name}
 }
 
 func (pl *prodPlan) steps() []Step {
@@ -285,6 +291,13 @@ func (pl *prodPlan) steps() []Step {
 // version each Worker serves now, for a rollback.
 func (pl *prodPlan) validate(ctx context.Context, log *Log) error {
 	acct := pl.tg.cfg.Cloudflare
+	for _, pw := range pl.workers {
+		for _, name := range pl.file.BindingsIn(pw.w, repoconfig.EnvProduction).Secrets {
+			if _, err := secretIn(pl.tg.cfg, pl.tg.repo, repoconfig.EnvProduction, pw.w.Name, name); err != nil {
+				return err
+			}
+		}
+	}
 	for _, pw := range pl.workers {
 		found, err := claimScript(ctx, pl.cf, acct.AccountID, pw.script, pl.tg.repo, productionScope)
 		if err != nil {
@@ -353,8 +366,9 @@ func (pl *prodPlan) migrate(ctx context.Context, log *Log) error {
 func (pl *prodPlan) deploy(ctx context.Context, log *Log, pw *prodWorker) error {
 	acct := pl.tg.cfg.Cloudflare
 	script, err := buildScript(pl.r.deps, pl.tg.repo, scriptSpec{
-		worker: pw.w, name: pw.script, workspace: pl.ws.Dir(), commit: pl.r.sha, dbURL: pl.dbURL,
-		scope: "production", configured: pl.tg.cfg.Secrets, services: pl.services,
+		worker: pw.w, env: repoconfig.EnvProduction, bindings: pl.file.BindingsIn(pw.w, repoconfig.EnvProduction), placeholders: pl.placeholders(),
+		name: pw.script, workspace: pl.ws.Dir(), commit: pl.r.sha, dbURL: pl.dbURL,
+		scope: productionScope, repoCfg: pl.tg.cfg, services: pl.services,
 	}, log)
 	if err != nil {
 		return err

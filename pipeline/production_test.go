@@ -112,8 +112,8 @@ func TestProductionDeploysWorkersInOrder(t *testing.T) {
 	if !deployed {
 		t.Errorf("no successful production deployment: %+v", e.gh.Snapshot().Deployments)
 	}
-	if v, _ := e.s.Sandbox.Cloudflare.SecretValue("ecom-api", "STRIPE_SECRET_KEY"); !strings.HasPrefix(v, "sk_test_") {
-		t.Error("production api lacks its configured secret")
+	if v, _ := e.s.Sandbox.Cloudflare.SecretValue("ecom-api", "STRIPE_SECRET_KEY"); !strings.HasPrefix(v, "sk_live_") {
+		t.Error("production api lacks its configured (live) secret")
 	}
 	// The merge's tests ran too, each stage once.
 	stages := map[string]int{}

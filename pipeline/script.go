@@ -22,7 +22,12 @@ import (
 // names and secret values of one environment (a PR's preview, production).
 type scriptSpec struct {
 	worker repoconfig.Worker
-	name   string // the script name in this environment
+	// env is the environment (repoconfig.EnvPreview, EnvProduction) and
+	// bindings what the worker gets in it; placeholders fill in its vars.
+	env          string
+	bindings     repoconfig.Bindings
+	placeholders map[string]string
+	name         string // the script name in this environment
 	// workspace is the checkout the build ran in; the worker's files are
 	// read beneath it only (see buildScript).
 	workspace string
@@ -30,9 +35,11 @@ type scriptSpec struct {
 	dbURL     string // the pooled connection URI of this environment's branch
 	// scope keys the generated secrets: "pr-7", "production".
 	scope string
-	// configured holds the repository's secret values; nil withholds them
-	// (an approved fork PR without forks.secrets).
-	configured map[string]config.Secret
+	// repoCfg holds the repository's secret values per environment.
+	repoCfg config.Repository
+	// withhold keeps the configured secrets from the Worker (an approved
+	// fork PR without forks.secrets).
+	withhold bool
 	// services maps worker names of the file to their scripts here.
 	services map[string]string
 }
@@ -45,9 +52,13 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 		MainModule:         filepath.Base(w.Main),
 		CompatibilityDate:  w.CompatibilityDate,
 		CompatibilityFlags: w.CompatibilityFlags,
-		Vars:               withEnv(w.Vars, map[string]string{cloudflare.CommitVar: s.commit}),
+		Vars:               withEnv(expandVars(s.bindings.Vars, s.placeholders), map[string]string{cloudflare.CommitVar: s.commit}),
 		Secrets:            map[string]string{},
 		Tags:               scriptTags(repo, s.scope),
+		// Production keeps the secrets the team set on its Workers itself
+		// (a production BETTER_AUTH_SECRET): the bot replaces only the ones
+		// it uploads.
+		KeepSecrets: s.env == repoconfig.EnvProduction,
 	}
 	// The build ran the repository's code, which can leave a symlink (or a
 	// symlinked folder) pointing at a host file, e.g. dist/index.js ->
@@ -85,23 +96,25 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 	if w.DatabaseURL != "" {
 		script.Secrets[w.DatabaseURL] = s.dbURL
 	}
-	for _, name := range w.GeneratedSecrets {
+	for _, name := range s.bindings.Generated {
 		v, err := generatedSecret(deps.MasterKey, repo, s.scope, name)
 		if err != nil {
 			return script, err
 		}
 		script.Secrets[name] = v
 	}
-	if s.configured != nil {
-		for _, name := range w.Secrets {
-			sec, ok := s.configured[name]
-			if !ok || sec.Value() == "" {
-				return script, fmt.Errorf("worker %s needs secret %s, which the bot's config does not hold (repositories.%s.secrets.%s)", w.Name, name, repo, name)
-			}
-			script.Secrets[name] = sec.Value()
+	if s.withhold {
+		if len(s.bindings.Secrets) > 0 {
+			log.Printf("fork pull request: secrets %s withheld", strings.Join(s.bindings.Secrets, ", "))
 		}
-	} else if len(w.Secrets) > 0 {
-		log.Printf("fork pull request: secrets %s withheld", strings.Join(w.Secrets, ", "))
+	} else {
+		for _, name := range s.bindings.Secrets {
+			sec, err := secretIn(s.repoCfg, repo, s.env, w.Name, name)
+			if err != nil {
+				return script, err
+			}
+			script.Secrets[name] = sec
+		}
 	}
 	for _, b := range w.Services {
 		if target, ok := s.services[b.Worker]; ok {
@@ -109,6 +122,29 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 		}
 	}
 	return script, nil
+}
+
+// secretIn is the value of a Worker's secret in env, or an error naming
+// the key of the bot's config to set.
+func secretIn(cfg config.Repository, repo, env, worker, name string) (string, error) {
+	sec, ok, where := cfg.SecretIn(env, name)
+	if !ok {
+		return "", fmt.Errorf("worker %s needs secret %s in the %s environment, which the bot's config does not hold: set repositories.%s.%s", worker, name, env, repo, where)
+	}
+	return sec.Value(), nil
+}
+
+// expandVars fills the placeholders ({pr}, {sha}, …) into var values; other
+// braces (a JSON value) stay as written.
+func expandVars(vars, placeholders map[string]string) map[string]string {
+	out := make(map[string]string, len(vars))
+	for k, v := range vars {
+		for name, value := range placeholders {
+			v = strings.ReplaceAll(v, "{"+name+"}", value)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // moduleName is rel's path from the folder base ("dist/chunks/a.js" from

@@ -6,6 +6,7 @@ import (
 
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
 	"github.com/revelations-studio/deploybot/internal/config"
+	"github.com/revelations-studio/deploybot/internal/repoconfig"
 	"github.com/revelations-studio/deploybot/internal/workspace"
 )
 
@@ -45,6 +46,13 @@ func commandEnv(environment, repo, sha string) map[string]string {
 		"DEPLOYBOT_REPO":        repo,
 		"DEPLOYBOT_SHA":         sha,
 	}
+}
+
+// withEnvironmentVars adds the pipeline file's vars of environment name
+// (placeholders filled in) to a command environment, under the bot's own:
+// a var cannot change DEPLOYBOT_* or DATABASE_URL.
+func withEnvironmentVars(env map[string]string, file *repoconfig.File, name string, placeholders map[string]string) map[string]string {
+	return withEnv(expandVars(file.Environments.Of(name).Vars, placeholders), env)
 }
 
 // sourceStep fetches the repository at sha into ws: the first step of a

@@ -450,7 +450,8 @@ func (t *testRuns) acquire(ctx context.Context) (func(), error) {
 // stages that asked for it. Values a push controls (the branch name) are
 // data in variables, never part of the command.
 func (r *testRun) env(stage string, database bool) map[string]string {
-	env := commandEnv("test", r.req.meta.Repo.FullName(), r.req.sha)
+	placeholders := map[string]string{"sha": r.req.sha, "sha7": short(r.req.sha), "branch": r.req.branch, "repo": r.req.meta.Repo.Name}
+	env := withEnvironmentVars(commandEnv("test", r.req.meta.Repo.FullName(), r.req.sha), r.file, repoconfig.EnvTest, placeholders)
 	env["DEPLOYBOT_BRANCH"] = r.req.branch
 	if stage != "" {
 		env["DEPLOYBOT_STAGE"] = stage
@@ -489,6 +490,9 @@ func (r *testRun) runStage(ctx context.Context, log *Log, s repoconfig.Stage) er
 	if s.Database {
 		cmd.Secrets = uriSecrets(r.uris)
 	}
+	if err := r.stageSecrets(log, &cmd); err != nil {
+		return err
+	}
 	res, err := r.t.deps.Commands.Run(ctx, cmd)
 	if res.Output != "" {
 		log.Write([]byte(res.Output))
@@ -506,6 +510,31 @@ func (r *testRun) runStage(ctx context.Context, log *Log, s repoconfig.Stage) er
 		return err
 	}
 	return res.Err()
+}
+
+// stageSecrets gives a stage the test environment's values of the secrets
+// tests.secrets names, masked in its output; a fork's run gets them only
+// with forks.secrets.
+func (r *testRun) stageSecrets(log *Log, cmd *runner.Command) error {
+	names := r.file.Tests.Secrets
+	if len(names) == 0 {
+		return nil
+	}
+	if r.req.fork && !r.file.Forks.Secrets {
+		log.Printf("fork pull request: secrets %s withheld", strings.Join(names, ", "))
+		return nil
+	}
+	repo := r.req.meta.Repo.FullName()
+	cfg := r.t.deps.Repositories[repo]
+	for _, name := range names {
+		sec, ok, where := cfg.SecretIn(repoconfig.EnvTest, name)
+		if !ok {
+			return fmt.Errorf("the test stages need secret %s in the test environment, which the bot's config does not hold: set repositories.%s.%s", name, repo, where)
+		}
+		cmd.Env[name] = sec.Value()
+		cmd.Secrets = append(cmd.Secrets, sec.Value())
+	}
+	return nil
 }
 
 func (r *testRun) result(stage string) (stageResult, bool) {

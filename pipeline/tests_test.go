@@ -558,8 +558,8 @@ func TestBranchNameIsData(t *testing.T) {
 	if !strings.Contains(logTail, "branch=["+branch+"]") || strings.Contains(logTail, "=[x/INJECTED") {
 		t.Errorf("the branch name was not passed as data:\n%s", logTail)
 	}
-	stripe := e.s.Config.Repositories[demo.Repo].Secrets["STRIPE_SECRET_KEY"].Value()
-	for _, secret := range []string{stripe, e.s.Config.MasterKey.Value(), e.s.Config.GitHub.App.WebhookSecret.Value(), "sandbox-neon-key"} {
+	stripe, _, _ := e.s.Config.Repositories[demo.Repo].SecretIn("test", "STRIPE_SECRET_KEY")
+	for _, secret := range []string{stripe.Value(), e.s.Config.MasterKey.Value(), e.s.Config.GitHub.App.WebhookSecret.Value(), "sandbox-neon-key"} {
 		if strings.Contains(logTail, secret) {
 			t.Errorf("a bot secret reached the stage's environment:\n%s", logTail)
 		}

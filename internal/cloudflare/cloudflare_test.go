@@ -994,3 +994,59 @@ func TestPlanLimits(t *testing.T) {
 		t.Fatalf("a Worker over the plan's compressed size: %v, want 10027 with what to do", err)
 	}
 }
+
+// putSecret sets a Worker's secret the way `wrangler secret put` does, outside
+// the bot.
+func (e *env) putSecret(t *testing.T, script, name, value string) {
+	t.Helper()
+	body := strings.NewReader(fmt.Sprintf(`{"name":%q,"text":%q,"type":"secret_text"}`, name, value))
+	req, err := http.NewRequest(http.MethodPut, e.api.URL+"/client/v4/accounts/"+accountID+"/workers/scripts/"+script+"/secrets", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := e.api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("put secret: %s", res.Status)
+	}
+}
+
+// TestKeepSecretsKeepsTheTeamsOwn: a production deploy keeps the secrets the
+// team set on the Worker itself (wrangler secret put, the dashboard), as
+// wrangler deploy does; the ones the upload names are replaced; without
+// KeepSecrets an upload replaces every binding.
+func TestKeepSecretsKeepsTheTeamsOwn(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+	s := webScript("codex-web", "aaa111")
+	if _, err := e.cf.UploadWorker(c, s); err != nil {
+		t.Fatal(err)
+	}
+	e.putSecret(t, "codex-web", "SESSION_KEY", "the-teams-own")
+	e.putSecret(t, "codex-web", "DATABASE_URL", "postgres://old")
+
+	s = webScript("codex-web", "bbb222")
+	s.KeepSecrets = true
+	if _, err := e.cf.UploadWorker(c, s); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := e.sim.SecretValue("codex-web", "SESSION_KEY"); v != "the-teams-own" {
+		t.Errorf("SESSION_KEY after a deploy with KeepSecrets = %q (%v), want the team's own value", v, ok)
+	}
+	if v, _ := e.sim.SecretValue("codex-web", "DATABASE_URL"); v != s.Secrets["DATABASE_URL"] {
+		t.Errorf("DATABASE_URL = %q: a secret the upload names must take the uploaded value", v)
+	}
+
+	s = webScript("codex-web", "ccc333")
+	if _, err := e.cf.UploadWorker(c, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.sim.SecretValue("codex-web", "SESSION_KEY"); ok {
+		t.Error("an upload without KeepSecrets kept SESSION_KEY")
+	}
+}

@@ -30,6 +30,11 @@ type Script struct {
 
 	Vars            map[string]string // plain_text bindings (put the commit in CommitVar)
 	Secrets         map[string]string // secret_text bindings; values never leave this package except to the API
+	// KeepSecrets keeps the secrets the Worker already has that Secrets
+	// does not name (set with wrangler secret put or in the dashboard), as
+	// wrangler deploy does (keep_bindings: secret_text, secret_key).
+	// Without it an upload replaces every binding.
+	KeepSecrets bool
 	ServiceBindings []ServiceBinding
 
 	// AssetsDir, when set, is uploaded as the Worker's static assets. Its
@@ -254,6 +259,9 @@ func (c *Client) uploadParams(s Script) (workers.ScriptUpdateParams, error) {
 	set(&md.Bindings, bindings)
 	if len(s.Tags) > 0 {
 		set(&md.Tags, s.Tags)
+	}
+	if s.KeepSecrets {
+		set(&md.KeepBindings, []string{"secret_text", "secret_key"})
 	}
 
 	set(&p.AccountID, c.accountID)

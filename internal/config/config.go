@@ -111,9 +111,68 @@ type Cloudflare struct {
 // Workers and hostnames live, and the values of the secrets its pipeline file
 // names. Secret values never live in the repository itself.
 type Repository struct {
-	Cloudflare RepoCloudflare    `yaml:"cloudflare"`
-	Secrets    map[string]Secret `yaml:"secrets"`
-	Commands   RepoCommands      `yaml:"commands"`
+	Cloudflare RepoCloudflare `yaml:"cloudflare"`
+	// Secrets holds values for every environment: the older, flat form.
+	// An environment's own value (Environments) wins over it.
+	Secrets      map[string]Secret `yaml:"secrets"`
+	Environments RepoEnvironments  `yaml:"environments"`
+	Commands     RepoCommands      `yaml:"commands"`
+}
+
+// RepoEnvironments holds the secret values of each environment, so that
+// previews and test runs get test keys and production its live ones.
+type RepoEnvironments struct {
+	Preview    RepoEnvironment `yaml:"preview"`
+	Test       RepoEnvironment `yaml:"test"`
+	Production RepoEnvironment `yaml:"production"`
+}
+
+// RepoEnvironment is one environment's secret values.
+type RepoEnvironment struct {
+	Secrets map[string]Secret `yaml:"secrets"`
+}
+
+// Environment names, as the pipeline file writes them.
+const (
+	EnvironmentPreview    = "preview"
+	EnvironmentTest       = "test"
+	EnvironmentProduction = "production"
+)
+
+// SecretIn returns the value of secret name in environment env: the
+// environment's own, else the flat Secrets' (every environment's). where
+// is the key an operator sets for it, for errors.
+func (r Repository) SecretIn(env, name string) (value Secret, found bool, where string) {
+	if s, ok := r.environment(env).Secrets[name]; ok && s.Value() != "" {
+		return s, true, ""
+	}
+	if s, ok := r.Secrets[name]; ok && s.Value() != "" {
+		return s, true, ""
+	}
+	return Secret{}, false, "environments." + env + ".secrets." + name
+}
+
+func (r Repository) environment(env string) RepoEnvironment {
+	switch env {
+	case EnvironmentPreview:
+		return r.Environments.Preview
+	case EnvironmentTest:
+		return r.Environments.Test
+	case EnvironmentProduction:
+		return r.Environments.Production
+	}
+	return RepoEnvironment{}
+}
+
+// secrets lists every secret value of the repository with its key below
+// repositories.<name>.
+func (r Repository) secrets() map[string]map[string]Secret {
+	return map[string]map[string]Secret{
+		"secrets":                         r.Secrets,
+		"environments.preview.secrets":    r.Environments.Preview.Secrets,
+		"environments.test.secrets":       r.Environments.Test.Secrets,
+		"environments.production.secrets": r.Environments.Production.Secrets,
+	}
 }
 
 // RepoCommands says who may steer the bot with PR commands and check-run
@@ -332,8 +391,10 @@ func (c *Config) SecretFiles() []string {
 		add(s)
 	}
 	for _, r := range c.Repositories {
-		for _, s := range r.Secrets {
-			add(s)
+		for _, m := range r.secrets() {
+			for _, s := range m {
+				add(s)
+			}
 		}
 	}
 	return out
@@ -359,14 +420,16 @@ func (c *Config) resolveSecrets(getenv func(string) string) error {
 		c.secretEnv = append(c.secretEnv, s.sec.envNames(s.env)...)
 	}
 	for name, repo := range c.Repositories {
-		for key, sec := range repo.Secrets {
-			path := "repositories." + name + ".secrets." + key
-			// A repository secret has no default variable: it must be written.
-			if err := sec.resolve(getenv, ""); err != nil {
-				errs = append(errs, c.lines.Errorf(c.file, path, "%v", err))
+		for at, m := range repo.secrets() {
+			for key, sec := range m {
+				path := "repositories." + name + "." + at + "." + key
+				// A repository secret has no default variable: it must be written.
+				if err := sec.resolve(getenv, ""); err != nil {
+					errs = append(errs, c.lines.Errorf(c.file, path, "%v", err))
+				}
+				c.secretEnv = append(c.secretEnv, sec.envNames("")...)
+				m[key] = sec
 			}
-			c.secretEnv = append(c.secretEnv, sec.envNames("")...)
-			repo.Secrets[key] = sec
 		}
 	}
 	return errors.Join(errs...)

@@ -92,6 +92,10 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 			}},
 		{"team of another organisation", commandsYAML("allow", `"@acme/deployers"`, `"@umbrella/deployers"`),
 			[]string{`config.yml:11: repositories.acme/app.commands.allow[1]: "@umbrella/deployers" is a team of umbrella, not of acme: the App's installation on acme cannot see other organisations' teams`}},
+		{"unknown environment", minimal + "repositories:\n  o/r:\n    cloudflare: {account_id: a, zone_id: z}\n    environments:\n      staging: {secrets: {A: x}}\n",
+			[]string{"config.yml:9: repositories.o/r.environments.staging: unknown key (known keys: preview, production, test)"}},
+		{"environment secret from an unset variable", minimal + "repositories:\n  o/r:\n    cloudflare: {account_id: a, zone_id: z}\n    environments:\n      production:\n        secrets: {STRIPE: {env: NOPE}}\n",
+			[]string{"config.yml:10: repositories.o/r.environments.production.secrets.STRIPE: environment variable NOPE is empty or unset"}},
 		{"empty file", "", []string{"config.yml: github.app.webhook_secret: is empty"}},
 		{"a list at the top", "- a\n- b\n", []string{"config.yml:1: expected a mapping"}},
 	}
@@ -301,4 +305,36 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("accepted a config without a webhook secret")
 		}
 	})
+}
+
+// TestSecretsPerEnvironment: an environment's own value wins over the flat
+// form; a value missing in an environment names the key to set.
+func TestSecretsPerEnvironment(t *testing.T) {
+	y := minimal + `repositories:
+  o/r:
+    cloudflare: {account_id: a, zone_id: z}
+    secrets: {STRIPE: sk_flat, SENTRY: dsn}
+    environments:
+      preview: {secrets: {STRIPE: sk_test}}
+      production: {secrets: {STRIPE: sk_live, ONLY_PROD: p}}
+`
+	cfg, err := config.Parse("config.yml", []byte(y), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := cfg.Repositories["o/r"]
+	cases := []struct{ env, name, want, where string }{
+		{"preview", "STRIPE", "sk_test", ""},
+		{"production", "STRIPE", "sk_live", ""},
+		{"test", "STRIPE", "sk_flat", ""},
+		{"preview", "SENTRY", "dsn", ""},
+		{"production", "ONLY_PROD", "p", ""},
+		{"preview", "ONLY_PROD", "", "environments.preview.secrets.ONLY_PROD"},
+	}
+	for _, c := range cases {
+		got, ok, where := repo.SecretIn(c.env, c.name)
+		if got.Value() != c.want || ok != (c.want != "") || where != c.where {
+			t.Errorf("SecretIn(%s, %s) = %q, %v, %q; want %q, %q", c.env, c.name, got.Value(), ok, where, c.want, c.where)
+		}
+	}
 }

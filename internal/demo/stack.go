@@ -69,6 +69,9 @@ type StackOptions struct {
 	// CloudflarePlan limits the simulated Cloudflare account (default
 	// Workers Free's); the bot's cloudflare.workers_limit follows it.
 	CloudflarePlan cfsim.Plan
+	// Repository changes the sample repository's entry of the bot's
+	// config before the bot starts (its secret values, say).
+	Repository func(*config.Repository)
 }
 
 // Stack is the bot running against the sandbox: what `bot demo` shows and
@@ -127,18 +130,25 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 	cfg.Cloudflare.APIURL = s.URLs.Cloudflare
 	cfg.Cloudflare.APIToken = config.NewSecret("sandbox-cloudflare-token")
 	cfg.MasterKey = config.NewSecret(randomHex(32))
-	cfg.Repositories = map[string]config.Repository{
-		Repo: {
-			Cloudflare: config.RepoCloudflare{AccountID: sb.Cloudflare.AccountID(), ZoneID: sb.ZoneID},
-			Secrets:    map[string]config.Secret{"STRIPE_SECRET_KEY": config.NewSecret("sk_test_" + randomHex(12))},
-			Commands:   opts.Commands,
+	// Stripe's test key for previews and test runs, its live key for
+	// production: the values differ per environment, as a team's do.
+	testKey := config.NewSecret("sk_test_" + randomHex(12))
+	repo := config.Repository{
+		Cloudflare: config.RepoCloudflare{AccountID: sb.Cloudflare.AccountID(), ZoneID: sb.ZoneID},
+		Environments: config.RepoEnvironments{
+			Preview:    config.RepoEnvironment{Secrets: map[string]config.Secret{"STRIPE_SECRET_KEY": testKey}},
+			Test:       config.RepoEnvironment{Secrets: map[string]config.Secret{"STRIPE_SECRET_KEY": testKey}},
+			Production: config.RepoEnvironment{Secrets: map[string]config.Secret{"STRIPE_SECRET_KEY": config.NewSecret("sk_live_" + randomHex(12))}},
 		},
+		Commands: opts.Commands,
 	}
 	if opts.DNSRoutes {
-		repo := cfg.Repositories[Repo]
 		repo.Cloudflare.Hostnames, repo.Cloudflare.DNSTarget = "dns_route", sb.Zone
-		cfg.Repositories[Repo] = repo
 	}
+	if opts.Repository != nil {
+		opts.Repository(&repo)
+	}
+	cfg.Repositories = map[string]config.Repository{Repo: repo}
 	s.Config = &cfg
 	within := opts.HealthWithin
 	if within == 0 {

@@ -30,13 +30,69 @@ const Path = ".github/deploybot.yml"
 
 // File is the pipeline file.
 type File struct {
-	Version    int        `yaml:"version"`
-	Database   Database   `yaml:"database"`
-	Preview    Preview    `yaml:"preview"`
-	Workers    []Worker   `yaml:"workers"`
-	Tests      Tests      `yaml:"tests"`
-	Production Production `yaml:"production"`
-	Forks      Forks      `yaml:"forks"`
+	Version      int          `yaml:"version"`
+	Database     Database     `yaml:"database"`
+	Environments Environments `yaml:"environments"`
+	Preview      Preview      `yaml:"preview"`
+	Workers      []Worker     `yaml:"workers"`
+	Tests        Tests        `yaml:"tests"`
+	Production   Production   `yaml:"production"`
+	Forks        Forks        `yaml:"forks"`
+}
+
+// The bot's three environments: a pull request's preview, a push's test
+// run, and production.
+const (
+	EnvPreview    = "preview"
+	EnvTest       = "test"
+	EnvProduction = "production"
+)
+
+// Environments says what differs between the environments. Secret values
+// are not here: the bot's config holds them per environment.
+type Environments struct {
+	Preview    Environment `yaml:"preview"`
+	Test       Environment `yaml:"test"`
+	Production Environment `yaml:"production"`
+}
+
+// Environment is what everything of one environment gets.
+type Environment struct {
+	// Vars go to every Worker deployed in the environment (plain-text
+	// bindings) and into the environment of its commands (builds,
+	// migrations, test stages). Placeholders: {sha}, {sha7}, {branch},
+	// {repo}, and {pr} in previews.
+	Vars map[string]string `yaml:"vars"`
+}
+
+// Of returns the environment called name.
+func (e Environments) Of(name string) Environment {
+	switch name {
+	case EnvPreview:
+		return e.Preview
+	case EnvTest:
+		return e.Test
+	case EnvProduction:
+		return e.Production
+	}
+	return Environment{}
+}
+
+// WorkerEnvironments are what one Worker gets in addition in previews and
+// in production.
+type WorkerEnvironments struct {
+	Preview    WorkerEnvironment `yaml:"preview"`
+	Production WorkerEnvironment `yaml:"production"`
+}
+
+// WorkerEnvironment adds to a Worker in one environment.
+type WorkerEnvironment struct {
+	Vars    map[string]string `yaml:"vars"`
+	Secrets []string          `yaml:"secrets"`
+	// GeneratedSecrets: in production only the names listed here are
+	// generated (a production secret such as BETTER_AUTH_SECRET is
+	// usually the team's own, and the deploy keeps it).
+	GeneratedSecrets []string `yaml:"generated_secrets"`
 }
 
 // Database is the Neon side of previews and tests.
@@ -102,6 +158,42 @@ type Worker struct {
 	// Services binds other Workers of the app by name.
 	Services []Service `yaml:"services"`
 	Health   Health    `yaml:"health"`
+	// Environments adds vars, secrets and generated secrets per
+	// environment.
+	Environments WorkerEnvironments `yaml:"environments"`
+}
+
+// Bindings is what a Worker gets in one environment, before placeholders
+// are filled in.
+type Bindings struct {
+	Vars      map[string]string
+	Secrets   []string
+	Generated []string
+}
+
+// BindingsIn returns what w gets in env (EnvPreview or EnvProduction).
+// Vars are merged from the most general to the most specific: the
+// Worker's vars, the environment's, the Worker's for the environment.
+// Secrets are the Worker's and its environment's. Generated secrets are
+// the Worker's in previews; production gets only the ones its own
+// generated_secrets names.
+func (f *File) BindingsIn(w Worker, env string) Bindings {
+	we := w.Environments.Preview
+	if env == EnvProduction {
+		we = w.Environments.Production
+	}
+	b := Bindings{Vars: map[string]string{}}
+	for _, m := range []map[string]string{w.Vars, f.Environments.Of(env).Vars, we.Vars} {
+		for k, v := range m {
+			b.Vars[k] = v
+		}
+	}
+	b.Secrets = append(slices.Clone(w.Secrets), we.Secrets...)
+	if env != EnvProduction {
+		b.Generated = slices.Clone(w.GeneratedSecrets)
+	}
+	b.Generated = append(b.Generated, we.GeneratedSecrets...)
+	return b
 }
 
 // Service is a service binding to another worker of this file.
@@ -120,6 +212,10 @@ type Health struct {
 // Tests are the stages run on every push.
 type Tests struct {
 	Stages []Stage `yaml:"stages"`
+	// Secrets names secrets of the test environment (values in the bot's
+	// config) given to every stage as environment variables, masked in
+	// its log.
+	Secrets []string `yaml:"secrets"`
 }
 
 // Stage is one test command; stages run in parallel where Needs allows.
@@ -177,8 +273,16 @@ type validator struct {
 	errs  []error
 }
 
+// fail records an error once: a Worker's bindings are checked in each
+// environment, and a mistake shared by both is still one mistake.
 func (v *validator) fail(key, format string, args ...any) {
-	v.errs = append(v.errs, v.lines.Errorf(v.file, key, format, args...))
+	err := v.lines.Errorf(v.file, key, format, args...)
+	for _, e := range v.errs {
+		if e.Error() == err.Error() {
+			return
+		}
+	}
+	v.errs = append(v.errs, err)
 }
 
 var (
@@ -243,30 +347,7 @@ func (v *validator) check(f *File) {
 		} else if _, err := time.Parse(time.DateOnly, w.CompatibilityDate); err != nil || !dateRE.MatchString(w.CompatibilityDate) {
 			v.fail(key+".compatibility_date", "%q is not a date like 2025-01-01", w.CompatibilityDate)
 		}
-		seen := map[string]string{}
-		bind := func(k, name string) {
-			if !bindingRE.MatchString(name) {
-				v.fail(k, "%q is not a valid binding name", name)
-			} else if prev, dup := seen[name]; dup {
-				v.fail(k, "binding %s is also given by %s", name, prev)
-			}
-			seen[name] = k
-		}
-		for name := range w.Vars {
-			bind(key+".vars."+name, name)
-		}
-		for j, s := range w.Secrets {
-			bind(fmt.Sprintf("%s.secrets[%d]", key, j), s)
-		}
-		for j, s := range w.GeneratedSecrets {
-			bind(fmt.Sprintf("%s.generated_secrets[%d]", key, j), s)
-		}
-		if w.DatabaseURL != "" {
-			bind(key+".database_url", w.DatabaseURL)
-		}
-		for j, s := range w.Services {
-			bind(fmt.Sprintf("%s.services[%d].binding", key, j), s.Binding)
-		}
+		v.bindings(f, key, w)
 		h := w.Health
 		if h.Status == 0 {
 			f.Workers[i].Health.Status = 200
@@ -295,6 +376,85 @@ func (v *validator) check(f *File) {
 		}
 	}
 	v.stages(f.Tests.Stages)
+	for j, s := range f.Tests.Secrets {
+		if !bindingRE.MatchString(s) {
+			v.fail(fmt.Sprintf("tests.secrets[%d]", j), "%q is not a valid environment variable name", s)
+		}
+	}
+	for _, env := range []string{EnvPreview, EnvTest, EnvProduction} {
+		for name, val := range f.Environments.Of(env).Vars {
+			v.vars("environments."+env+".vars."+name, name, val, env)
+		}
+	}
+}
+
+// bindings checks a Worker's binding names in each environment it deploys
+// to: each name is given once, by one kind of binding (a var may be
+// overridden by a more specific var).
+func (v *validator) bindings(f *File, key string, w Worker) {
+	for name, val := range w.Vars {
+		v.vars(key+".vars."+name, name, val, "")
+	}
+	for _, env := range []string{EnvPreview, EnvProduction} {
+		we := w.Environments.Preview
+		if env == EnvProduction {
+			we = w.Environments.Production
+		}
+		for name, val := range we.Vars {
+			v.vars(key+".environments."+env+".vars."+name, name, val, env)
+		}
+		seen := map[string]string{}
+		bind := func(k, name string) {
+			if !bindingRE.MatchString(name) {
+				v.fail(k, "%q is not a valid binding name", name)
+			} else if prev, dup := seen[name]; dup {
+				v.fail(k, "binding %s is also given by %s", name, prev)
+			}
+			seen[name] = k
+		}
+		b := f.BindingsIn(w, env)
+		for name := range b.Vars {
+			seen[name] = "vars." + name
+		}
+		list := func(k string, names []string) {
+			for j, s := range names {
+				bind(fmt.Sprintf("%s[%d]", k, j), s)
+			}
+		}
+		list(key+".secrets", w.Secrets)
+		list(key+".environments."+env+".secrets", we.Secrets)
+		if env == EnvPreview {
+			list(key+".generated_secrets", w.GeneratedSecrets)
+		}
+		list(key+".environments."+env+".generated_secrets", we.GeneratedSecrets)
+		if w.DatabaseURL != "" {
+			bind(key+".database_url", w.DatabaseURL)
+		}
+		for j, s := range w.Services {
+			bind(fmt.Sprintf("%s.services[%d].binding", key, j), s.Binding)
+		}
+	}
+}
+
+// varPlaceholderRE finds placeholders in a var's value; other braces (a
+// JSON value, say) are left alone.
+var varPlaceholderRE = regexp.MustCompile(`\{([a-z][a-z0-9_]*)\}`)
+
+// vars checks one var: its name, and placeholders the environment has
+// (env "" for a var of every environment).
+func (v *validator) vars(key, name, val, env string) {
+	if !bindingRE.MatchString(name) {
+		v.fail(key, "%q is not a valid binding name", name)
+		return
+	}
+	for _, m := range varPlaceholderRE.FindAllStringSubmatch(val, -1) {
+		switch {
+		case !slices.Contains(Placeholders, m[1]):
+			v.fail(key, "unknown placeholder {%s} (known: {%s})", m[1], strings.Join(Placeholders, "}, {"))
+		case m[1] == "pr" && env != EnvPreview:
+			v.fail(key, "uses {pr}, which only previews have: put it under environments.preview.vars")
+		}
+	}
 }
 
 // DeployOrder returns the workers in an order Cloudflare accepts on a

@@ -1,6 +1,7 @@
 package repoconfig_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -67,6 +68,13 @@ func TestErrorsNameLineAndKey(t *testing.T) {
 		{"unknown need", "tests:\n  stages:\n    - {name: a, run: x, needs: [lint]}\n", ":3: tests.stages[0].needs[0]: \"lint\" is not a stage"},
 		{"bad timeout", "tests:\n  stages:\n    - {name: a, run: x, timeout: forever}\n", "\"forever\" is not a positive duration"},
 		{"wrong version", "version: 2\n", ":1: version: 2 is not a version"},
+		{"unknown environment", "environments:\n  staging: {vars: {A: b}}\n", ":2: environments.staging: unknown key"},
+		{"unknown worker environment", worker + "    environments: {test: {vars: {A: b}}}\n", ":7: workers[0].environments.test: unknown key"},
+		{"{pr} reaching production", worker + "    vars: {URL: \"https://web-{pr}.example.com\"}\n", ":7: workers[0].vars.URL: uses {pr}, which only previews have: put it under environments.preview.vars"},
+		{"{pr} in production vars", "environments:\n  production:\n    vars: {URL: \"x-{pr}\"}\n", ":3: environments.production.vars.URL: uses {pr}"},
+		{"unknown placeholder in a var", "environments:\n  preview:\n    vars: {URL: \"x-{prr}\"}\n", ":3: environments.preview.vars.URL: unknown placeholder {prr}"},
+		{"environment secret clashes with a var", worker + "    vars: {STRIPE_KEY: x}\n    environments:\n      production: {secrets: [STRIPE_KEY]}\n", ":9: workers[0].environments.production.secrets[0]: binding STRIPE_KEY is also given by vars.STRIPE_KEY"},
+		{"bad test secret", "tests:\n  secrets: [not-a-name]\n", ":2: tests.secrets[0]: \"not-a-name\" is not a valid environment variable name"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -137,5 +145,53 @@ func TestDeployOrder(t *testing.T) {
 				t.Errorf("order %v, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestBindingsIn: what each environment's Worker gets, from the most
+// general setting to the most specific; generated secrets reach production
+// only by name.
+func TestBindingsIn(t *testing.T) {
+	const file = `database: {project: p-1}
+environments:
+  preview: {vars: {STRIPE_MODE: test, APP_URL: "https://web-{pr}.example.com"}}
+  production: {vars: {STRIPE_MODE: live}}
+workers:
+  - name: web
+    script: codex-web
+    main: dist/index.js
+    compatibility_date: "2025-01-01"
+    vars: {STRIPE_MODE: unset, LOG: info}
+    secrets: [STRIPE_SECRET_KEY]
+    generated_secrets: [BETTER_AUTH_SECRET]
+    environments:
+      preview: {vars: {LOG: debug}}
+      production:
+        secrets: [SENTRY_DSN]
+        generated_secrets: [COOKIE_KEY]
+`
+	f, err := repoconfig.Parse(repoconfig.Path, []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		env                string
+		vars               string
+		secrets, generated string
+	}{
+		{repoconfig.EnvPreview, "map[APP_URL:https://web-{pr}.example.com LOG:debug STRIPE_MODE:test]", "[STRIPE_SECRET_KEY]", "[BETTER_AUTH_SECRET]"},
+		{repoconfig.EnvProduction, "map[LOG:info STRIPE_MODE:live]", "[STRIPE_SECRET_KEY SENTRY_DSN]", "[COOKIE_KEY]"},
+	}
+	for _, c := range cases {
+		b := f.BindingsIn(f.Workers[0], c.env)
+		if got := fmt.Sprint(b.Vars); got != c.vars {
+			t.Errorf("%s vars = %s, want %s", c.env, got, c.vars)
+		}
+		if got := fmt.Sprint(b.Secrets); got != c.secrets {
+			t.Errorf("%s secrets = %s, want %s", c.env, got, c.secrets)
+		}
+		if got := fmt.Sprint(b.Generated); got != c.generated {
+			t.Errorf("%s generated = %s, want %s", c.env, got, c.generated)
+		}
 	}
 }
