@@ -28,13 +28,13 @@ type Script struct {
 	CompatibilityDate  string // YYYY-MM-DD
 	CompatibilityFlags []string
 
-	Vars            map[string]string // plain_text bindings (put the commit in CommitVar)
-	Secrets         map[string]string // secret_text bindings; values never leave this package except to the API
+	Vars    map[string]string // plain_text bindings (put the commit in CommitVar)
+	Secrets map[string]string // secret_text bindings; values never leave this package except to the API
 	// KeepSecrets keeps the secrets the Worker already has that Secrets
 	// does not name (set with wrangler secret put or in the dashboard), as
 	// wrangler deploy does (keep_bindings: secret_text, secret_key).
 	// Without it an upload replaces every binding.
-	KeepSecrets bool
+	KeepSecrets     bool
 	ServiceBindings []ServiceBinding
 
 	// AssetsDir, when set, is uploaded as the Worker's static assets. Its
