@@ -34,8 +34,8 @@ type requests struct {
 
 // register adds the workers of comment commands and check-run actions.
 func (q *requests) register(workers *river.Workers) {
-	addWorker(workers, previewTimeout, q.command)
-	addWorker(workers, previewTimeout, q.checkRunAction)
+	addWorker(workers, deployTimeout, q.command)
+	addWorker(workers, deployTimeout, q.checkRunAction)
 }
 
 func (q *requests) command(ctx context.Context, job *river.Job[intent.CommentCommand]) error {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 	"github.com/revelations-studio/deploybot/templates"
 )
 
@@ -139,5 +141,38 @@ func TestWarnWorkerLimit(t *testing.T) {
 		if (c.warn == "") != (got == "") || !strings.Contains(got, c.warn) {
 			t.Errorf("%+v, limit %d: %q, want %q", c.l, c.limit, got, c.warn)
 		}
+	}
+}
+
+// TestJudgeGate: a gated deploy goes ahead only when every stage it needs
+// passed on its commit.
+func TestJudgeGate(t *testing.T) {
+	needs := []string{"unit", "integration"}
+	cases := []struct {
+		name            string
+		res             state.Results
+		failed, pending string
+	}{
+		{"nothing ran yet", state.Results{Stages: map[string]string{}}, "[]", "[unit integration]"},
+		{"running", state.Results{Stages: map[string]string{"unit": StepSucceeded, "integration": StepRunning}}, "[]", "[integration]"},
+		{"planned", state.Results{Stages: map[string]string{"unit": StepPending, "integration": StepPending}}, "[]", "[unit integration]"},
+		{"all passed", state.Results{Stages: map[string]string{"unit": StepSucceeded, "integration": StepSucceeded, "static": StepFailed}}, "[]", "[]"},
+		{"one failed", state.Results{Stages: map[string]string{"unit": StepFailed, "integration": StepSkipped}}, "[unit integration]", "[]"},
+		{"cancelled by a newer push", state.Results{Stages: map[string]string{"unit": StepCancelled, "integration": StepSucceeded}}, "[unit]", "[]"},
+		{"[skip ci]", state.Results{Stages: map[string]string{}, Skipped: true}, "[]", "[]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := judgeGate(needs, c.res)
+			if got := fmt.Sprint(v.failed); got != c.failed {
+				t.Errorf("failed = %v, want %s", v.failed, c.failed)
+			}
+			if got := fmt.Sprint(v.pending); got != c.pending {
+				t.Errorf("pending = %v, want %s", v.pending, c.pending)
+			}
+			if v.passed() != (c.failed == "[]" && c.pending == "[]") {
+				t.Errorf("passed = %v", v.passed())
+			}
+		})
 	}
 }

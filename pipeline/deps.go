@@ -54,6 +54,9 @@ type Deps struct {
 	// TestCommands bounds the test-stage and test-migration commands that
 	// run at once in this process, across all test runs (default 4).
 	TestCommands int
+	// GateEvery is how often a deploy that waits for tests reads their
+	// results (default 5 s).
+	GateEvery time.Duration
 }
 
 // Commands runs the repository's commands; *runner.Runner implements it,

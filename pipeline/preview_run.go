@@ -65,6 +65,10 @@ type plan struct {
 	// branch whose role password it reset (read once the run is done).
 	uris        neon.URIs
 	ownPassword string
+	// Guarded by the run's commentMu: the stages the "tests" step waits
+	// for, and the step states last shown.
+	waitingFor []string
+	lastStates []StepState
 }
 
 type plannedWorker struct {
@@ -214,6 +218,14 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 		sourceStep(r.repo, r.meta.Repo.FullName(), r.pr.HeadSHA, ws),
 		{Name: "migrate", Needs: []string{"database", "source"}, Do: func(ctx context.Context, log *Log) error { return r.migrate(ctx, log, pl) }},
 	}
+	// A gated preview deploys once its tests passed; builds go on meanwhile.
+	var gate []string
+	if needs := pl.file.Preview.NeedsTests.Of(pl.file.Tests); len(needs) > 0 {
+		steps = append(steps, testGate(r.p.deps, r.meta.Repo.FullName(), r.pr.HeadSHA, needs, func(ctx context.Context, pending []string) {
+			r.showWaiting(ctx, pl, pending)
+		}))
+		gate = []string{gateStep}
+	}
 	var healthSteps []string
 	for _, pw := range pl.workers {
 		build, deploy, check := "build:"+pw.w.Name, "deploy:"+pw.w.Name, "health:"+pw.w.Name
@@ -222,7 +234,7 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 			// Cloudflare refuses an upload whose service binding names a
 			// Worker that does not exist yet: the Workers this one binds
 			// go up first (the file has no cycle).
-			Step{Name: deploy, Needs: append([]string{build, "migrate"}, boundDeploys(pw.w)...), Do: func(ctx context.Context, log *Log) error {
+			Step{Name: deploy, Needs: slices.Concat([]string{build, "migrate"}, gate, boundDeploys(pw.w)), Do: func(ctx context.Context, log *Log) error {
 				return r.deployWorker(ctx, log, pl, pw)
 			}},
 			Step{Name: check, Needs: []string{deploy}, Do: func(ctx context.Context, log *Log) error {
@@ -436,6 +448,11 @@ func (r *previewRun) conclude(ctx context.Context, pl *plan, states []StepState,
 		run.Output.Summary, _ = templates.CheckSummary(check)
 	default:
 		run.Conclusion, run.Output.Title, status = github.ConclusionFailure, "Preview failed: "+firstFailed(states), "failed"
+		if firstFailed(states) == gateStep {
+			// Held back by its tests: a later test run of the commit queues
+			// it again (releaseGates).
+			run.Output.Title, status = "Held back: a test stage failed", statusBlocked
+		}
 	}
 	if err := r.repo.UpdateCheckRun(ctx, r.checkID, run); err != nil {
 		r.logger.Warn().Err(err).Msg("concluding the check run")
@@ -477,10 +494,32 @@ func (r *previewRun) checkOutput(pl *plan, states []StepState) templates.Check {
 
 // updateComment renders the status comment from the steps' states and
 // edits it in place (the reporter sends nothing when it is unchanged).
+// showWaiting shows on the check run and the comment which test stages the
+// preview waits for.
+func (r *previewRun) showWaiting(ctx context.Context, pl *plan, pending []string) {
+	r.commentMu.Lock()
+	pl.waitingFor = pending
+	states := pl.lastStates
+	r.commentMu.Unlock()
+	if err := r.repo.UpdateCheckRun(context.WithoutCancel(ctx), r.checkID, github.CheckRun{
+		Name: CheckPreview, Status: github.StatusInProgress,
+		Output: &github.CheckOutput{Title: "Waiting for tests", Summary: waitingNote(pending, r.pr.HeadSHA, "the preview deploys")},
+	}); err != nil {
+		r.logger.Warn().Err(err).Msg("showing the wait for tests on the check run")
+	}
+	r.updateComment(ctx, pl, states)
+}
+
+// waitingNote says what a deploy of sha waits for.
+func waitingNote(pending []string, sha, what string) string {
+	return fmt.Sprintf("Waiting for test stage %s on `%s`: %s when they pass (builds go on meanwhile).", quoteList(pending), short(sha), what)
+}
+
 func (r *previewRun) updateComment(ctx context.Context, pl *plan, states []StepState) {
 	r.commentMu.Lock()
 	defer r.commentMu.Unlock()
 	ctx = context.WithoutCancel(ctx)
+	pl.lastStates = states
 	c := templates.Comment{PR: r.pr.Number, Commit: r.pr.HeadSHA, CheckURL: r.checkURL, State: templates.Building}
 	status := map[string]StepState{}
 	failed := false
@@ -493,10 +532,13 @@ func (r *previewRun) updateComment(ctx context.Context, pl *plan, states []StepS
 			}
 		}
 	}
-	if states != nil && !failed && allSucceeded(states) {
+	switch gate, gated := status[gateStep]; {
+	case states != nil && !failed && allSucceeded(states):
 		c.State = templates.Ready
-	} else if failed {
+	case failed:
 		c.State = templates.Failed
+	case gated && gate.Status != StepSucceeded && len(pl.waitingFor) > 0:
+		c.State, c.Note = templates.WaitingForTests, waitingNote(pl.waitingFor, r.pr.HeadSHA, "the preview deploys")
 	}
 	now := time.Now()
 	c.Rows = append(c.Rows, templates.Row{Kind: "database", Name: pl.branch, Status: rowStatus(status, "database", "migrate"), Commit: r.pr.HeadSHA, Updated: now})

@@ -25,6 +25,10 @@ const CheckPreview = "deploybot/preview"
 // previewTimeout bounds one sync of a PR (build, deploy, health checks).
 const previewTimeout = 30 * time.Minute
 
+// deployTimeout bounds a deploy job: its run, and the wait for its tests
+// when the pipeline file gates it (gateWithin).
+const deployTimeout = previewTimeout + gateWithin
+
 // syncOn makes a PR's preview match the PR, whatever intent woke it: every
 // PR event is a reason to look at the PR as GitHub has it now and converge
 // to it. Deliveries arriving late or out of order therefore cannot deploy

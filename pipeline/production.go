@@ -28,7 +28,7 @@ const CheckProduction = "deploybot/production"
 
 // registerProduction adds the production deploy worker (ProductionPush).
 func registerProduction(workers *river.Workers, deps Deps) {
-	addWorker(workers, previewTimeout, (&production{deps: deps}).deploy)
+	addWorker(workers, deployTimeout, (&production{deps: deps}).deploy)
 }
 
 // production deploys the default branch after a merge: validate and
@@ -172,6 +172,17 @@ func (r *productionRun) start(ctx context.Context) error {
 	return r.deps.State.Runs.AttachCheckRun(ctx, r.runID, ref.ID)
 }
 
+// showWaiting shows on the check run which test stages the deploy waits
+// for.
+func (r *productionRun) showWaiting(ctx context.Context, pending []string) {
+	if err := r.repo.UpdateCheckRun(context.WithoutCancel(ctx), r.checkID, github.CheckRun{
+		Name: CheckProduction, Status: github.StatusInProgress,
+		Output: &github.CheckOutput{Title: "Waiting for tests", Summary: waitingNote(pending, r.sha, "production deploys")},
+	}); err != nil {
+		r.logger.Warn().Err(err).Msg("showing the wait for tests on the check run")
+	}
+}
+
 // supersede concludes a queued production push that a newer one replaces.
 func (r *productionRun) supersede(ctx context.Context, newest string) error {
 	if err := r.start(ctx); err != nil {
@@ -270,6 +281,12 @@ func (pl *prodPlan) steps() []Step {
 		name := "build:" + pw.w.Name
 		builds = append(builds, name)
 		steps = append(steps, Step{Name: name, Needs: []string{"source"}, Do: func(ctx context.Context, log *Log) error { return pl.build(ctx, log, pw) }})
+	}
+	// A gated deploy changes nothing (the migration first) before its
+	// tests passed on the merged commit.
+	if needs := pl.file.Production.NeedsTests.Of(pl.file.Tests); len(needs) > 0 {
+		steps = append(steps, testGate(pl.r.deps, pl.tg.repo, pl.r.sha, needs, pl.r.showWaiting))
+		builds = append(builds, gateStep)
 	}
 	steps = append(steps, Step{Name: "migrate", Needs: builds, Do: pl.migrate})
 	prev := "migrate"
@@ -463,12 +480,18 @@ func (r *productionRun) conclude(ctx context.Context, file *repoconfig.File, wor
 	run := github.CheckRun{Name: CheckProduction, Status: github.StatusCompleted, CompletedAt: time.Now()}
 	status, deployState := "succeeded", github.DeploySuccess
 	run.Conclusion = github.ConclusionSuccess
+	title := "Deployed " + short(r.sha)
 	if runErr != nil {
-		run.Conclusion, status, deployState = github.ConclusionFailure, "failed", github.DeployFailure
+		run.Conclusion, status, deployState, title = github.ConclusionFailure, "failed", github.DeployFailure, "Production deploy failed"
+		if firstFailed(states) == gateStep {
+			// Held back by its tests: a later test run of the commit
+			// queues it again (releaseGates).
+			status, title = statusBlocked, "Held back: a test stage failed"
+		}
 	}
 	note := productionNote(r.sha, runErr != nil, states, rollback, file.Database.Migrate)
 	run.Output = &github.CheckOutput{
-		Title:   map[bool]string{true: "Deployed " + short(r.sha), false: "Production deploy failed"}[runErr == nil],
+		Title:   title,
 		Summary: note + "\n\n" + strings.Join(lines, "\n") + "\n\n" + summary,
 		Text:    text,
 	}

@@ -47,9 +47,9 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 		g := &gate{deps: d}
 		tests := newTestRuns(d, g)
 		p := &previews{deps: d, gate: g, tests: tests}
-		addWorker(workers, previewTimeout, syncOn[intent.PreviewRequested](p))
-		addWorker(workers, previewTimeout, syncOn[intent.PreviewDrafted](p))
-		addWorker(workers, previewTimeout, syncOn[intent.PreviewClosed](p))
+		addWorker(workers, deployTimeout, syncOn[intent.PreviewRequested](p))
+		addWorker(workers, deployTimeout, syncOn[intent.PreviewDrafted](p))
+		addWorker(workers, deployTimeout, syncOn[intent.PreviewClosed](p))
 		(&requests{deps: d, gate: g, p: p}).register(workers)
 		registerProduction(workers, d)
 		registerTests(workers, tests)
@@ -66,12 +66,15 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		PeriodicJobs: periodic,
-		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: max(opts.Workers, 1)}},
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: max(opts.Workers, 1)},
+			intent.QueueTests:  {MaxWorkers: max(opts.Workers, 1)},
+		},
 		Workers:      workers,
 		Logger:       logging.Slog(opts.Logger, slog.LevelWarn),
 		// A job whose process died is retried after this long; it must
 		// exceed the longest step a pipeline runs without heartbeat.
-		RescueStuckJobsAfter: previewTimeout + 5*time.Minute,
+		RescueStuckJobsAfter: deployTimeout + 5*time.Minute,
 		RetryPolicy:          opts.RetryPolicy,
 	})
 	if err != nil {

@@ -105,7 +105,7 @@ func (p *previews) sweepPreview(ctx context.Context, job *river.Job[previewSweep
 
 func registerSweep(workers *river.Workers, p *previews) {
 	addWorker(workers, 0, sweepAll(p.deps))
-	addWorker(workers, previewTimeout, p.sweepPreview)
+	addWorker(workers, deployTimeout, p.sweepPreview)
 }
 
 // sweepJob is the periodic job that runs the sweep on one replica (River's

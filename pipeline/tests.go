@@ -125,6 +125,9 @@ type testRunArgs struct {
 
 func (testRunArgs) Kind() string { return "test_run" }
 
+// InsertOpts puts test runs on their own queue (intent.QueueTests).
+func (testRunArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: intent.QueueTests} }
+
 // isTestCheck reports whether a check run belongs to test runs: a stage's,
 // or the one reporting an unusable pipeline file.
 func isTestCheck(name string) bool {

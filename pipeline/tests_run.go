@@ -234,7 +234,11 @@ func (r *testRun) test(ctx context.Context) error {
 	case runErr != nil:
 		status = "failed"
 	}
-	return r.finish(ctx, status, runErr) // failures are reported, not retried
+	err = r.finish(ctx, status, runErr) // failures are reported, not retried
+	if ctx.Err() == nil {
+		r.t.releaseGates(ctx, r)
+	}
+	return err
 }
 
 // selectStages is every stage, or the one to re-run and those it needs (in

@@ -48,6 +48,7 @@ const (
 	Cancelled        = "cancelled"
 	AwaitingApproval = "awaiting_approval"
 	Draft            = "draft"
+	WaitingForTests  = "waiting_for_tests"
 )
 
 var statuses = map[string]struct{ icon, label string }{
@@ -59,6 +60,7 @@ var statuses = map[string]struct{ icon, label string }{
 	Cancelled:        {"⏹️", "Cancelled"},
 	AwaitingApproval: {"🔒", "Awaiting approval"},
 	Draft:            {"📝", "Draft"},
+	WaitingForTests:  {"⏳", "Waiting for tests"},
 }
 
 // Comment is the PR's status comment.
@@ -149,6 +151,7 @@ func headline(c Comment) string {
 		Cancelled:        "⏹️ Preview cancelled",
 		AwaitingApproval: "🔒 Preview awaiting approval",
 		Draft:            "📝 No preview for drafts",
+		WaitingForTests:  "⏳ Preview waiting for tests",
 	}[c.State]
 	if c.Commit != "" {
 		label += fmt.Sprintf(" for `%s`", short(c.Commit))

@@ -45,6 +45,8 @@ type Options struct {
 	HealthScheme string
 	// HealthWithin bounds each worker's health check (default 5 minutes).
 	HealthWithin time.Duration
+	// GateEvery: see pipeline.Deps.
+	GateEvery time.Duration
 	// BotLogin is the App's bot user ("<slug>[bot]"), whose comments are the
 	// status comments; empty means ask GitHub (GET /app) at start.
 	BotLogin string
@@ -255,6 +257,7 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 		Health:       opts.Health,
 		HealthScheme: opts.HealthScheme,
 		HealthWithin: opts.HealthWithin,
+		GateEvery:    opts.GateEvery,
 		WorkDir:      filepath.Join(cfg.DataDir, "workspaces"),
 		Commands:     opts.Commands,
 		TestCommands: cfg.Jobs.TestCommands,

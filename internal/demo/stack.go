@@ -172,6 +172,9 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		HealthWithin: within,
 		SweepEvery:   map[bool]time.Duration{true: 0, false: -1}[opts.PeriodicSweep],
 		RetryPolicy:  quickRetry{},
+		// The sandbox's tests take seconds: a deploy that waits for them
+		// looks often.
+		GateEvery: 200 * time.Millisecond,
 	})
 	if err != nil {
 		return nil, err

@@ -9,7 +9,14 @@ package intent
 import (
 	"fmt"
 	"time"
+
+	"github.com/riverqueue/river"
 )
+
+// QueueTests is the River queue of test runs. Deploys may wait for tests
+// (needs_tests) while holding a worker of the default queue: test runs
+// have workers of their own, so waiting deploys can never starve them.
+const QueueTests = "tests"
 
 // Intent is one kind of work requested by a delivery.
 type Intent interface {
@@ -167,6 +174,9 @@ func (CheckRunAction) Kind() string      { return "check_run_action" }
 func (CheckSuiteRequested) Kind() string { return "check_suite_requested" }
 func (ProductionPush) Kind() string      { return "production_push" }
 func (TestRequested) Kind() string       { return "test_requested" }
+
+// InsertOpts puts test runs on their own queue (QueueTests).
+func (TestRequested) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueTests} }
 func (BranchDeleted) Kind() string       { return "branch_deleted" }
 func (InstallationChanged) Kind() string { return "installation_changed" }
 

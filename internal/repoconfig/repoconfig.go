@@ -22,6 +22,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/revelations-studio/deploybot/internal/strictyaml"
 )
 
@@ -121,6 +123,46 @@ type Preview struct {
 	On []string `yaml:"on"`
 	// TTL deletes a preview not updated for this long ("" = never), e.g. "168h".
 	TTL string `yaml:"ttl"`
+	// NeedsTests holds a preview back until these test stages passed on
+	// its commit.
+	NeedsTests Gate `yaml:"needs_tests"`
+}
+
+// Gate names the test stages a deploy waits for on its commit: a list of
+// stage names, or "all" (every stage of tests.stages).
+type Gate struct {
+	All    bool
+	Stages []string
+}
+
+// UnmarshalYAML reads "all" or a list of stage names.
+func (g *Gate) UnmarshalYAML(n *yaml.Node) error {
+	switch {
+	case n.Kind == yaml.ScalarNode && n.Value == "all":
+		g.All = true
+		return nil
+	case n.Kind == yaml.SequenceNode:
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return fmt.Errorf("expected a stage name, found a %s", map[yaml.Kind]string{yaml.MappingNode: "mapping", yaml.SequenceNode: "list"}[c.Kind])
+			}
+			g.Stages = append(g.Stages, c.Value)
+		}
+		return nil
+	}
+	return fmt.Errorf("expected a list of stage names or all, found %q", n.Value)
+}
+
+// Of returns the stage names g holds deploys for: every stage for "all".
+func (g Gate) Of(t Tests) []string {
+	if !g.All {
+		return g.Stages
+	}
+	names := make([]string, len(t.Stages))
+	for i, s := range t.Stages {
+		names[i] = s.Name
+	}
+	return names
 }
 
 // Worker is one Cloudflare Worker of the app.
@@ -233,6 +275,9 @@ type Production struct {
 	Enabled bool `yaml:"enabled"`
 	// Branch is the Neon branch migrated on deploy (default: database.parent).
 	Branch string `yaml:"branch"`
+	// NeedsTests holds a production deploy back until these test stages
+	// passed on the merged commit.
+	NeedsTests Gate `yaml:"needs_tests"`
 }
 
 // Forks says what a maintainer-approved fork PR gets.
@@ -376,6 +421,8 @@ func (v *validator) check(f *File) {
 		}
 	}
 	v.stages(f.Tests.Stages)
+	v.gate("preview.needs_tests", f.Preview.NeedsTests, f.Tests)
+	v.gate("production.needs_tests", f.Production.NeedsTests, f.Tests)
 	for j, s := range f.Tests.Secrets {
 		if !bindingRE.MatchString(s) {
 			v.fail(fmt.Sprintf("tests.secrets[%d]", j), "%q is not a valid environment variable name", s)
@@ -384,6 +431,19 @@ func (v *validator) check(f *File) {
 	for _, env := range []string{EnvPreview, EnvTest, EnvProduction} {
 		for name, val := range f.Environments.Of(env).Vars {
 			v.vars("environments."+env+".vars."+name, name, val, env)
+		}
+	}
+}
+
+// gate checks that a gate names stages of the file.
+func (v *validator) gate(key string, g Gate, t Tests) {
+	if (g.All || len(g.Stages) > 0) && len(t.Stages) == 0 {
+		v.fail(key, "waits for tests, but tests.stages has none")
+		return
+	}
+	for i, name := range g.Stages {
+		if !slices.ContainsFunc(t.Stages, func(s Stage) bool { return s.Name == name }) {
+			v.fail(fmt.Sprintf("%s[%d]", key, i), "%q is not a stage of tests.stages", name)
 		}
 	}
 }

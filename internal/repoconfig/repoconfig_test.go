@@ -74,6 +74,9 @@ func TestErrorsNameLineAndKey(t *testing.T) {
 		{"{pr} in production vars", "environments:\n  production:\n    vars: {URL: \"x-{pr}\"}\n", ":3: environments.production.vars.URL: uses {pr}"},
 		{"unknown placeholder in a var", "environments:\n  preview:\n    vars: {URL: \"x-{prr}\"}\n", ":3: environments.preview.vars.URL: unknown placeholder {prr}"},
 		{"environment secret clashes with a var", worker + "    vars: {STRIPE_KEY: x}\n    environments:\n      production: {secrets: [STRIPE_KEY]}\n", ":9: workers[0].environments.production.secrets[0]: binding STRIPE_KEY is also given by vars.STRIPE_KEY"},
+		{"gate naming an unknown stage", "tests:\n  stages:\n    - {name: unit, run: x}\npreview:\n  needs_tests: [unit, lint]\n", ":5: preview.needs_tests[1]: \"lint\" is not a stage of tests.stages"},
+		{"gate without stages", "production:\n  needs_tests: all\n", ":2: production.needs_tests: waits for tests, but tests.stages has none"},
+		{"gate of the wrong shape", "tests:\n  stages:\n    - {name: unit, run: x}\nproduction:\n  needs_tests: unit\n", ":5: production.needs_tests: expected a list of stage names or all, found \"unit\""},
 		{"bad test secret", "tests:\n  secrets: [not-a-name]\n", ":2: tests.secrets[0]: \"not-a-name\" is not a valid environment variable name"},
 	}
 	for _, c := range cases {

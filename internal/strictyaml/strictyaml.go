@@ -98,6 +98,11 @@ func (d *decoder) decode(n *yaml.Node, key string, v reflect.Value) {
 
 	// Types with their own YAML form (durations, secrets) decode themselves.
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
+		if n.Kind == yaml.SequenceNode { // its items' lines, for errors the validation finds
+			for i, item := range n.Content {
+				d.lines[fmt.Sprintf("%s[%d]", key, i)] = item.Line
+			}
+		}
 		if err := n.Decode(v.Addr().Interface()); err != nil {
 			d.fail(n.Line, key, "%s", cleanYAMLError(err))
 		}

@@ -173,3 +173,20 @@ func (r Runs) PreviewAt(ctx context.Context, repo, sha string, prs []int) (int, 
 	}
 	return pr, nil
 }
+
+// Blocked returns the newest run of kind at commit sha when tests held it
+// back (status "blocked"): the deploys a test run's end may release. pr is
+// the pull request of a preview.
+func (r Runs) Blocked(ctx context.Context, repo, kind, sha string) (pr int, found bool, err error) {
+	var status string
+	err = r.pool.QueryRow(ctx, `
+		SELECT pr_number, status FROM runs WHERE repo = $1 AND head_sha = $2 AND kind = $3
+		ORDER BY id DESC LIMIT 1`, repo, sha, kind).Scan(&pr, &status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read the last %s run of %s@%s: %w", kind, repo, sha, err)
+	}
+	return pr, status == "blocked", nil
+}

@@ -196,3 +196,44 @@ func (t Tests) KeyOf(ctx context.Context, repo, sha string) (key string, found b
 	}
 	return key, true, nil
 }
+
+// Results is what the test runs of one commit say of each stage.
+type Results struct {
+	// Stages maps a stage to its step's status in the newest run of the
+	// commit that has it (a re-run of one stage is newer than the push's
+	// run of every stage).
+	Stages map[string]string
+	// Skipped: the newest run of the commit was skipped as a whole
+	// ([skip ci]).
+	Skipped bool
+}
+
+// ResultsAt reads the test results of commit sha.
+func (t Tests) ResultsAt(ctx context.Context, repo, sha string) (Results, error) {
+	res := Results{Stages: map[string]string{}}
+	rows, err := t.pool.Query(ctx, `
+		SELECT DISTINCT ON (s.name) s.name, s.status
+		FROM runs r JOIN run_steps s ON s.run_id = r.id
+		WHERE r.repo = $1 AND r.head_sha = $2 AND r.kind = 'test'
+		ORDER BY s.name, r.id DESC`, repo, sha)
+	if err != nil {
+		return res, fmt.Errorf("read the test results of %s@%s: %w", repo, sha, err)
+	}
+	for rows.Next() {
+		var name, status string
+		if err := rows.Scan(&name, &status); err != nil {
+			return res, err
+		}
+		res.Stages[name] = status
+	}
+	if err := rows.Err(); err != nil {
+		return res, fmt.Errorf("read the test results of %s@%s: %w", repo, sha, err)
+	}
+	var last string
+	err = t.pool.QueryRow(ctx, `SELECT status FROM runs WHERE repo = $1 AND head_sha = $2 AND kind = 'test' ORDER BY id DESC LIMIT 1`, repo, sha).Scan(&last)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return res, fmt.Errorf("read the test runs of %s@%s: %w", repo, sha, err)
+	}
+	res.Skipped = last == "skipped"
+	return res, nil
+}

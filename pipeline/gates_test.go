@@ -1,0 +1,185 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/revelations-studio/deploybot/internal/demo"
+)
+
+// Deploys that wait for tests: preview.needs_tests and
+// production.needs_tests in the pipeline file on main.
+
+// gate adds needs_tests to a section of the sample's pipeline file.
+func gate(section, needs string) func(string) string {
+	return func(f string) string {
+		switch section {
+		case "preview":
+			return strings.Replace(f, "workers:\n", "preview:\n  needs_tests: "+needs+"\nworkers:\n", 1)
+		default:
+			return strings.Replace(f, "production:\n  enabled: true\n", "production:\n  enabled: true\n  needs_tests: "+needs+"\n", 1)
+		}
+	}
+}
+
+// until waits for cond, checking every 20 ms, for at most the test's
+// deadline.
+func (e *env) until(what string, cond func() bool) {
+	e.t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-e.ctx.Done():
+			e.t.Fatalf("gave up waiting: %s", what)
+		}
+	}
+}
+
+// rerunStage delivers "Re-run" on a stage's check run of sha.
+func (e *env) rerunStage(sha, stage string) {
+	e.t.Helper()
+	ev, err := e.gh.CheckRunEvent(demo.Repo, e.stageCheck(sha, stage).ID, "rerequested", "")
+	e.must(err)
+	_, err = e.s.Deliver(e.ctx, ev)
+	e.must(err)
+}
+
+// stepStart is when a step of the newest preview or production run of sha
+// started.
+func (e *env) stepStart(kind, sha, step string) time.Time {
+	e.t.Helper()
+	var at time.Time
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT coalesce(s.started_at, 'epoch') FROM run_steps s
+		WHERE s.name = $3 AND s.run_id = (SELECT max(id) FROM runs WHERE kind = $1 AND head_sha = $2)`, kind, sha, step).Scan(&at))
+	return at
+}
+
+// TestPreviewWaitsForTests: a gated preview shows that it waits for its
+// stage on the comment and the check run, builds meanwhile, and deploys
+// once the stage passed.
+func TestPreviewWaitsForTests(t *testing.T) {
+	e := start(t)
+	e.commitMain(gate("preview", "[unit]"))
+	release := filepath.Join(e.shared, "release")
+	sha := e.pushBranch("feature/gated", "Gated", map[string]string{
+		"tests/unit.sh": fmt.Sprintf("while [ ! -e %q ]; do sleep 0.05; done\necho ok\n", release),
+	})
+	pr, err := e.gh.OpenPR(demo.Repo, "feature/gated", "main", "Gated", false, false)
+	e.must(err)
+	e.event(pr, "opened")
+
+	e.until("the comment says the preview waits for tests", func() bool {
+		c := e.s.Comments(pr)
+		return len(c) == 1 && strings.Contains(c[0], "Preview waiting for tests")
+	})
+	if c := e.comment(pr); !strings.Contains(c, "Waiting for test stage `unit` on `"+sha[:7]+"`") {
+		t.Errorf("comment:\n%s", c)
+	}
+	if c := e.previewCheck(sha); c.OutputTitle != "Waiting for tests" || c.Status != "in_progress" {
+		t.Errorf("preview check run while waiting: %+v", c)
+	}
+	if got := e.live(host("web", pr)); got != "" {
+		t.Errorf("the preview went live (%s) before its tests passed", got)
+	}
+
+	e.must(os.WriteFile(release, nil, 0o644))
+	e.idle()
+	if c := e.previewCheck(sha); c.Conclusion != "success" {
+		t.Fatalf("preview check run: %+v (%s)", c, e.failedSteps())
+	}
+	if got := e.live(host("web", pr)); got != sha {
+		t.Errorf("web preview serves %q, want %s", got, sha)
+	}
+	unitDone := e.testSteps(sha)["unit"].finished
+	if deployed := e.stepStart("preview", sha, "deploy:web"); deployed.Before(unitDone) {
+		t.Errorf("deploy:web started at %s, before unit finished at %s", deployed, unitDone)
+	}
+}
+
+// previewCheck is the newest preview check run of sha.
+func (e *env) previewCheck(sha string) (found struct{ Status, Conclusion, OutputTitle string }) {
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		if c.Name == "deploybot/preview" && c.HeadSHA == sha {
+			found.Status, found.Conclusion, found.OutputTitle = c.Status, c.Conclusion, c.OutputTitle
+		}
+	}
+	return found
+}
+
+// TestFailingTestsHoldBackThePreview: a stage that fails holds the preview
+// back (nothing deployed, the reason on the PR); a re-run that passes
+// releases it without anyone pushing again.
+func TestFailingTestsHoldBackThePreview(t *testing.T) {
+	e := start(t)
+	e.commitMain(gate("preview", "[unit]"))
+	fixed := filepath.Join(e.shared, "fixed")
+	sha := e.pushBranch("feature/flaky", "Flaky", map[string]string{
+		"tests/unit.sh": fmt.Sprintf("if [ ! -e %q ]; then echo 'tests/unit.sh:1: error: flaky'; exit 1; fi\necho ok\n", fixed),
+	})
+	pr, err := e.gh.OpenPR(demo.Repo, "feature/flaky", "main", "Flaky", false, false)
+	e.must(err)
+	e.event(pr, "opened")
+	e.idle()
+	if c := e.previewCheck(sha); c.Conclusion != "failure" || c.OutputTitle != "Held back: a test stage failed" {
+		t.Fatalf("preview check run: %+v", c)
+	}
+	if c := e.comment(pr); !strings.Contains(c, "Step <code>tests</code> failed") || !strings.Contains(c, "test stage `unit` did not pass on "+sha[:7]) {
+		t.Errorf("comment:\n%s", c)
+	}
+	if r := e.s.Resources(); len(r.Scripts) != 0 {
+		t.Errorf("Workers uploaded although the tests failed: %v", r.Scripts)
+	}
+
+	e.must(os.WriteFile(fixed, nil, 0o644))
+	e.rerunStage(sha, "unit")
+	e.idle()
+	if c := e.previewCheck(sha); c.Conclusion != "success" {
+		t.Fatalf("after the re-run: preview check run %+v (%s)", c, e.failedSteps())
+	}
+	if got := e.live(host("web", pr)); got != sha {
+		t.Errorf("web preview serves %q, want %s", got, sha)
+	}
+}
+
+// TestProductionWaitsForTests: production.needs_tests: all holds a merge
+// whose tests fail before anything changes (the migration included); "Re-run
+// all checks" that passes deploys it.
+func TestProductionWaitsForTests(t *testing.T) {
+	e := start(t)
+	e.commitMain(gate("production", "all"))
+	fixed := filepath.Join(e.shared, "fixed")
+	sha := e.merge(map[string]string{
+		"tests/unit.sh":                  fmt.Sprintf("if [ ! -e %q ]; then exit 1; fi\necho ok\n", fixed),
+		"migrations/002_gated.sql":       "CREATE TABLE gated (id int);\n",
+		"web/src/production-gate.js":     "1\n",
+		"auth/src/production-gate.js":    "1\n",
+		"api/src/lib/production-gate.js": "1\n",
+	})
+	e.idle()
+	if got := e.production()[sha]; got != "failure" {
+		t.Fatalf("production check run: %q, want failure", got)
+	}
+	if failed := e.failedSteps(); !strings.Contains(failed, "tests: test stage `unit`, `integration` did not pass") {
+		t.Errorf("failed steps: %s", failed)
+	}
+	if _, ok := e.s.Sandbox.Cloudflare.Script("codex-web"); ok {
+		t.Error("production was deployed although its tests failed")
+	}
+	if e.tableExists("production", "gated") {
+		t.Error("the migration ran although the tests failed")
+	}
+
+	e.must(os.WriteFile(fixed, nil, 0o644))
+	e.deliverCheckSuite(sha, "main", "rerequested")
+	e.idle()
+	if got := e.production()[sha]; got != "success" {
+		t.Fatalf("after re-running the checks: production %q (%s)", got, e.failedSteps())
+	}
+	expectAll(t, e.liveEverywhere(), sha)
+}
