@@ -70,8 +70,8 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 			river.QueueDefault: {MaxWorkers: max(opts.Workers, 1)},
 			intent.QueueTests:  {MaxWorkers: max(opts.Workers, 1)},
 		},
-		Workers:      workers,
-		Logger:       logging.Slog(opts.Logger, slog.LevelWarn),
+		Workers: workers,
+		Logger:  logging.Slog(opts.Logger, slog.LevelWarn),
 		// A job whose process died is retried after this long; it must
 		// exceed the longest step a pipeline runs without heartbeat.
 		RescueStuckJobsAfter: deployTimeout + 5*time.Minute,

@@ -177,8 +177,8 @@ func (TestRequested) Kind() string       { return "test_requested" }
 
 // InsertOpts puts test runs on their own queue (QueueTests).
 func (TestRequested) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueTests} }
-func (BranchDeleted) Kind() string       { return "branch_deleted" }
-func (InstallationChanged) Kind() string { return "installation_changed" }
+func (BranchDeleted) Kind() string                 { return "branch_deleted" }
+func (InstallationChanged) Kind() string           { return "installation_changed" }
 
 // Key names what an intent acts on when that is itself unique, so that one
 // event delivered under two delivery ids (two webhooks pointing at the bot,
