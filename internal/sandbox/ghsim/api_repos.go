@@ -30,6 +30,7 @@ func (s *Server) routeTable() map[string]handlerFunc {
 		"GET /repos/{owner}/{repo}/contents/{path}":                         s.getContents,
 		"GET /repos/{owner}/{repo}/tarball/{ref}":                           s.getTarball,
 		"GET /repos/{owner}/{repo}/git/ref/{ref}":                           s.getRef,
+		"GET /repos/{owner}/{repo}/compare/{basehead}":                      s.compare,
 		"POST /repos/{owner}/{repo}/check-runs":                             s.createCheckRun,
 		"GET /repos/{owner}/{repo}/check-runs/{check_run_id}":               s.getCheckRun,
 		"PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}":             s.updateCheckRun,

@@ -160,6 +160,7 @@ func TestAnswersHaveGitHubsShape(t *testing.T) {
 		"GET /repos/{owner}/{repo}/deployments":                            "/repos/acme/app/deployments",
 		"GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses":   fmt.Sprintf("/repos/acme/app/deployments/%.0f/statuses", deploymentID),
 		"GET /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions": fmt.Sprintf("/repos/acme/app/issues/comments/%.0f/reactions", commentID),
+		"GET /repos/{owner}/{repo}/compare/{basehead}":                     "/repos/acme/app/compare/main..." + head,
 	} {
 		resp, body := s.do("GET", path, auth, nil)
 		if resp.StatusCode != 200 {
