@@ -160,6 +160,7 @@ func TestJudgeGate(t *testing.T) {
 		{"one failed", state.Results{Stages: map[string]string{"unit": StepFailed, "integration": StepSkipped}}, "[unit integration]", "[]"},
 		{"cancelled by a newer push", state.Results{Stages: map[string]string{"unit": StepCancelled, "integration": StepSucceeded}}, "[unit]", "[]"},
 		{"[skip ci]", state.Results{Stages: map[string]string{}, Skipped: true}, "[]", "[]"},
+		{"left out by its path filter", state.Results{Stages: map[string]string{"unit": stepUnchanged, "integration": StepSucceeded}}, "[]", "[]"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

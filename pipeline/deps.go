@@ -82,6 +82,9 @@ type Repo interface {
 	// list may still be open (see github.Reporter.OpenPullRequests).
 	OpenPullRequests(ctx context.Context) ([]github.PullRequest, error)
 	File(ctx context.Context, path, ref string) ([]byte, error)
+	// ChangedFiles lists the files changed from base to head; complete is
+	// false when GitHub may have left some out.
+	ChangedFiles(ctx context.Context, base, head string) (files []string, complete bool, err error)
 	Tarball(ctx context.Context, ref string) (io.ReadCloser, error)
 	// CheckRunByExternalID finds a check run the bot created for a run
 	// (external id = the run's id) whose id it never recorded.

@@ -183,3 +183,31 @@ func TestProductionWaitsForTests(t *testing.T) {
 	}
 	expectAll(t, e.liveEverywhere(), sha)
 }
+
+// TestPathFilters: a push tests only the stages whose paths it changed; the
+// others get a check run "skipped" that says why, and a stage that needed
+// one of them runs without it. A later push that changes their files runs
+// them.
+func TestPathFilters(t *testing.T) {
+	e := start(t)
+	e.commitMain(func(f string) string {
+		f = strings.Replace(f, "run: sh tests/static.sh\n", "run: sh tests/static.sh\n      paths_ignore: [\"**/*.md\"]\n", 1)
+		return strings.Replace(f, "run: sh tests/unit.sh\n", "run: sh tests/unit.sh\n      paths: [\"web/**\", \"api/**\"]\n", 1)
+	})
+	docs := e.pushBranch("feature/paths", "Docs", map[string]string{"docs/notes.md": "notes\n"})
+	e.idle()
+	got := e.stageChecks(docs)
+	if want := map[string][]string{"static": {"skipped"}, "unit": {"skipped"}, "integration": {"success"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("a docs-only push: %v, want %v", got, want)
+	}
+	if c := e.stageCheck(docs, "unit"); c.OutputTitle != "Skipped: no change in its paths" {
+		t.Errorf("unit check run: %+v", c)
+	}
+
+	code := e.pushBranch("feature/paths", "Code", map[string]string{"web/src/paths.js": "1\n"})
+	e.idle()
+	got = e.stageChecks(code)
+	if want := map[string][]string{"static": {"success"}, "unit": {"success"}, "integration": {"success"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("a push changing web/: %v, want %v", got, want)
+	}
+}

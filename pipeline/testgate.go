@@ -38,14 +38,15 @@ type gateVerdict struct {
 func (v gateVerdict) passed() bool { return len(v.failed) == 0 && len(v.pending) == 0 }
 
 // judgeGate decides a gate from a commit's test results. Only a stage that
-// passed lets a deploy through; one that failed, was cancelled or was
+// passed, or that its path filter left out (nothing it tests changed),
+// lets a deploy through; one that failed, was cancelled or was
 // skipped (a stage it needs failed) holds it back. A commit whose test run
 // was skipped as a whole ([skip ci]) is not held back: its author chose so.
 func judgeGate(needs []string, res state.Results) gateVerdict {
 	var v gateVerdict
 	for _, stage := range needs {
 		switch res.Stages[stage] {
-		case StepSucceeded:
+		case StepSucceeded, stepUnchanged:
 		case StepFailed, StepCancelled, StepSkipped:
 			v.failed = append(v.failed, stage)
 		case "":

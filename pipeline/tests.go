@@ -107,6 +107,7 @@ type testRequest struct {
 	stage   string
 	reason  string
 	message string // the head commit's message, for [skip ci]
+	before  string // the branch's head before the push ("" or zeros: none)
 }
 
 // testRunArgs is the job of a run asked for by another worker: the head of
@@ -142,7 +143,7 @@ func (a testRunArgs) request() testRequest {
 func (t *testRuns) push(ctx context.Context, job *river.Job[intent.TestRequested]) error {
 	in := job.Args
 	return t.run(ctx, job.ID, testRequest{
-		meta: in.Meta, key: in.Branch, branch: in.Branch, sha: in.After, reason: reasonPush, message: in.HeadMessage,
+		meta: in.Meta, key: in.Branch, branch: in.Branch, sha: in.After, reason: reasonPush, message: in.HeadMessage, before: in.Before,
 	})
 }
 

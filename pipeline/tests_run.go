@@ -202,6 +202,7 @@ func (r *testRun) test(ctx context.Context) error {
 		return r.finish(ctx, "skipped", fmt.Errorf("stage %q is no longer in the pipeline file", r.req.stage))
 	}
 	r.file, r.stages = file, stages
+	unchanged := r.unchangedStages(ctx)
 	vars := map[string]string{"branch": r.req.branch, "sha": r.req.sha, "sha7": short(r.req.sha), "repo": r.req.meta.Repo.Name, "pr": ""}
 	if r.req.pr > 0 {
 		vars["pr"] = strconv.Itoa(r.req.pr)
@@ -211,6 +212,15 @@ func (r *testRun) test(ctx context.Context) error {
 	if err := r.createChecks(ctx); err != nil {
 		r.concludeAll(ctx, nil, err)
 		_ = r.finish(ctx, "failed", err)
+		return err
+	}
+	if err := r.skipUnchanged(ctx, unchanged); err != nil {
+		_ = r.finish(ctx, "failed", err)
+		return err
+	}
+	if len(r.stages) == 0 {
+		err := r.finish(ctx, "succeeded", nil)
+		r.t.releaseGates(ctx, r)
 		return err
 	}
 	ws, wsErr := newWorkspace(deps)

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/revelations-studio/deploybot/internal/strictyaml"
@@ -203,6 +204,49 @@ type Worker struct {
 	// Environments adds vars, secrets and generated secrets per
 	// environment.
 	Environments WorkerEnvironments `yaml:"environments"`
+	// Paths and PathsIgnore: a preview redeploys the Worker only when a
+	// file they select changed since the preview's last deploy (see
+	// Filter); otherwise it keeps the version it has.
+	Paths       []string `yaml:"paths"`
+	PathsIgnore []string `yaml:"paths_ignore"`
+}
+
+// Filter is the Worker's path filter.
+func (w Worker) Filter() Filter { return Filter{Paths: w.Paths, Ignore: w.PathsIgnore} }
+
+// Filter selects, among the files a change touched, the ones that concern
+// a stage or a Worker, with globs as GitHub Actions writes them ("**"
+// crosses folders, "*" does not): a file counts when it matches one of
+// Paths (any file, when Paths is empty) and none of Ignore.
+type Filter struct {
+	Paths  []string
+	Ignore []string
+}
+
+// Empty reports whether the filter selects every change.
+func (f Filter) Empty() bool { return len(f.Paths) == 0 && len(f.Ignore) == 0 }
+
+// Touched reports whether a change of files concerns the filter: one of
+// them counts.
+func (f Filter) Touched(files []string) bool {
+	if f.Empty() {
+		return true
+	}
+	for _, file := range files {
+		if (len(f.Paths) == 0 || matchAny(f.Paths, file)) && !matchAny(f.Ignore, file) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchAny(patterns []string, file string) bool {
+	for _, p := range patterns {
+		if ok, _ := doublestar.Match(p, file); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Bindings is what a Worker gets in one environment, before placeholders
@@ -267,7 +311,15 @@ type Stage struct {
 	Needs    []string `yaml:"needs"`
 	Database bool     `yaml:"database"`
 	Timeout  string   `yaml:"timeout"`
+	// Paths and PathsIgnore: the stage runs only when a file they select
+	// changed in the push (see Filter); otherwise its check run says it
+	// was skipped, and a deploy waiting for it is not held back.
+	Paths       []string `yaml:"paths"`
+	PathsIgnore []string `yaml:"paths_ignore"`
 }
+
+// Filter is the stage's path filter.
+func (s Stage) Filter() Filter { return Filter{Paths: s.Paths, Ignore: s.PathsIgnore} }
 
 // Production says how merges deploy.
 type Production struct {
@@ -393,6 +445,7 @@ func (v *validator) check(f *File) {
 			v.fail(key+".compatibility_date", "%q is not a date like 2025-01-01", w.CompatibilityDate)
 		}
 		v.bindings(f, key, w)
+		v.globs(key, w.Filter())
 		h := w.Health
 		if h.Status == 0 {
 			f.Workers[i].Health.Status = 200
@@ -431,6 +484,24 @@ func (v *validator) check(f *File) {
 	for _, env := range []string{EnvPreview, EnvTest, EnvProduction} {
 		for name, val := range f.Environments.Of(env).Vars {
 			v.vars("environments."+env+".vars."+name, name, val, env)
+		}
+	}
+}
+
+// globs checks a path filter's patterns.
+func (v *validator) globs(key string, f Filter) {
+	for _, list := range []struct {
+		name     string
+		patterns []string
+	}{{"paths", f.Paths}, {"paths_ignore", f.Ignore}} {
+		for i, p := range list.patterns {
+			k := fmt.Sprintf("%s.%s[%d]", key, list.name, i)
+			switch {
+			case p == "" || strings.HasPrefix(p, "/"):
+				v.fail(k, "%q: write paths from the repository's root, without a leading /", p)
+			case !doublestar.ValidatePattern(p):
+				v.fail(k, "%q is not a valid glob", p)
+			}
 		}
 	}
 }
@@ -602,6 +673,7 @@ func (v *validator) stages(stages []Stage) {
 			v.fail(key+".run", "is required (the command to run)")
 		}
 		v.duration(key+".timeout", s.Timeout)
+		v.globs(key, s.Filter())
 	}
 	for i, s := range stages {
 		for j, n := range s.Needs {

@@ -77,6 +77,8 @@ func TestErrorsNameLineAndKey(t *testing.T) {
 		{"gate naming an unknown stage", "tests:\n  stages:\n    - {name: unit, run: x}\npreview:\n  needs_tests: [unit, lint]\n", ":5: preview.needs_tests[1]: \"lint\" is not a stage of tests.stages"},
 		{"gate without stages", "production:\n  needs_tests: all\n", ":2: production.needs_tests: waits for tests, but tests.stages has none"},
 		{"gate of the wrong shape", "tests:\n  stages:\n    - {name: unit, run: x}\nproduction:\n  needs_tests: unit\n", ":5: production.needs_tests: expected a list of stage names or all, found \"unit\""},
+		{"bad glob", "tests:\n  stages:\n    - {name: unit, run: x, paths: [\"web/[a-\"]}\n", ":3: tests.stages[0].paths[0]: \"web/[a-\" is not a valid glob"},
+		{"absolute path filter", worker + "    paths_ignore: [/docs/**]\n", ":7: workers[0].paths_ignore[0]: \"/docs/**\": write paths from the repository's root"},
 		{"bad test secret", "tests:\n  secrets: [not-a-name]\n", ":2: tests.secrets[0]: \"not-a-name\" is not a valid environment variable name"},
 	}
 	for _, c := range cases {
@@ -195,6 +197,36 @@ workers:
 		}
 		if got := fmt.Sprint(b.Generated); got != c.generated {
 			t.Errorf("%s generated = %s, want %s", c.env, got, c.generated)
+		}
+	}
+}
+
+// TestFilterTouched: a change concerns a filter when one of its files
+// matches paths (any, when paths is empty) and not paths_ignore, with "**"
+// crossing folders as in GitHub Actions.
+func TestFilterTouched(t *testing.T) {
+	web := repoconfig.Filter{Paths: []string{"web/**", "packages/ui/**"}}
+	notDocs := repoconfig.Filter{Ignore: []string{"**/*.md", "docs/**"}}
+	both := repoconfig.Filter{Paths: []string{"api/**"}, Ignore: []string{"api/**/*_test.ts"}}
+	cases := []struct {
+		f     repoconfig.Filter
+		files []string
+		want  bool
+	}{
+		{repoconfig.Filter{}, nil, true},
+		{web, []string{"web/src/app.tsx"}, true},
+		{web, []string{"packages/ui/button/index.ts"}, true},
+		{web, []string{"api/src/index.ts", "README.md"}, false},
+		{web, []string{"website/x"}, false},
+		{notDocs, []string{"README.md", "docs/a/b.txt"}, false},
+		{notDocs, []string{"README.md", "api/x.ts"}, true},
+		{both, []string{"api/src/a_test.ts"}, false},
+		{both, []string{"api/src/a_test.ts", "api/src/a.ts"}, true},
+		{web, nil, false},
+	}
+	for _, c := range cases {
+		if got := c.f.Touched(c.files); got != c.want {
+			t.Errorf("%+v.Touched(%q) = %v, want %v", c.f, c.files, got, c.want)
 		}
 	}
 }
