@@ -211,3 +211,42 @@ func TestPathFilters(t *testing.T) {
 		t.Errorf("a push changing web/: %v, want %v", got, want)
 	}
 }
+
+// TestPathFiltersKeepUnchangedWorkers: a preview rebuilds only the Workers
+// whose paths the push changed; the others keep their live version (and
+// the comment shows the commit it was built from).
+func TestPathFiltersKeepUnchangedWorkers(t *testing.T) {
+	e := start(t)
+	e.commitMain(func(f string) string {
+		return strings.Replace(f, "    script: ecom-api\n", "    script: ecom-api\n    paths: [\"api/**\"]\n", 1)
+	})
+	pr, first := e.open("feature/filters", map[string]string{"web/src/a.js": "1\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+	if got := e.live(host("api", pr)); got != first {
+		t.Fatalf("first deploy: api serves %q, want %s (every Worker deploys the first time)", got, first)
+	}
+
+	second := e.push(pr, map[string]string{"web/src/b.js": "2\n"})
+	e.event(pr, "synchronize")
+	e.idle()
+	if c := e.previewCheck(second); c.Conclusion != "success" {
+		t.Fatalf("second deploy: %+v (%s)", c, e.failedSteps())
+	}
+	if got := e.live(host("web", pr)); got != second {
+		t.Errorf("web serves %q, want %s", got, second)
+	}
+	if got := e.live(host("api", pr)); got != first {
+		t.Errorf("api serves %q, want %s: nothing under api/ changed", got, first)
+	}
+	if c := e.comment(pr); !strings.Contains(c, "| ⚙️ | api | ✅ Ready | https://"+host("api", pr)+" | `"+first[:7]+"` |") {
+		t.Errorf("comment:\n%s", c)
+	}
+
+	third := e.push(pr, map[string]string{"api/src/lib/c.js": "3\n"})
+	e.event(pr, "synchronize")
+	e.idle()
+	if got := e.live(host("api", pr)); got != third {
+		t.Errorf("api serves %q after a change under api/, want %s", got, third)
+	}
+}

@@ -123,3 +123,56 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+// keepStep is the step of a Worker a path filter leaves as it is.
+func keepStep(worker string) string { return "keep:" + worker }
+
+// unchangedWorkers are the Workers of a preview that keep their version:
+// each has a path filter, a version live in this preview (built from a
+// recorded commit), and no file its filter selects changed since that
+// commit. A /redeploy, a reset database or an unknown change rebuilds
+// them all.
+func (r *previewRun) unchangedWorkers(ctx context.Context, pl *plan) map[string]string {
+	if r.force || r.resetDB {
+		return nil
+	}
+	live := map[string]string{} // script → commit
+	for _, w := range r.st.Resources.Workers {
+		live[w.Script] = w.Commit
+	}
+	out := map[string]string{}
+	changed := map[string][]string{} // by base commit
+	for _, pw := range pl.workers {
+		since := live[pw.script]
+		if pw.w.Filter().Empty() || since == "" || since == r.pr.HeadSHA {
+			continue
+		}
+		files, seen := changed[since]
+		if !seen {
+			list, complete, err := r.repo.ChangedFiles(ctx, since, r.pr.HeadSHA)
+			if err != nil || !complete {
+				r.logger.Info().Err(err).Str("since", short(since)).Msg("the changed files are not known: every Worker is rebuilt")
+				return nil
+			}
+			files, changed[since] = list, list
+		}
+		if !pw.w.Filter().Touched(files) {
+			out[pw.w.Name] = since
+		}
+	}
+	return out
+}
+
+// recordBuilt notes, after a preview deployed, the commit each Worker it
+// rebuilt was built from.
+func (r *previewRun) recordBuilt(pl *plan) {
+	for i, w := range r.st.Resources.Workers {
+		for _, pw := range pl.workers {
+			if pw.script == w.Script {
+				if _, kept := pl.unchanged[pw.w.Name]; !kept {
+					r.st.Resources.Workers[i].Commit = r.pr.HeadSHA
+				}
+			}
+		}
+	}
+}

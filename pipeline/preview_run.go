@@ -38,6 +38,7 @@ type previewRun struct {
 	jobID   int64
 	logger  zerolog.Logger
 	resetDB bool
+	force   bool // rebuild every Worker, whatever the path filters say
 
 	runID    int64
 	checkID  int64
@@ -65,6 +66,9 @@ type plan struct {
 	// branch whose role password it reset (read once the run is done).
 	uris        neon.URIs
 	ownPassword string
+	// unchanged maps the Workers a path filter leaves as they are to the
+	// commit their live version was built from.
+	unchanged map[string]string
 	// Guarded by the run's commentMu: the stages the "tests" step waits
 	// for, and the step states last shown.
 	waitingFor []string
@@ -136,11 +140,12 @@ func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
 	return pl, nil
 }
 
-// boundDeploys are the deploy steps of the Workers w's service bindings name.
-func boundDeploys(w repoconfig.Worker) []string {
+// boundDeploys are the deploy steps of the Workers w's service bindings
+// name (an unchanged one already exists: nothing to wait for).
+func boundDeploys(w repoconfig.Worker, unchanged map[string]string) []string {
 	var out []string
 	for _, s := range w.Services {
-		if !slices.Contains(out, "deploy:"+s.Worker) {
+		if _, ok := unchanged[s.Worker]; !ok && !slices.Contains(out, "deploy:"+s.Worker) {
 			out = append(out, "deploy:"+s.Worker)
 		}
 	}
@@ -187,6 +192,7 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 		return r.fail(ctx, "The preview could not be planned", err.Error(), err)
 	}
 	r.st.Resources = r.st.Resources.Merge(pl.res)
+	pl.unchanged = r.unchangedWorkers(ctx, pl)
 	r.st.State = templates.Building
 	if err := r.p.save(ctx, r.st); err != nil {
 		return r.finishRun(ctx, "failed", err)
@@ -228,13 +234,22 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 	}
 	var healthSteps []string
 	for _, pw := range pl.workers {
+		if since, ok := pl.unchanged[pw.w.Name]; ok {
+			// Nothing it is built from changed: it keeps its version.
+			steps = append(steps, Step{Name: keepStep(pw.w.Name), Do: func(ctx context.Context, log *Log) error {
+				log.Printf("%s keeps the version built from %s: no file its paths select changed since", pw.script, short(since))
+				return nil
+			}})
+			healthSteps = append(healthSteps, keepStep(pw.w.Name))
+			continue
+		}
 		build, deploy, check := "build:"+pw.w.Name, "deploy:"+pw.w.Name, "health:"+pw.w.Name
 		steps = append(steps,
 			Step{Name: build, Needs: []string{"source"}, Do: func(ctx context.Context, log *Log) error { return r.build(ctx, log, pl, pw.w) }},
 			// Cloudflare refuses an upload whose service binding names a
 			// Worker that does not exist yet: the Workers this one binds
 			// go up first (the file has no cycle).
-			Step{Name: deploy, Needs: slices.Concat([]string{build, "migrate"}, gate, boundDeploys(pw.w)), Do: func(ctx context.Context, log *Log) error {
+			Step{Name: deploy, Needs: slices.Concat([]string{build, "migrate"}, gate, boundDeploys(pw.w, pl.unchanged)), Do: func(ctx context.Context, log *Log) error {
 				return r.deployWorker(ctx, log, pl, pw)
 			}},
 			Step{Name: check, Needs: []string{deploy}, Do: func(ctx context.Context, log *Log) error {
@@ -415,6 +430,7 @@ func (r *previewRun) conclude(ctx context.Context, pl *plan, states []StepState,
 	switch {
 	case runErr == nil:
 		r.st.State, r.st.DeployedSHA = templates.Ready, r.pr.HeadSHA
+		r.recordBuilt(pl)
 	case errors.Is(runErr, context.Canceled) || errors.Is(runErr, context.DeadlineExceeded):
 		// A newer run of this PR took over (or the job ran out of time):
 		// leave the comment to the next run.
@@ -544,6 +560,9 @@ func (r *previewRun) updateComment(ctx context.Context, pl *plan, states []StepS
 	c.Rows = append(c.Rows, templates.Row{Kind: "database", Name: pl.branch, Status: rowStatus(status, "database", "migrate"), Commit: r.pr.HeadSHA, Updated: now})
 	for _, pw := range pl.workers {
 		row := templates.Row{Kind: "worker", Name: pw.w.Name, Status: rowStatus(status, "build:"+pw.w.Name, "deploy:"+pw.w.Name, "health:"+pw.w.Name), Commit: r.pr.HeadSHA, Updated: now}
+		if since, ok := pl.unchanged[pw.w.Name]; ok {
+			row.Status, row.Commit = rowStatus(status, keepStep(pw.w.Name)), since
+		}
 		if row.Status == templates.Ready && pw.hostname != "" {
 			row.URL = "https://" + pw.hostname
 		}

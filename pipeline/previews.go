@@ -98,7 +98,7 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	if err := p.concludeAbandoned(ctx, repo, repoName, number); err != nil {
 		return nil, err
 	}
-	run := &previewRun{p: p, repo: repo, meta: m, pr: pr, st: st, jobID: jobID, logger: logger, resetDB: opts.resetDB}
+	run := &previewRun{p: p, repo: repo, meta: m, pr: pr, st: st, jobID: jobID, logger: logger, resetDB: opts.resetDB, force: opts.force}
 
 	if pr.State == "closed" || opts.destroy {
 		return st, run.teardown(ctx)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,6 +54,9 @@ type DeployedWorker struct {
 	Name     string `json:"name"`
 	Script   string `json:"script"`
 	Hostname string `json:"hostname,omitempty"`
+	// Commit is the commit the Worker's live version was built from ("":
+	// not known to be live), from which a path filter compares.
+	Commit string `json:"commit,omitempty"`
 }
 
 // Empty reports whether nothing was created.
@@ -65,10 +69,13 @@ func (r Resources) Merge(plan Resources) Resources {
 	if plan.Project == r.Project && plan.Branch == r.Branch {
 		out.OwnPassword = r.OwnPassword
 	}
+	out.Workers = slices.Clone(plan.Workers)
 	for _, w := range r.Workers {
 		found := false
-		for _, p := range plan.Workers {
-			found = found || p.Script == w.Script
+		for i, p := range out.Workers {
+			if p.Script == w.Script {
+				found, out.Workers[i].Commit = true, w.Commit
+			}
 		}
 		if !found {
 			out.Workers = append(out.Workers, w)
