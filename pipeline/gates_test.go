@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -249,4 +250,44 @@ func TestPathFiltersKeepUnchangedWorkers(t *testing.T) {
 	if got := e.live(host("api", pr)); got != third {
 		t.Errorf("api serves %q after a change under api/, want %s", got, third)
 	}
+}
+
+// TestSetupRunsOncePerRun: the setup command runs once per run, before the
+// builds and the stages, which all see what it installed (each test stage
+// in its own copy of the set-up checkout).
+func TestSetupRunsOncePerRun(t *testing.T) {
+	e := start(t)
+	e.commitMain(func(f string) string {
+		return strings.Replace(f, "workers:\n", "setup:\n  run: sh scripts/setup.sh\n  timeout: 2m\nworkers:\n", 1)
+	})
+	ran := filepath.Join(e.shared, "setup-runs")
+	setup := fmt.Sprintf("mkdir -p node_modules && echo installed > node_modules/.installed\necho \"$DEPLOYBOT_ENVIRONMENT\" >> %q\n", ran)
+	needsSetup := "test -f ../node_modules/.installed || { echo 'setup did not run before the build'; exit 1; }\n" + normalBuild
+	files := map[string]string{
+		"scripts/setup.sh": setup,
+		"web/build.sh":     needsSetup,
+		"tests/unit.sh":    "test -f node_modules/.installed && echo 'unit sees the setup'\n",
+	}
+	sha := e.pushBranch("feature/setup", "Setup", files)
+	pr, err := e.gh.OpenPR(demo.Repo, "feature/setup", "main", "Setup", false, false)
+	e.must(err)
+	e.event(pr, "opened")
+	e.idle()
+	if c := e.previewCheck(sha); c.Conclusion != "success" {
+		t.Fatalf("preview: %+v (%s)", c, e.failedSteps())
+	}
+	if got := e.stageChecks(sha); fmt.Sprint(got["unit"]) != "[success]" || fmt.Sprint(got["integration"]) != "[success]" {
+		t.Errorf("stages: %v (%s)", got, e.failedSteps())
+	}
+	log, err := os.ReadFile(ran)
+	e.must(err)
+	if got := strings.Fields(string(log)); fmt.Sprint(sortedCopy(got)) != "[preview test]" {
+		t.Errorf("setup ran for %v, want once for the preview and once for the test run", got)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
 }

@@ -222,8 +222,15 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 	steps := []Step{
 		{Name: "database", Do: func(ctx context.Context, log *Log) error { return r.database(ctx, log, pl) }},
 		sourceStep(r.repo, r.meta.Repo.FullName(), r.pr.HeadSHA, ws),
-		{Name: "migrate", Needs: []string{"database", "source"}, Do: func(ctx context.Context, log *Log) error { return r.migrate(ctx, log, pl) }},
 	}
+	// The builds and the migration start from the source, or from what
+	// the setup command made of it.
+	checkout := "source"
+	if pl.file.Setup.Run != "" {
+		checkout = "setup"
+		steps = append(steps, setupStep(r.p.deps, pl.file, checkout, "source", ws.Dir, func() map[string]string { return pl.env }, r.pr.Fork))
+	}
+	steps = append(steps, Step{Name: "migrate", Needs: []string{"database", checkout}, Do: func(ctx context.Context, log *Log) error { return r.migrate(ctx, log, pl) }})
 	// A gated preview deploys once its tests passed; builds go on meanwhile.
 	var gate []string
 	if needs := pl.file.Preview.NeedsTests.Of(pl.file.Tests); len(needs) > 0 {
@@ -245,7 +252,7 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 		}
 		build, deploy, check := "build:"+pw.w.Name, "deploy:"+pw.w.Name, "health:"+pw.w.Name
 		steps = append(steps,
-			Step{Name: build, Needs: []string{"source"}, Do: func(ctx context.Context, log *Log) error { return r.build(ctx, log, pl, pw.w) }},
+			Step{Name: build, Needs: []string{checkout}, Do: func(ctx context.Context, log *Log) error { return r.build(ctx, log, pl, pw.w) }},
 			// Cloudflare refuses an upload whose service binding names a
 			// Worker that does not exist yet: the Workers this one binds
 			// go up first (the file has no cycle).

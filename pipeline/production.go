@@ -277,10 +277,16 @@ func (pl *prodPlan) placeholders() map[string]string {
 func (pl *prodPlan) steps() []Step {
 	steps := []Step{sourceStep(pl.r.repo, pl.tg.repo, pl.r.sha, pl.ws), {Name: "validate", Do: pl.validate}}
 	builds := []string{"validate"}
+	checkout := "source"
+	if pl.file.Setup.Run != "" {
+		checkout = "setup"
+		steps = append(steps, setupStep(pl.r.deps, pl.file, checkout, "source", pl.ws.Dir, func() map[string]string { return pl.env }, false))
+		builds = append(builds, checkout) // the migration may need what setup installed
+	}
 	for _, pw := range pl.workers {
 		name := "build:" + pw.w.Name
 		builds = append(builds, name)
-		steps = append(steps, Step{Name: name, Needs: []string{"source"}, Do: func(ctx context.Context, log *Log) error { return pl.build(ctx, log, pw) }})
+		steps = append(steps, Step{Name: name, Needs: []string{checkout}, Do: func(ctx context.Context, log *Log) error { return pl.build(ctx, log, pw) }})
 	}
 	// A gated deploy changes nothing (the migration first) before its
 	// tests passed on the merged commit.

@@ -3,10 +3,12 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
+	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/workspace"
 )
 
@@ -70,5 +72,18 @@ func sourceStep(repo Repo, repoName, sha string, ws *workspace.Workspace) Step {
 		}
 		log.Printf("%s at %s: %+v", repoName, short(sha), stats)
 		return nil
+	}}
+}
+
+// setupStep runs the pipeline file's setup command once in dir, after the
+// source step, for the steps that need what it installs. Its name is
+// stepName; env is the run's command environment.
+func setupStep(deps Deps, file *repoconfig.File, stepName, after string, dir func() string, env func() map[string]string, untrusted bool) Step {
+	return Step{Name: stepName, Needs: []string{after}, Do: func(ctx context.Context, log *Log) error {
+		timeout := 15 * time.Minute
+		if file.Setup.Timeout != "" {
+			timeout, _ = time.ParseDuration(file.Setup.Timeout) // validated by repoconfig
+		}
+		return runCommand(ctx, deps.Commands, log, runner.Command{Script: file.Setup.Run, Dir: dir(), Workspace: dir(), Env: env(), Timeout: timeout, Untrusted: untrusted})
 	}}
 }

@@ -54,6 +54,7 @@ const (
 // and stage names cannot contain ':'.
 const (
 	stepSource   = "setup:source"
+	stepSetup    = "setup:run" // the pipeline file's setup command
 	stepDatabase = "setup:database"
 	stepMigrate  = "setup:migrate"
 )

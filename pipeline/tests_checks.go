@@ -232,6 +232,8 @@ func setupTitle(step string) string {
 		return "Setup failed: the database branch could not be created"
 	case stepMigrate:
 		return "Setup failed: the migration failed"
+	case stepSetup:
+		return "Setup failed: the setup command failed"
 	}
 	return "Setup failed: " + step
 }

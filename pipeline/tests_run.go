@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -290,6 +291,14 @@ func selectStages(all []repoconfig.Stage, stage string) ([]repoconfig.Stage, boo
 // allow.
 func (r *testRun) steps() []Step {
 	steps := []Step{{Name: stepSource, Do: r.fetchSource}}
+	// Everything starts from the source, or from what the setup command
+	// made of it (each stage gets its own copy).
+	checkout := stepSource
+	if r.file.Setup.Run != "" {
+		checkout = stepSetup
+		steps = append(steps, setupStep(r.t.deps, r.file, stepSetup, stepSource, func() string { return r.sourceDir },
+			func() map[string]string { return r.env("", false) }, r.req.fork))
+	}
 	db := false
 	for _, s := range r.stages {
 		db = db || s.Database
@@ -297,11 +306,11 @@ func (r *testRun) steps() []Step {
 	if db {
 		steps = append(steps,
 			Step{Name: stepDatabase, Do: r.createDatabase},
-			Step{Name: stepMigrate, Needs: []string{stepSource, stepDatabase}, Do: r.migrate},
+			Step{Name: stepMigrate, Needs: []string{checkout, stepDatabase}, Do: r.migrate},
 		)
 	}
 	for _, s := range r.stages {
-		needs := append([]string{stepSource}, s.Needs...)
+		needs := append([]string{checkout}, s.Needs...)
 		if s.Database {
 			needs = append(needs, stepMigrate)
 		}
@@ -348,6 +357,25 @@ func (r *testRun) fetchSource(ctx context.Context, log *Log) error {
 	r.sourceDir = dir
 	log.Printf("%s at %s: %+v", r.req.meta.Repo.FullName(), short(r.req.sha), stats)
 	return nil
+}
+
+// stageTree is a stage's own checkout: the source unpacked again, or,
+// after a setup command, a copy of the tree it set up.
+func (r *testRun) stageTree(ctx context.Context, stage string) (string, error) {
+	if r.file.Setup.Run == "" {
+		dir, _, err := r.unpack(ctx, "stage-"+stage)
+		return dir, err
+	}
+	dir := filepath.Join(r.dir, "stage-"+stage)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", err
+	}
+	// cp -a keeps symlinks as links (node_modules is full of them) and the
+	// files' modes; the paths are the bot's own, and no shell is involved.
+	if out, err := exec.CommandContext(ctx, "cp", "-a", "--", r.sourceDir+"/.", dir).CombinedOutput(); err != nil {
+		return dir, fmt.Errorf("copy the set-up checkout: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return dir, nil
 }
 
 // unpack extracts the tarball into a new folder of the run.
@@ -489,7 +517,7 @@ func (r *testRun) runStage(ctx context.Context, log *Log, s repoconfig.Stage) er
 	}
 	defer release()
 	r.markInProgress(ctx, s.Name)
-	dir, _, err := r.unpack(ctx, "stage-"+s.Name)
+	dir, err := r.stageTree(ctx, s.Name)
 	if dir != "" {
 		defer workspace.RemoveAll(dir)
 	}

@@ -36,11 +36,22 @@ type File struct {
 	Version      int          `yaml:"version"`
 	Database     Database     `yaml:"database"`
 	Environments Environments `yaml:"environments"`
+	Setup        Setup        `yaml:"setup"`
 	Preview      Preview      `yaml:"preview"`
 	Workers      []Worker     `yaml:"workers"`
 	Tests        Tests        `yaml:"tests"`
 	Production   Production   `yaml:"production"`
 	Forks        Forks        `yaml:"forks"`
+}
+
+// Setup is a command run once per run, in the run's checkout, after the
+// source is fetched and before the builds, the migration and the test
+// stages, which all see what it left (installed dependencies, say). Builds
+// of one run share a checkout: installing in setup, not in each build,
+// keeps them from racing each other.
+type Setup struct {
+	Run     string `yaml:"run"`
+	Timeout string `yaml:"timeout"` // default 15m
 }
 
 // The bot's three environments: a pull request's preview, a push's test
@@ -474,6 +485,10 @@ func (v *validator) check(f *File) {
 		}
 	}
 	v.stages(f.Tests.Stages)
+	v.duration("setup.timeout", f.Setup.Timeout)
+	if f.Setup.Timeout != "" && strings.TrimSpace(f.Setup.Run) == "" {
+		v.fail("setup.run", "is required with setup.timeout (the command to run)")
+	}
 	v.gate("preview.needs_tests", f.Preview.NeedsTests, f.Tests)
 	v.gate("production.needs_tests", f.Production.NeedsTests, f.Tests)
 	for j, s := range f.Tests.Secrets {

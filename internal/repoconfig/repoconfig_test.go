@@ -79,6 +79,8 @@ func TestErrorsNameLineAndKey(t *testing.T) {
 		{"gate of the wrong shape", "tests:\n  stages:\n    - {name: unit, run: x}\nproduction:\n  needs_tests: unit\n", ":5: production.needs_tests: expected a list of stage names or all, found \"unit\""},
 		{"bad glob", "tests:\n  stages:\n    - {name: unit, run: x, paths: [\"web/[a-\"]}\n", ":3: tests.stages[0].paths[0]: \"web/[a-\" is not a valid glob"},
 		{"absolute path filter", worker + "    paths_ignore: [/docs/**]\n", ":7: workers[0].paths_ignore[0]: \"/docs/**\": write paths from the repository's root"},
+		{"setup without a command", "setup:\n  timeout: 5m\n", "setup.run: is required with setup.timeout"},
+		{"bad setup timeout", "setup:\n  run: pnpm install\n  timeout: soon\n", ":3: setup.timeout: \"soon\" is not a positive duration"},
 		{"bad test secret", "tests:\n  secrets: [not-a-name]\n", ":2: tests.secrets[0]: \"not-a-name\" is not a valid environment variable name"},
 	}
 	for _, c := range cases {
