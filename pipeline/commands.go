@@ -221,6 +221,9 @@ func (q *requests) checkRunAction(ctx context.Context, job *river.Job[intent.Che
 	if isTestCheck(in.Name) {
 		return q.p.tests.queueTestRerun(ctx, in)
 	}
+	if in.Name == CheckProduction {
+		return q.productionAction(ctx, in)
+	}
 	if in.Name != CheckPreview {
 		return nil
 	}

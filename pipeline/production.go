@@ -28,7 +28,9 @@ const CheckProduction = "deploybot/production"
 
 // registerProduction adds the production deploy worker (ProductionPush).
 func registerProduction(workers *river.Workers, deps Deps) {
-	addWorker(workers, deployTimeout, (&production{deps: deps}).deploy)
+	prod := &production{deps: deps}
+	addWorker(workers, deployTimeout, prod.deploy)
+	addWorker(workers, deployTimeout, prod.rollback)
 }
 
 // production deploys the default branch after a merge: validate and
@@ -63,14 +65,14 @@ func (p *production) deploy(ctx context.Context, job *river.Job[intent.Productio
 	if err != nil {
 		return err
 	}
-	if last == in.After {
+	if last == in.After && !in.Redeploy {
 		logger.Info().Msg("this commit's production run already happened: a duplicate push")
 		return nil
 	}
-	// The default branch gets its test stages like every other branch; the
-	// deploy does not wait for them. Unique by args: a retried or snoozed
-	// production job queues them once.
-	if client := river.ClientFromContext[pgx.Tx](ctx); client != nil {
+	// The default branch gets its test stages like every other branch (a
+	// gated deploy waits for them). Unique by args: a retried or snoozed
+	// production job queues them once; a redeploy tests nothing new.
+	if client := river.ClientFromContext[pgx.Tx](ctx); client != nil && !in.Redeploy {
 		if _, err := client.Insert(ctx, intent.TestRequested{Meta: in.Meta, Push: in.Push},
 			&river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}); err != nil {
 			logger.Warn().Err(err).Msg("queueing the default branch's tests")
@@ -81,7 +83,8 @@ func (p *production) deploy(ctx context.Context, job *river.Job[intent.Productio
 	if err != nil {
 		return err
 	}
-	pr := &productionRun{deps: p.deps, steps: p.deps.State.Steps, repo: repo, meta: m, sha: in.After, branch: in.Branch, jobID: job.ID, logger: logger}
+	pr := &productionRun{deps: p.deps, steps: p.deps.State.Steps, repo: repo, meta: m, sha: in.After, branch: in.Branch, jobID: job.ID, logger: logger,
+		reason: map[bool]string{false: "push", true: "rerun"}[in.Redeploy]}
 	if err := pr.concludeAbandoned(ctx); err != nil {
 		return err
 	}
@@ -131,6 +134,7 @@ type productionRun struct {
 	meta   intent.Meta
 	sha    string
 	branch string // the default branch the push went to
+	reason string // push, rerun, rollback
 	jobID  int64
 	logger zerolog.Logger
 
@@ -151,7 +155,7 @@ type prodWorker struct {
 }
 
 func (r *productionRun) start(ctx context.Context) error {
-	id, err := r.deps.State.Runs.Start(ctx, state.Run{Kind: "production", Repo: r.meta.Repo.FullName(), HeadSHA: r.sha, JobID: r.jobID, Reason: "push"})
+	id, err := r.deps.State.Runs.Start(ctx, state.Run{Kind: "production", Repo: r.meta.Repo.FullName(), HeadSHA: r.sha, JobID: r.jobID, Reason: r.reason})
 	if err != nil {
 		return err
 	}
@@ -163,13 +167,20 @@ func (r *productionRun) start(ctx context.Context) error {
 	ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 		Name: CheckProduction, HeadSHA: r.sha, Status: github.StatusInProgress, StartedAt: time.Now(),
 		ExternalID: strconv.FormatInt(r.runID, 10),
-		Output:     &github.CheckOutput{Title: "Deploying to production", Summary: "Validating and building before anything changes."},
+		Output:     r.startOutput(),
 	})
 	if err != nil {
 		return fmt.Errorf("create production check run: %w", err)
 	}
 	r.checkID, r.checkURL = ref.ID, ref.URL
 	return r.deps.State.Runs.AttachCheckRun(ctx, r.runID, ref.ID)
+}
+
+func (r *productionRun) startOutput() *github.CheckOutput {
+	if r.reason == "rollback" {
+		return &github.CheckOutput{Title: "Rolling back to " + short(r.sha), Summary: "Putting the Worker versions of this deploy back, one Worker at a time."}
+	}
+	return &github.CheckOutput{Title: "Deploying to production", Summary: "Validating and building before anything changes."}
 }
 
 // showWaiting shows on the check run which test stages the deploy waits
@@ -500,6 +511,16 @@ func (r *productionRun) conclude(ctx context.Context, file *repoconfig.File, wor
 		Title:   title,
 		Summary: note + "\n\n" + strings.Join(lines, "\n") + "\n\n" + summary,
 		Text:    text,
+	}
+	if runErr == nil {
+		versions := map[string]string{}
+		for _, pw := range workers {
+			versions[pw.script] = pw.version
+		}
+		if err := r.deps.State.Runs.SetVersions(ctx, r.runID, versions); err != nil {
+			r.logger.Warn().Err(err).Msg("recording the versions deployed")
+		}
+		run.Actions = []github.CheckAction{rollbackAction}
 	}
 	if err := r.repo.UpdateCheckRun(ctx, r.checkID, run); err != nil {
 		r.logger.Warn().Err(err).Msg("concluding the production check run")

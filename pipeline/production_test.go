@@ -219,3 +219,82 @@ func TestProductionLateDelivery(t *testing.T) {
 		t.Errorf("production check runs: %s=%q %s=%q; want success, and skipped or none", sha2[:7], got[sha2], sha1[:7], got[sha1])
 	}
 }
+
+// productionCheck is the newest production check run of sha.
+func (e *env) productionCheck(sha string) (id int64, conclusion, title string, n int) {
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		if c.Name == "deploybot/production" && c.HeadSHA == sha {
+			id, conclusion, title, n = c.ID, c.Conclusion, c.OutputTitle, n+1
+		}
+	}
+	return id, conclusion, title, n
+}
+
+// clickProduction delivers a check_run event for sha's production check
+// run: "rerequested" or a button's "requested_action".
+func (e *env) clickProduction(sha, action, identifier string) {
+	e.t.Helper()
+	id, _, _, _ := e.productionCheck(sha)
+	ev, err := e.gh.CheckRunEvent(demo.Repo, id, action, identifier)
+	e.must(err)
+	_, err = e.s.Deliver(e.ctx, ev)
+	e.must(err)
+}
+
+// TestProductionRerunAndRollback: "Re-run" on a production check run
+// deploys its commit again; "Roll back to this" on an earlier deploy's
+// check run puts that deploy's Worker versions back everywhere, runs no
+// migration, and says so.
+func TestProductionRerunAndRollback(t *testing.T) {
+	e := start(t)
+	first := e.merge(map[string]string{"web/src/v.js": "1\n"})
+	e.idle()
+	second := e.merge(map[string]string{"web/src/v.js": "2\n", "migrations/002_later.sql": "CREATE TABLE IF NOT EXISTS later (id int);\n"})
+	e.idle()
+	expectAll(t, e.liveEverywhere(), second)
+
+	e.clickProduction(second, "rerequested", "")
+	e.idle()
+	if _, conclusion, _, n := e.productionCheck(second); n != 2 || conclusion != "success" {
+		t.Errorf("after Re-run: %d production check runs on %s, the newest %q; want 2, success (%s)", n, second[:7], conclusion, e.failedSteps())
+	}
+	expectAll(t, e.liveEverywhere(), second)
+
+	e.clickProduction(first, "requested_action", "rollback")
+	e.idle()
+	_, conclusion, title, n := e.productionCheck(first)
+	if n != 2 || conclusion != "success" || title != "Rolled back to "+first[:7] {
+		t.Fatalf("the rollback's check run: %d on %s, the newest %q %q (%s)", n, first[:7], conclusion, title, e.failedSteps())
+	}
+	expectAll(t, e.liveEverywhere(), first)
+	if !e.tableExists("production", "later") {
+		t.Error("the rollback undid a migration")
+	}
+	// A delivery of the newest push again does not undo the rollback.
+	ev, err := e.gh.PushEvent(demo.Repo, "main")
+	e.must(err)
+	_, err = e.s.Deliver(e.ctx, ev)
+	e.must(err)
+	e.idle()
+	expectAll(t, e.liveEverywhere(), first)
+}
+
+// TestProductionActionsNeedPermission: a reader's "Re-run" or "Roll back"
+// on a production check run changes nothing.
+func TestProductionActionsNeedPermission(t *testing.T) {
+	e := start(t)
+	first := e.merge(map[string]string{"web/src/v.js": "1\n"})
+	e.idle()
+	second := e.merge(map[string]string{"web/src/v.js": "2\n"})
+	e.idle()
+	e.must(e.gh.SetPermission(demo.Repo, demo.Owner, "read"))
+	e.clickProduction(first, "requested_action", "rollback")
+	e.clickProduction(second, "rerequested", "")
+	e.idle()
+	for _, sha := range []string{first, second} {
+		if _, _, _, n := e.productionCheck(sha); n != 1 {
+			t.Errorf("%d production check runs on %s after a reader's clicks, want 1", n, sha[:7])
+		}
+	}
+	expectAll(t, e.liveEverywhere(), second)
+}

@@ -143,6 +143,9 @@ type Push struct {
 type ProductionPush struct {
 	Meta
 	Push
+	// Redeploy: someone asked to deploy this commit again ("Re-run" on its
+	// production check run), which a repeated delivery never does.
+	Redeploy bool `json:"redeploy,omitempty"`
 }
 
 // TestRequested is a push to any other branch: run its test stages.

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -121,7 +122,7 @@ func (r Runs) LastProduction(ctx context.Context, repo string, except int64) (st
 	var sha string
 	err := r.pool.QueryRow(ctx, `
 		SELECT head_sha FROM runs WHERE kind = 'production' AND repo = $1 AND job_id <> $2
-		  AND status IN ('running', 'succeeded', 'failed')
+		  AND status IN ('running', 'succeeded', 'failed') AND reason <> 'rollback'
 		ORDER BY id DESC LIMIT 1`, repo, except).Scan(&sha)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
@@ -189,4 +190,38 @@ func (r Runs) Blocked(ctx context.Context, repo, kind, sha string) (pr int, foun
 		return 0, false, fmt.Errorf("read the last %s run of %s@%s: %w", kind, repo, sha, err)
 	}
 	return pr, status == "blocked", nil
+}
+
+// SetVersions records the Worker versions (script → version id) production
+// run id left live.
+func (r Runs) SetVersions(ctx context.Context, id int64, versions map[string]string) error {
+	raw, err := json.Marshal(versions)
+	if err != nil {
+		return err
+	}
+	if _, err := r.pool.Exec(ctx, `UPDATE runs SET versions = $2 WHERE id = $1`, id, raw); err != nil {
+		return fmt.Errorf("record the versions of run %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeployedBy returns the commit and the Worker versions of the successful
+// production run that check run checkRunID reported (found false for any
+// other check run).
+func (r Runs) DeployedBy(ctx context.Context, repo string, checkRunID int64) (sha string, versions map[string]string, found bool, err error) {
+	var raw []byte
+	err = r.pool.QueryRow(ctx, `
+		SELECT head_sha, versions FROM runs
+		WHERE repo = $1 AND check_run_id = $2 AND kind = 'production' AND status = 'succeeded'
+		ORDER BY id DESC LIMIT 1`, repo, checkRunID).Scan(&sha, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil, false, nil
+	}
+	if err != nil {
+		return "", nil, false, fmt.Errorf("read the production run of check run %d: %w", checkRunID, err)
+	}
+	if err := json.Unmarshal(raw, &versions); err != nil {
+		return "", nil, false, fmt.Errorf("read the versions of check run %d: %w", checkRunID, err)
+	}
+	return sha, versions, len(versions) > 0, nil
 }
