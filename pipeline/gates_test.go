@@ -291,3 +291,51 @@ func sortedCopy(s []string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestWranglerFileDeploys: a Worker whose settings come from its wrangler
+// file deploys with them (main, compatibility date, vars, assets), and the
+// pipeline file's own vars win.
+func TestWranglerFileDeploys(t *testing.T) {
+	e := start(t)
+	files, err := e.s.SampleFiles()
+	e.must(err)
+	pipeline := strings.Replace(files[".github/deploybot.yml"], `    dir: web
+    build: sh build.sh
+    main: dist/index.js
+    assets: dist/public      # HTML, CSS and JS, each served with its Content-Type
+    compatibility_date: "2025-01-01"
+`, `    wrangler: web/wrangler.toml
+    build: sh build.sh
+    vars: {FROM_PIPELINE: "yes", SHARED: pipeline}
+`, 1)
+	if pipeline == files[".github/deploybot.yml"] {
+		t.Fatal("the sample's web worker is not written as this test expects")
+	}
+	wrangler := `name = "codex-web"
+main = "dist/index.js"
+compatibility_date = "2025-01-01"
+workers_dev = false
+
+[vars]
+FROM_WRANGLER = "yes"
+SHARED = "wrangler"
+
+[assets]
+directory = "dist/public"
+`
+	_, err = e.gh.Commit(demo.Repo, "main", map[string]string{".github/deploybot.yml": pipeline, "web/wrangler.toml": wrangler}, "wrangler")
+	e.must(err)
+	pr, sha := e.open("feature/wrangler", map[string]string{"web/src/w.js": "1\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+	if c := e.previewCheck(sha); c.Conclusion != "success" {
+		t.Fatalf("preview: %+v (%s)", c, e.failedSteps())
+	}
+	vars := e.vars(host("web", pr))
+	if vars["FROM_WRANGLER"] != "yes" || vars["FROM_PIPELINE"] != "yes" || vars["SHARED"] != "pipeline" {
+		t.Errorf("web vars: %v", vars)
+	}
+	if st, _ := e.s.Sandbox.Cloudflare.Script(fmt.Sprintf("codex-web-preview-%d", pr)); len(st.Assets) == 0 {
+		t.Errorf("the web preview has no assets: %+v", st)
+	}
+}

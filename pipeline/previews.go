@@ -125,7 +125,7 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	if err != nil {
 		return nil, fmt.Errorf("read %s@%s: %w", repoconfig.Path, pr.BaseRef, err)
 	}
-	file, fileErr := repoconfig.Parse(repoconfig.Path+"@"+pr.BaseRef, raw)
+	file, fileErr := repoconfig.ParseWith(repoconfig.Path+"@"+pr.BaseRef, raw, fileAt(ctx, repo, pr.BaseRef))
 	switch decideSync(m, pr, st, file, fileErr, opts) {
 	case syncIgnored:
 		logger.Info().Str("action", m.Action).Msg("the pipeline file does not deploy on this action")

@@ -99,7 +99,7 @@ func (p *production) deploy(ctx context.Context, job *river.Job[intent.Productio
 	if err != nil {
 		return fmt.Errorf("read %s@%s: %w", repoconfig.Path, short(in.After), err)
 	}
-	file, fileErr := repoconfig.Parse(repoconfig.Path+"@"+short(in.After), raw)
+	file, fileErr := repoconfig.ParseWith(repoconfig.Path+"@"+short(in.After), raw, fileAt(ctx, repo, in.After))
 	if fileErr == nil && !file.Production.Enabled {
 		logger.Info().Msg("production deploys are not enabled in the pipeline file")
 		return nil

@@ -95,7 +95,7 @@ func (p *production) rollback(ctx context.Context, job *river.Job[productionRoll
 	if err != nil {
 		return r.fail(ctx, "Roll back failed", "The pipeline file at "+short(sha)+" could not be read: "+err.Error(), err)
 	}
-	file, err := repoconfig.Parse(repoconfig.Path+"@"+short(sha), raw)
+	file, err := repoconfig.ParseWith(repoconfig.Path+"@"+short(sha), raw, fileAt(ctx, repo, sha))
 	if err != nil {
 		return r.fail(ctx, "Roll back failed", "```text\n"+err.Error()+"\n```", err)
 	}

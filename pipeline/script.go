@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bmatcuk/doublestar/v4"
+
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
@@ -74,7 +76,11 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 	// wrangler names them: Cloudflare resolves "./chunks/a.js" in
 	// dist/index.js to the part "chunks/a.js", not to "a.js".
 	base := path.Dir(path.Clean(w.Main))
-	for _, rel := range append([]string{w.Main}, w.Modules...) {
+	modules, err := expandModules(root, w)
+	if err != nil {
+		return script, err
+	}
+	for _, rel := range append([]string{w.Main}, modules...) {
 		file := path.Join(w.Dir, rel)
 		name, ok := moduleName(base, rel)
 		if !ok {
@@ -92,6 +98,7 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 	if w.Assets != "" {
 		script.AssetsRoot = s.workspace
 		script.AssetsDir = filepath.FromSlash(path.Join(w.Dir, w.Assets))
+		script.AssetsBinding = w.AssetsBinding
 	}
 	if w.DatabaseURL != "" {
 		script.Secrets[w.DatabaseURL] = s.dbURL
@@ -132,6 +139,42 @@ func secretIn(cfg config.Repository, repo, env, worker, name string) (string, er
 		return "", fmt.Errorf("worker %s needs secret %s in the %s environment, which the bot's config does not hold: set repositories.%s.%s", worker, name, env, repo, where)
 	}
 	return sec.Value(), nil
+}
+
+// expandModules is the worker's modules with their globs matched against
+// what the build wrote (through root, so never outside the workspace), in
+// order and without repeats; a glob that matches nothing is an error.
+func expandModules(root *os.Root, w repoconfig.Worker) ([]string, error) {
+	var out []string
+	seen := map[string]bool{path.Clean(w.Main): true}
+	add := func(rel string) {
+		if rel = path.Clean(rel); !seen[rel] {
+			seen[rel] = true
+			out = append(out, rel)
+		}
+	}
+	for _, m := range w.Modules {
+		if !strings.ContainsAny(m, "*?[{") {
+			add(m)
+			continue
+		}
+		matches, err := doublestar.Glob(root.FS(), path.Join(path.Clean(w.Dir), m), doublestar.WithFilesOnly())
+		if err != nil {
+			return nil, fmt.Errorf("worker %s: modules %q: %w", w.Name, m, err)
+		}
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("worker %s: modules %q matches no file (did the build produce them?)", w.Name, m)
+		}
+		slices.Sort(matches)
+		for _, full := range matches {
+			rel := full
+			if d := path.Clean(w.Dir); d != "." && d != "" {
+				rel = strings.TrimPrefix(full, d+"/")
+			}
+			add(rel)
+		}
+	}
+	return out, nil
 }
 
 // expandVars fills the placeholders ({pr}, {sha}, …) into var values; other

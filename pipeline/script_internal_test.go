@@ -111,3 +111,29 @@ func link(t *testing.T, target, file string) {
 		t.Fatal(err)
 	}
 }
+
+// TestModuleGlobs: modules may be globs over what the build wrote, matched
+// inside the workspace only; one that matches nothing is an error.
+func TestModuleGlobs(t *testing.T) {
+	ws := t.TempDir()
+	write(t, filepath.Join(ws, "web/dist/index.js"), "export default {}")
+	write(t, filepath.Join(ws, "web/dist/chunks/b.js"), "export const b = 1")
+	write(t, filepath.Join(ws, "web/dist/chunks/a.js"), "export const a = 1")
+	write(t, filepath.Join(ws, "web/dist/chunks/a.js.map"), "{}")
+	worker := repoconfig.Worker{Name: "web", Dir: "web", Main: "dist/index.js", Modules: []string{"dist/chunks/*.js", "dist/chunks/a.js"}, CompatibilityDate: "2025-01-01"}
+	script, err := buildScript(Deps{}, "acme/app", scriptSpec{worker: worker, name: "web-preview-1", workspace: ws, scope: "pr-1"}, &Log{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range script.Modules {
+		names = append(names, m.Name)
+	}
+	if got := strings.Join(names, " "); got != "index.js chunks/a.js chunks/b.js" {
+		t.Errorf("modules = %s, want index.js chunks/a.js chunks/b.js", got)
+	}
+	worker.Modules = []string{"dist/missing/*.js"}
+	if _, err := buildScript(Deps{}, "acme/app", scriptSpec{worker: worker, name: "web-preview-1", workspace: ws, scope: "pr-1"}, &Log{}); err == nil || !strings.Contains(err.Error(), `modules "dist/missing/*.js" matches no file`) {
+		t.Errorf("a glob matching nothing: %v", err)
+	}
+}

@@ -471,7 +471,7 @@ func defaultBranchProject(ctx context.Context, deps Deps, repoName string) (stri
 	if err != nil {
 		return "", err
 	}
-	f, err := repoconfig.Parse(repoconfig.Path, raw)
+	f, err := repoconfig.ParseWith(repoconfig.Path, raw, fileAt(ctx, repo, branch))
 	if err != nil {
 		return "", nil // the pipelines report a broken file; the sweep skips it
 	}
@@ -484,7 +484,7 @@ func previewTTL(ctx context.Context, repo Repo, base string) time.Duration {
 	if err != nil {
 		return 0
 	}
-	f, err := repoconfig.Parse(repoconfig.Path, raw)
+	f, err := repoconfig.ParseWith(repoconfig.Path, raw, fileAt(ctx, repo, base))
 	if err != nil || f.Preview.TTL == "" {
 		return 0
 	}

@@ -87,3 +87,9 @@ func setupStep(deps Deps, file *repoconfig.File, stepName, after string, dir fun
 		return runCommand(ctx, deps.Commands, log, runner.Command{Script: file.Setup.Run, Dir: dir(), Workspace: dir(), Env: env(), Timeout: timeout, Untrusted: untrusted})
 	}}
 }
+
+// fileAt reads the repository's files at ref: the wrangler files a
+// pipeline file read at ref names.
+func fileAt(ctx context.Context, repo Repo, ref string) repoconfig.Reader {
+	return func(path string) ([]byte, error) { return repo.File(ctx, path, ref) }
+}

@@ -189,7 +189,7 @@ func (r *testRun) test(ctx context.Context) error {
 		_ = r.finish(ctx, "failed", err)
 		return fmt.Errorf("read %s@%s: %w", repoconfig.Path, base, err)
 	}
-	file, err := repoconfig.Parse(repoconfig.Path+"@"+base, raw)
+	file, err := repoconfig.ParseWith(repoconfig.Path+"@"+base, raw, fileAt(ctx, r.repo, base))
 	if err != nil {
 		return r.badFile(ctx, base, err)
 	}

@@ -180,6 +180,10 @@ func (g Gate) Of(t Tests) []string {
 // Worker is one Cloudflare Worker of the app.
 type Worker struct {
 	Name string `yaml:"name"`
+	// Wrangler is the Worker's wrangler file (wrangler.toml, .json or
+	// .jsonc), which fills in what this file leaves unsaid (see
+	// wrangler.go).
+	Wrangler string `yaml:"wrangler"`
 	// Script is the production script name; PreviewScript the pattern of a
 	// PR's script (default "<script>-preview-{pr}").
 	Script        string `yaml:"script"`
@@ -194,9 +198,13 @@ type Worker struct {
 	Dir string `yaml:"dir"`
 	// Main is the ES module entry, relative to Dir; Modules are extra module
 	// files; Assets a directory of static assets.
-	Main               string            `yaml:"main"`
-	Modules            []string          `yaml:"modules"`
-	Assets             string            `yaml:"assets"`
+	Main string `yaml:"main"`
+	// Modules may be globs ("dist/chunks/*.js"), matched when the Worker
+	// is uploaded.
+	Modules []string `yaml:"modules"`
+	Assets  string   `yaml:"assets"`
+	// AssetsBinding exposes the assets to the Worker as env.<binding>.
+	AssetsBinding      string            `yaml:"assets_binding"`
 	CompatibilityDate  string            `yaml:"compatibility_date"`
 	CompatibilityFlags []string          `yaml:"compatibility_flags"`
 	Vars               map[string]string `yaml:"vars"`
@@ -355,8 +363,13 @@ type Forks struct {
 var Placeholders = []string{"pr", "sha", "sha7", "branch", "repo"}
 
 // Parse reads the file's bytes; name (e.g. ".github/deploybot.yml@main")
-// is used in errors. Defaults are filled in.
-func Parse(name string, data []byte) (*File, error) {
+// is used in errors. Defaults are filled in. A Worker naming a wrangler
+// file needs ParseWith.
+func Parse(name string, data []byte) (*File, error) { return ParseWith(name, data, nil) }
+
+// ParseWith is Parse for a file whose Workers may take their settings from
+// wrangler files: read reads those from the same commit.
+func ParseWith(name string, data []byte, read Reader) (*File, error) {
 	f := &File{
 		Version:  1,
 		Database: Database{Parent: "production", PreviewBranch: "pr-{pr}", TestBranch: "push-{branch}-{sha7}", InitSource: "parent-data"},
@@ -366,6 +379,9 @@ func Parse(name string, data []byte) (*File, error) {
 	lines, err := strictyaml.Decode(name, data, f)
 	if err != nil {
 		return nil, err
+	}
+	if errs := resolveWrangler(name, f, lines, read); len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	v := validator{file: name, lines: lines}
 	v.check(f)
@@ -448,7 +464,11 @@ func (v *validator) check(f *File) {
 		v.relative(key+".main", w.Main)
 		v.relative(key+".assets", w.Assets)
 		for j, m := range w.Modules {
-			v.relative(fmt.Sprintf("%s.modules[%d]", key, j), m)
+			k := fmt.Sprintf("%s.modules[%d]", key, j)
+			v.relative(k, m)
+			if !doublestar.ValidatePattern(m) {
+				v.fail(k, "%q is not a valid glob", m)
+			}
 		}
 		if w.CompatibilityDate == "" {
 			v.fail(key+".compatibility_date", "is required (e.g. 2025-01-01)")
@@ -575,6 +595,9 @@ func (v *validator) bindings(f *File, key string, w Worker) {
 		list(key+".environments."+env+".generated_secrets", we.GeneratedSecrets)
 		if w.DatabaseURL != "" {
 			bind(key+".database_url", w.DatabaseURL)
+		}
+		if w.AssetsBinding != "" {
+			bind(key+".assets_binding", w.AssetsBinding)
 		}
 		for j, s := range w.Services {
 			bind(fmt.Sprintf("%s.services[%d].binding", key, j), s.Binding)
