@@ -592,7 +592,8 @@ func TestBadPipelineFile(t *testing.T) {
 	if got := e.checks()[sha]; got != "failure" {
 		t.Errorf("check run: %q, want failure", got)
 	}
-	if c := e.comment(pr); !strings.Contains(c, ".github/deploybot.yml@main:23: workers[0].bulid: unknown key (did you mean \"build\"?)") {
+	line := strings.Count(broken[:strings.Index(broken, "    bulid:")], "\n") + 1
+	if c := e.comment(pr); !strings.Contains(c, fmt.Sprintf(".github/deploybot.yml@main:%d: workers[0].bulid: unknown key (did you mean \"build\"?)", line)) {
 		t.Errorf("comment:\n%s", c)
 	}
 	if r := e.s.Resources(); len(r.Scripts) != 0 || len(r.Branches) != 1 {

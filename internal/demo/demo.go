@@ -50,6 +50,16 @@ func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 	prEvent := func(pr int, action string) func() (ghsim.Event, error) {
 		return func() (ghsim.Event, error) { return gh.PullRequestEvent(Repo, pr, action) }
 	}
+	// Every push GitHub delivers (tests run on it), before the PR's event.
+	pushEvent := func(branch string) func() (ghsim.Event, error) {
+		return func() (ghsim.Event, error) { return gh.PushEvent(Repo, branch) }
+	}
+
+	stage("Production today: deployed with wrangler, BETTER_AUTH_SECRET set by the team")
+	if err := s.deployLikeWrangler(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "    auth-worker, ecom-api and codex-web exist; codex-web has the team's own BETTER_AUTH_SECRET.")
 
 	stage("A developer opens PR #1 (feature/login)")
 	sha1, err := gh.Commit(Repo, "feature/login", map[string]string{"web/src/login.js": "export const login = () => 'v1';\n"}, "Add login")
@@ -60,9 +70,10 @@ func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := settle(pr, prEvent(pr, "opened")); err != nil {
+	if err := settle(pr, pushEvent("feature/login"), prEvent(pr, "opened")); err != nil {
 		return err
 	}
+	s.showTests(out, sha1)
 	if err := s.expectLive(ctx, pr, sha1); err != nil {
 		return err
 	}
@@ -75,10 +86,23 @@ func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := settle(pr, prEvent(pr, "synchronize")); err != nil {
+	if err := settle(pr, pushEvent("feature/login"), prEvent(pr, "synchronize")); err != nil {
 		return err
 	}
 	if err := s.expectLive(ctx, pr, sha2); err != nil {
+		return err
+	}
+
+	stage("The developer only edits the README: the static checks skip it")
+	sha3, err := gh.PushPR(Repo, pr, map[string]string{"README.md": "codex, the sample app.\n\nLog in at /login.\n"}, "Document login")
+	if err != nil {
+		return err
+	}
+	if err := settle(pr, pushEvent("feature/login"), prEvent(pr, "synchronize")); err != nil {
+		return err
+	}
+	s.showTests(out, sha3)
+	if err := s.expectLive(ctx, pr, sha3); err != nil {
 		return err
 	}
 
@@ -94,7 +118,11 @@ func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 	if err := s.expectGone(pr); err != nil {
 		return err
 	}
-	return s.expectProduction(out, mergeSHA)
+	s.showTests(out, mergeSHA)
+	if err := s.expectProduction(out, mergeSHA); err != nil {
+		return err
+	}
+	return s.expectWaitedForTests(ctx, out, mergeSHA)
 }
 
 // ProductionHosts are the sample's production hostnames by worker.
