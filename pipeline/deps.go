@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/revelations-studio/deploybot/internal/buildcache"
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/github"
@@ -48,6 +49,9 @@ type Deps struct {
 	HealthWithin time.Duration
 	// WorkDir holds the runs' workspaces (one folder per run, removed after).
 	WorkDir string
+	// Cache keeps what setup commands install between runs (setup.cache);
+	// nil keeps nothing.
+	Cache *buildcache.Store
 	// Commands runs the repository's commands (build, migrate, tests).
 	Commands Commands
 	Logger   zerolog.Logger

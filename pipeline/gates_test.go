@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -335,5 +336,54 @@ directory = "dist/public"
 	}
 	if st, _ := e.s.Sandbox.Cloudflare.Script(fmt.Sprintf("codex-web-preview-%d", pr)); len(st.Assets) == 0 {
 		t.Errorf("the web preview has no assets: %+v", st)
+	}
+}
+
+// TestSetupCache: setup.cache puts back what the setup command installed
+// for the same lockfile, in previews and test runs alike; a new lockfile
+// installs again.
+func TestSetupCache(t *testing.T) {
+	e := start(t)
+	e.commitMain(func(f string) string {
+		return strings.Replace(f, "setup:\n  run: sh scripts/setup.sh\n", "setup:\n  run: sh scripts/setup.sh\n  cache: {key: [pnpm-lock.yaml], paths: [node_modules]}\n", 1)
+	})
+	runs := filepath.Join(e.shared, "setup-runs")
+	setup := fmt.Sprintf("if [ -f node_modules/.installed ]; then echo \"$DEPLOYBOT_SHA $DEPLOYBOT_ENVIRONMENT reused\" >> %[1]q\n"+
+		"else mkdir -p node_modules && echo x > node_modules/.installed && echo \"$DEPLOYBOT_SHA $DEPLOYBOT_ENVIRONMENT installed\" >> %[1]q; fi\n", runs)
+	e.pushBranch("feature/cache", "Cache", map[string]string{"scripts/setup.sh": setup, "pnpm-lock.yaml": "lock: 1\n"})
+	pr, err := e.gh.OpenPR(demo.Repo, "feature/cache", "main", "Cache", false, false)
+	e.must(err)
+	e.event(pr, "opened")
+	e.idle()
+
+	// A push to the PR: the push's tests and the PR's synchronize.
+	push := func(files map[string]string) string {
+		sha := e.push(pr, files)
+		ev, err := e.gh.PushEvent(demo.Repo, "feature/cache")
+		e.must(err)
+		_, err = e.s.Deliver(e.ctx, ev)
+		e.must(err)
+		e.event(pr, "synchronize")
+		e.idle()
+		return sha
+	}
+	second := push(map[string]string{"web/src/c.js": "2\n"})
+	third := push(map[string]string{"pnpm-lock.yaml": "lock: 2\n"})
+
+	log, err := os.ReadFile(runs)
+	e.must(err)
+	outcomes := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		f := strings.Fields(line)
+		outcomes[f[0]] = append(outcomes[f[0]], f[1]+":"+f[2])
+	}
+	if got := sortedCopy(outcomes[second]); fmt.Sprint(got) != "[preview:reused test:reused]" {
+		t.Errorf("the second commit (same lockfile): %v, want both runs to reuse the cache (all: %v)", got, outcomes)
+	}
+	if got := outcomes[third]; !slices.Contains(got, "preview:installed") && !slices.Contains(got, "test:installed") {
+		t.Errorf("a new lockfile: %v, want an install", got)
+	}
+	if c := e.previewCheck(third); c.Conclusion != "success" {
+		t.Errorf("preview: %+v (%s)", c, e.failedSteps())
 	}
 }

@@ -228,7 +228,8 @@ func (r *previewRun) previewSteps(pl *plan, ws *workspace.Workspace) []Step {
 	checkout := "source"
 	if pl.file.Setup.Run != "" {
 		checkout = "setup"
-		steps = append(steps, setupStep(r.p.deps, pl.file, checkout, "source", ws.Dir, func() map[string]string { return pl.env }, r.pr.Fork))
+		steps = append(steps, setupStep(r.p.deps, pl.file, checkout, "source", ws.Dir, func() map[string]string { return pl.env }, r.pr.Fork,
+			cacheFor(r.meta.Repo.FullName(), r.pr.HeadRef, r.meta.Repo.DefaultBranch, r.pr.Fork)))
 	}
 	steps = append(steps, Step{Name: "migrate", Needs: []string{"database", checkout}, Do: func(ctx context.Context, log *Log) error { return r.migrate(ctx, log, pl) }})
 	// A gated preview deploys once its tests passed; builds go on meanwhile.

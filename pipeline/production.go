@@ -291,7 +291,8 @@ func (pl *prodPlan) steps() []Step {
 	checkout := "source"
 	if pl.file.Setup.Run != "" {
 		checkout = "setup"
-		steps = append(steps, setupStep(pl.r.deps, pl.file, checkout, "source", pl.ws.Dir, func() map[string]string { return pl.env }, false))
+		steps = append(steps, setupStep(pl.r.deps, pl.file, checkout, "source", pl.ws.Dir, func() map[string]string { return pl.env }, false,
+			cacheFor(pl.tg.repo, pl.r.branch, pl.r.branch, false)))
 		builds = append(builds, checkout) // the migration may need what setup installed
 	}
 	for _, pw := range pl.workers {

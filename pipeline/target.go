@@ -3,8 +3,10 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/revelations-studio/deploybot/internal/buildcache"
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
@@ -75,16 +77,67 @@ func sourceStep(repo Repo, repoName, sha string, ws *workspace.Workspace) Step {
 	}}
 }
 
+// cacheUse is which build-cache entries a run may use: it restores from
+// the scopes in restore, first found first, and saves to save ("": never,
+// a fork's run).
+type cacheUse struct {
+	repo    string
+	restore []string
+	save    string
+}
+
+// cacheFor is the cache use of a run of repo on branch (the default
+// branch's runs share theirs with every branch; a branch's own entries
+// serve only that branch).
+func cacheFor(repo, branch, defaultBranch string, fork bool) cacheUse {
+	switch {
+	case fork:
+		return cacheUse{repo: repo, restore: []string{buildcache.DefaultScope}}
+	case branch == defaultBranch:
+		return cacheUse{repo: repo, restore: []string{buildcache.DefaultScope}, save: buildcache.DefaultScope}
+	}
+	own := "branch:" + branch
+	return cacheUse{repo: repo, restore: []string{own, buildcache.DefaultScope}, save: own}
+}
+
 // setupStep runs the pipeline file's setup command once in dir, after the
-// source step, for the steps that need what it installs. Its name is
-// stepName; env is the run's command environment.
-func setupStep(deps Deps, file *repoconfig.File, stepName, after string, dir func() string, env func() map[string]string, untrusted bool) Step {
+// source step, for the steps that need what it installs: with setup.cache,
+// the cached folders are put back first and saved after it succeeded. Its
+// name is stepName; env is the run's command environment.
+func setupStep(deps Deps, file *repoconfig.File, stepName, after string, dir func() string, env func() map[string]string, untrusted bool, use cacheUse) Step {
 	return Step{Name: stepName, Needs: []string{after}, Do: func(ctx context.Context, log *Log) error {
 		timeout := 15 * time.Minute
 		if file.Setup.Timeout != "" {
 			timeout, _ = time.ParseDuration(file.Setup.Timeout) // validated by repoconfig
 		}
-		return runCommand(ctx, deps.Commands, log, runner.Command{Script: file.Setup.Run, Dir: dir(), Workspace: dir(), Env: env(), Timeout: timeout, Untrusted: untrusted})
+		c := file.Setup.Cache
+		cached := deps.Cache != nil && len(c.Paths) > 0
+		var key, hit string
+		if cached {
+			var err error
+			if key, err = buildcache.Key(dir(), c.Key, c.Paths); err != nil {
+				return err
+			}
+			if hit, err = deps.Cache.Restore(ctx, use.repo, use.restore, key, dir(), c.Paths); err != nil {
+				return err
+			}
+			if hit != "" {
+				log.Printf("cache: %s restored (%s, key %s)", strings.Join(c.Paths, ", "), hit, key[:12])
+			} else {
+				log.Printf("cache: nothing cached for key %s", key[:12])
+			}
+		}
+		if err := runCommand(ctx, deps.Commands, log, runner.Command{Script: file.Setup.Run, Dir: dir(), Workspace: dir(), Env: env(), Timeout: timeout, Untrusted: untrusted}); err != nil {
+			return err
+		}
+		if cached && use.save != "" && hit != use.save {
+			if err := deps.Cache.Save(ctx, use.repo, use.save, key, dir(), c.Paths); err != nil {
+				log.Printf("cache: not saved: %v", err) // the run goes on; the next one installs again
+			} else {
+				log.Printf("cache: %s saved (%s)", strings.Join(c.Paths, ", "), use.save)
+			}
+		}
+		return nil
 	}}
 }
 

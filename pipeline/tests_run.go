@@ -297,7 +297,8 @@ func (r *testRun) steps() []Step {
 	if r.file.Setup.Run != "" {
 		checkout = stepSetup
 		steps = append(steps, setupStep(r.t.deps, r.file, stepSetup, stepSource, func() string { return r.sourceDir },
-			func() map[string]string { return r.env("", false) }, r.req.fork))
+			func() map[string]string { return r.env("", false) }, r.req.fork,
+			cacheFor(r.req.meta.Repo.FullName(), r.req.branch, r.req.meta.Repo.DefaultBranch, r.req.fork)))
 	}
 	db := false
 	for _, s := range r.stages {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/revelations-studio/deploybot/handlers"
 	"github.com/revelations-studio/deploybot/internal/cloudflare"
+	"github.com/revelations-studio/deploybot/internal/buildcache"
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/health"
@@ -259,6 +260,7 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 		HealthWithin: opts.HealthWithin,
 		GateEvery:    opts.GateEvery,
 		WorkDir:      filepath.Join(cfg.DataDir, "workspaces"),
+		Cache:        buildcache.New(filepath.Join(cfg.DataDir, "cache"), int64(cfg.Cache.MaxMB)<<20),
 		Commands:     opts.Commands,
 		TestCommands: cfg.Jobs.TestCommands,
 		Logger:       opts.Logger,

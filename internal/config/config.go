@@ -32,6 +32,7 @@ type Config struct {
 	Cloudflare Cloudflare `yaml:"cloudflare"`
 	Jobs       Jobs       `yaml:"jobs"`
 	Runner     Runner     `yaml:"runner"`
+	Cache      Cache      `yaml:"cache"`
 	Log        Log        `yaml:"log"`
 	// HealthCheck says how deployed Workers are reached for health checks.
 	HealthCheck HealthCheck `yaml:"health_check"`
@@ -44,6 +45,12 @@ type Config struct {
 	file      string
 	lines     strictyaml.Lines
 	secretEnv []string // see SecretEnv
+}
+
+// Cache bounds the build cache under DataDir/cache (setup.cache of the
+// pipeline files): past MaxMB, the entries used longest ago go.
+type Cache struct {
+	MaxMB int `yaml:"max_mb"`
 }
 
 // Server is the HTTP listener that receives webhooks.
@@ -305,6 +312,7 @@ func Defaults() Config {
 		Cloudflare:  Cloudflare{APIURL: "https://api.cloudflare.com/client/v4", WorkersLimit: 100},
 		Jobs:        Jobs{Workers: 10, TestCommands: 4, Heartbeat: Duration(5 * time.Second)},
 		Runner:      Runner{Isolation: "bwrap"},
+		Cache:       Cache{MaxMB: 5120},
 		HealthCheck: HealthCheck{Scheme: "https"},
 		Log:         Log{Level: "info", Format: "json"},
 	}
@@ -487,6 +495,9 @@ func (c *Config) validate() error {
 	}
 	if c.HealthCheck.Scheme != "http" && c.HealthCheck.Scheme != "https" {
 		fail("health_check.scheme", "%q is not http or https", c.HealthCheck.Scheme)
+	}
+	if c.Cache.MaxMB < 0 {
+		fail("cache.max_mb", "must not be negative (0 keeps nothing)")
 	}
 	if c.Jobs.TestCommands < 1 || c.Jobs.TestCommands > 256 {
 		fail("jobs.test_commands", "must be between 1 and 256, not %d", c.Jobs.TestCommands)

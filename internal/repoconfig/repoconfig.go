@@ -52,6 +52,16 @@ type File struct {
 type Setup struct {
 	Run     string `yaml:"run"`
 	Timeout string `yaml:"timeout"` // default 15m
+	// Cache keeps folders the setup command fills between runs.
+	Cache SetupCache `yaml:"cache"`
+}
+
+// SetupCache keeps Paths (folders of the checkout, e.g. node_modules)
+// between runs whose Key files (e.g. pnpm-lock.yaml) are the same: they are
+// put back before the setup command runs and saved after it succeeded.
+type SetupCache struct {
+	Key   []string `yaml:"key"`
+	Paths []string `yaml:"paths"`
 }
 
 // The bot's three environments: a pull request's preview, a push's test
@@ -506,6 +516,24 @@ func (v *validator) check(f *File) {
 	}
 	v.stages(f.Tests.Stages)
 	v.duration("setup.timeout", f.Setup.Timeout)
+	if c := f.Setup.Cache; len(c.Key) > 0 || len(c.Paths) > 0 {
+		if len(c.Key) == 0 || len(c.Paths) == 0 {
+			v.fail("setup.cache", "needs both key (the lockfiles) and paths (the folders to keep)")
+		}
+		if strings.TrimSpace(f.Setup.Run) == "" {
+			v.fail("setup.run", "is required with setup.cache (the command that fills the cached folders)")
+		}
+		for i, p := range c.Key {
+			v.relative(fmt.Sprintf("setup.cache.key[%d]", i), p)
+		}
+		for i, p := range c.Paths {
+			k := fmt.Sprintf("setup.cache.paths[%d]", i)
+			v.relative(k, p)
+			if path.Clean(p) == "." {
+				v.fail(k, "%q is the whole checkout: name the folders to keep", p)
+			}
+		}
+	}
 	if f.Setup.Timeout != "" && strings.TrimSpace(f.Setup.Run) == "" {
 		v.fail("setup.run", "is required with setup.timeout (the command to run)")
 	}

@@ -81,6 +81,8 @@ func TestErrorsNameLineAndKey(t *testing.T) {
 		{"absolute path filter", worker + "    paths_ignore: [/docs/**]\n", ":7: workers[0].paths_ignore[0]: \"/docs/**\": write paths from the repository's root"},
 		{"setup without a command", "setup:\n  timeout: 5m\n", "setup.run: is required with setup.timeout"},
 		{"bad setup timeout", "setup:\n  run: pnpm install\n  timeout: soon\n", ":3: setup.timeout: \"soon\" is not a positive duration"},
+		{"cache without paths", "setup:\n  run: pnpm install\n  cache: {key: [pnpm-lock.yaml]}\n", ":3: setup.cache: needs both key (the lockfiles) and paths"},
+		{"cache of the whole checkout", "setup:\n  run: pnpm install\n  cache: {key: [pnpm-lock.yaml], paths: [.]}\n", "setup.cache.paths[0]: \".\" is the whole checkout"},
 		{"bad test secret", "tests:\n  secrets: [not-a-name]\n", ":2: tests.secrets[0]: \"not-a-name\" is not a valid environment variable name"},
 	}
 	for _, c := range cases {
