@@ -20,8 +20,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revelations-studio/deploybot/handlers"
-	"github.com/revelations-studio/deploybot/internal/cloudflare"
 	"github.com/revelations-studio/deploybot/internal/buildcache"
+	"github.com/revelations-studio/deploybot/internal/cloudflare"
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/health"
