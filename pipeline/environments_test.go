@@ -104,7 +104,7 @@ func TestMissingProductionSecret(t *testing.T) {
 	if got := e.production()[sha]; got != "failure" {
 		t.Fatalf("production check run: %q, want failure", got)
 	}
-	want := "worker api needs secret STRIPE_SECRET_KEY in the production environment, which the bot's config does not hold: set repositories." + demo.Repo + ".environments.production.secrets.STRIPE_SECRET_KEY"
+	want := "worker api needs secret STRIPE_SECRET_KEY (.github/deploybot.yml@" + sha[:7] + ":" + secretLine(e) + ": workers[2].secrets[0]) in the production environment, which the bot's config does not hold: set repositories." + demo.Repo + ".environments.production.secrets.STRIPE_SECRET_KEY"
 	if failed := e.failedSteps(); !strings.Contains(failed, want) {
 		t.Errorf("failed steps: %s\nwant one saying %q", failed, want)
 	}
@@ -140,4 +140,12 @@ func TestTestStagesGetTheTestEnvironment(t *testing.T) {
 	if !strings.Contains(logTail, "mode=test key=***") || !strings.Contains(logTail, "test-key") || strings.Contains(logTail, testKey.Value()) {
 		t.Errorf("unit log:\n%s", logTail)
 	}
+}
+
+// secretLine is the line of the api Worker's secrets in the sample's file.
+func secretLine(e *env) string {
+	files, err := e.s.SampleFiles()
+	e.must(err)
+	f := files[".github/deploybot.yml"]
+	return fmt.Sprint(strings.Count(f[:strings.Index(f, "    secrets: [STRIPE_SECRET_KEY]")], "\n") + 1)
 }

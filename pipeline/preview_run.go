@@ -350,7 +350,7 @@ func (r *previewRun) deployWorker(ctx context.Context, log *Log, pl *plan, pw pl
 	spec := scriptSpec{
 		worker: w, env: repoconfig.EnvPreview, bindings: pl.file.BindingsIn(w, repoconfig.EnvPreview), placeholders: r.vars(),
 		name: pw.script, workspace: pl.ws.Dir(), commit: r.pr.HeadSHA, dbURL: pl.uris.Pooled,
-		scope: "pr-" + strconv.Itoa(r.pr.Number), repoCfg: pl.repoCfg, withhold: !pl.secrets, services: map[string]string{},
+		scope: "pr-" + strconv.Itoa(r.pr.Number), repoCfg: pl.repoCfg, file: pl.file, withhold: !pl.secrets, services: map[string]string{},
 	}
 	for _, other := range pl.workers {
 		spec.services[other.w.Name] = other.script

@@ -328,7 +328,7 @@ func (pl *prodPlan) validate(ctx context.Context, log *Log) error {
 	acct := pl.tg.cfg.Cloudflare
 	for _, pw := range pl.workers {
 		for _, name := range pl.file.BindingsIn(pw.w, repoconfig.EnvProduction).Secrets {
-			if _, err := secretIn(pl.tg.cfg, pl.tg.repo, repoconfig.EnvProduction, pw.w.Name, name); err != nil {
+			if _, err := secretIn(pl.tg.cfg, pl.file, pl.tg.repo, repoconfig.EnvProduction, pw.w.Name, name); err != nil {
 				return err
 			}
 		}
@@ -403,7 +403,7 @@ func (pl *prodPlan) deploy(ctx context.Context, log *Log, pw *prodWorker) error 
 	script, err := buildScript(pl.r.deps, pl.tg.repo, scriptSpec{
 		worker: pw.w, env: repoconfig.EnvProduction, bindings: pl.file.BindingsIn(pw.w, repoconfig.EnvProduction), placeholders: pl.placeholders(),
 		name: pw.script, workspace: pl.ws.Dir(), commit: pl.r.sha, dbURL: pl.dbURL,
-		scope: productionScope, repoCfg: pl.tg.cfg, services: pl.services,
+		scope: productionScope, repoCfg: pl.tg.cfg, file: pl.file, services: pl.services,
 	}, log)
 	if err != nil {
 		return err

@@ -37,8 +37,10 @@ type scriptSpec struct {
 	dbURL     string // the pooled connection URI of this environment's branch
 	// scope keys the generated secrets: "pr-7", "production".
 	scope string
-	// repoCfg holds the repository's secret values per environment.
+	// repoCfg holds the repository's secret values per environment, file
+	// the pipeline file that names them.
 	repoCfg config.Repository
+	file    *repoconfig.File
 	// withhold keeps the configured secrets from the Worker (an approved
 	// fork PR without forks.secrets).
 	withhold bool
@@ -116,7 +118,7 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 		}
 	} else {
 		for _, name := range s.bindings.Secrets {
-			sec, err := secretIn(s.repoCfg, repo, s.env, w.Name, name)
+			sec, err := secretIn(s.repoCfg, s.file, repo, s.env, w.Name, name)
 			if err != nil {
 				return script, err
 			}
@@ -133,10 +135,14 @@ func buildScript(deps Deps, repo string, s scriptSpec, log *Log) (cloudflare.Scr
 
 // secretIn is the value of a Worker's secret in env, or an error naming
 // the key of the bot's config to set.
-func secretIn(cfg config.Repository, repo, env, worker, name string) (string, error) {
+func secretIn(cfg config.Repository, file *repoconfig.File, repo, env, worker, name string) (string, error) {
 	sec, ok, where := cfg.SecretIn(env, name)
 	if !ok {
-		return "", fmt.Errorf("worker %s needs secret %s in the %s environment, which the bot's config does not hold: set repositories.%s.%s", worker, name, env, repo, where)
+		named := ""
+		if file != nil {
+			named = " (" + file.Where(file.SecretKey(worker, env, name)) + ")"
+		}
+		return "", fmt.Errorf("worker %s needs secret %s%s in the %s environment, which the bot's config does not hold: set repositories.%s.%s", worker, name, named, env, repo, where)
 	}
 	return sec.Value(), nil
 }

@@ -572,7 +572,8 @@ func (r *testRun) stageSecrets(log *Log, cmd *runner.Command) error {
 	for _, name := range names {
 		sec, ok, where := cfg.SecretIn(repoconfig.EnvTest, name)
 		if !ok {
-			return fmt.Errorf("the test stages need secret %s in the test environment, which the bot's config does not hold: set repositories.%s.%s", name, repo, where)
+			return fmt.Errorf("the test stages need secret %s (%s) in the test environment, which the bot's config does not hold: set repositories.%s.%s",
+				name, r.file.Where(r.file.SecretKey("", repoconfig.EnvTest, name)), repo, where)
 		}
 		cmd.Env[name] = sec.Value()
 		cmd.Secrets = append(cmd.Secrets, sec.Value())

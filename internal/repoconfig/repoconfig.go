@@ -42,6 +42,42 @@ type File struct {
 	Tests        Tests        `yaml:"tests"`
 	Production   Production   `yaml:"production"`
 	Forks        Forks        `yaml:"forks"`
+
+	name  string           // the name it was parsed under, for Where
+	lines strictyaml.Lines // the line of each key
+}
+
+// Where is "file:line: key" for a key of the file (workers[0].secrets[1]),
+// for errors found after parsing.
+func (f *File) Where(key string) string {
+	if line := f.lines[key]; line > 0 {
+		return fmt.Sprintf("%s:%d: %s", f.name, line, key)
+	}
+	return f.name + ": " + key
+}
+
+// SecretKey is the key under which the file names worker's secret name
+// in env (its own secrets, else the environment's).
+func (f *File) SecretKey(worker, env, name string) string {
+	for i, w := range f.Workers {
+		if w.Name != worker {
+			continue
+		}
+		if j := slices.Index(w.Secrets, name); j >= 0 {
+			return fmt.Sprintf("workers[%d].secrets[%d]", i, j)
+		}
+		we := w.Environments.Preview
+		if env == EnvProduction {
+			we = w.Environments.Production
+		}
+		if j := slices.Index(we.Secrets, name); j >= 0 {
+			return fmt.Sprintf("workers[%d].environments.%s.secrets[%d]", i, env, j)
+		}
+	}
+	if j := slices.Index(f.Tests.Secrets, name); j >= 0 {
+		return fmt.Sprintf("tests.secrets[%d]", j)
+	}
+	return "secrets"
 }
 
 // Setup is a command run once per run, in the run's checkout, after the
@@ -393,6 +429,7 @@ func ParseWith(name string, data []byte, read Reader) (*File, error) {
 	if errs := resolveWrangler(name, f, lines, read); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	f.name, f.lines = name, lines
 	v := validator{file: name, lines: lines}
 	v.check(f)
 	if len(v.errs) > 0 {
