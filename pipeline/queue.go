@@ -44,6 +44,8 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 	workers := river.NewWorkers()
 	if opts.Pipelines != nil {
 		d := *opts.Pipelines
+		// Every check run opened and concluded is recorded, for the sweep.
+		d.GitHub = checkTracking{GitHub: d.GitHub, checks: d.State.Checks}
 		g := &gate{deps: d}
 		tests := newTestRuns(d, g)
 		p := &previews{deps: d, gate: g, tests: tests}

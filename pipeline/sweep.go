@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,9 @@ type SweepOptions struct {
 	// Now is the sweep's notion of the time (default: the clock), against
 	// which branch ages are measured.
 	Now time.Time
+	// CheckGrace is how long after its run ended an open check run is left
+	// to the run's own conclusion (default one minute).
+	CheckGrace time.Duration
 }
 
 // SweepAction is one thing the sweep did (or would do, when dry).
@@ -138,7 +142,7 @@ func sweepJob(every time.Duration) *river.PeriodicJob {
 //
 // enqueue queues the teardown jobs (the running bot works them).
 func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.JobArgs) error, opts SweepOptions) ([]SweepAction, error) {
-	sw := &sweep{deps: deps, enqueue: enqueue, dry: opts.DryRun, now: opts.Now, known: map[string]bool{}}
+	sw := &sweep{deps: deps, enqueue: enqueue, dry: opts.DryRun, now: opts.Now, known: map[string]bool{}, checkGrace: cmp.Or(opts.CheckGrace, checkGrace)}
 	if sw.now.IsZero() {
 		sw.now = time.Now()
 	}
@@ -146,6 +150,7 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 		return nil, err
 	}
 	sw.branches(ctx)
+	sw.concludeStranded(ctx)
 	for account, repos := range cloudflareAccounts(deps) {
 		acts, err := sweepWorkers(ctx, deps, account, repos, sw.known, sw.now, sw.dry)
 		sw.actions = append(sw.actions, acts...)
@@ -161,8 +166,10 @@ type sweep struct {
 	dry     bool
 	now     time.Time
 	known   map[string]bool // "repo#pr" with a preview row
-	actions []SweepAction
-	errs    []error
+	// checkGrace: see SweepOptions.CheckGrace.
+	checkGrace time.Duration
+	actions    []SweepAction
+	errs       []error
 }
 
 func (sw *sweep) fail(err error) {

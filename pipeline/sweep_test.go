@@ -2,12 +2,14 @@ package pipeline_test
 
 import (
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/revelations-studio/deploybot/internal/demo"
+	"github.com/revelations-studio/deploybot/internal/sandbox/fault"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
 	"github.com/revelations-studio/deploybot/pipeline"
 )
@@ -91,6 +93,40 @@ func TestSweepReadsEachRepositoryOnce(t *testing.T) {
 	} {
 		if got := after[route] - before[route]; got != n {
 			t.Errorf("%s: %d requests, want %d", route, got, n)
+		}
+	}
+}
+
+// TestSweepConcludesStrandedCheckRuns: a check run whose conclusion GitHub
+// refused while its run ended is concluded by the sweep (at start-up and
+// every interval), with its run's outcome, so it never spins on the commit.
+func TestSweepConcludesStrandedCheckRuns(t *testing.T) {
+	e := start(t)
+	// Every attempt to conclude a check run fails while the preview runs.
+	e.gh.Faults().Set(fault.Rule{Method: http.MethodPatch, Path: "/repos/" + demo.Repo + "/check-runs/", Rate: 1, Status: http.StatusBadGateway})
+	pr, sha := e.open("feature/stranded", map[string]string{"web/src/s.js": "1\n"}, false)
+	e.event(pr, "opened")
+	e.idle()
+	if got := e.checks()[sha]; got != "in_progress" {
+		t.Fatalf("preview check run %q: the fault was meant to leave it open", got)
+	}
+	e.gh.Faults().Set()
+	// A run that ended only now keeps its check run for a minute; a sweep
+	// with no grace concludes it at once.
+	if _, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{}); err != nil || e.checks()[sha] != "in_progress" {
+		t.Fatalf("the sweep concluded a check run within its run's grace: %q, %v", e.checks()[sha], err)
+	}
+	if _, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{CheckGrace: time.Nanosecond}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.checks()[sha]; got != "success" {
+		t.Errorf("after the sweep the preview check run is %q, want success (its run succeeded)", got)
+	}
+	actions, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{CheckGrace: time.Nanosecond})
+	e.must(err)
+	for _, a := range actions {
+		if strings.HasPrefix(a.Resource, "check run") {
+			t.Errorf("a second sweep concluded again: %v", a)
 		}
 	}
 }

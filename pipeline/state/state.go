@@ -26,6 +26,7 @@ type Store struct {
 	Clients    Clients
 	Intents    Intents
 	Tests      Tests
+	Checks     Checks
 
 	pool *pgxpool.Pool
 }
@@ -41,6 +42,7 @@ func New(pool *pgxpool.Pool) *Store {
 		Clients:    Clients{pool},
 		Intents:    Intents{pool},
 		Tests:      Tests{pool},
+		Checks:     Checks{pool},
 		pool:       pool,
 	}
 }
