@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/revelations-studio/deploybot/internal/demo"
-	"github.com/revelations-studio/deploybot/internal/sandbox/fault"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
+	"github.com/revelations-studio/deploybot/internal/sandbox/fault"
 	"github.com/revelations-studio/deploybot/pipeline"
 )
 
