@@ -48,6 +48,8 @@ type previewRun struct {
 	// lastComment is the body this run last sent: most step changes leave
 	// the comment as it was, and those cost no request at all.
 	lastComment string
+	// shownState is the preview state the comment last showed.
+	shownState string
 }
 
 // plan is what a preview of this PR consists of, all names resolved.
@@ -206,7 +208,11 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 
 	steps := r.previewSteps(pl, ws)
 	r.updateComment(ctx, pl, nil)
-	states, runErr := execute(ctx, r.p.deps.State.Steps, r.runID, steps, func(s []StepState) { r.updateComment(ctx, pl, s) })
+	// While it runs, the comment changes only with the preview's state
+	// (building, waiting for tests, failed): every step is on the check
+	// run, and each edit is a GitHub write, whose secondary limit is 80 a
+	// minute per installation.
+	states, runErr := execute(ctx, r.p.deps.State.Steps, r.runID, steps, func(s []StepState) { r.progressComment(ctx, pl, s) })
 	if pl.ownPassword != "" {
 		r.st.Resources.OwnPassword = pl.ownPassword
 	}
@@ -542,6 +548,20 @@ func waitingNote(pending []string, sha, what string) string {
 func (r *previewRun) updateComment(ctx context.Context, pl *plan, states []StepState) {
 	r.commentMu.Lock()
 	defer r.commentMu.Unlock()
+	r.writeComment(ctx, pl, states, false)
+}
+
+// progressComment is updateComment for a step's change: it writes only
+// when the preview's state changed.
+func (r *previewRun) progressComment(ctx context.Context, pl *plan, states []StepState) {
+	r.commentMu.Lock()
+	defer r.commentMu.Unlock()
+	r.writeComment(ctx, pl, states, true)
+}
+
+// writeComment renders the comment for states; onNewState skips it when
+// the state shown is the one last written. The caller holds commentMu.
+func (r *previewRun) writeComment(ctx context.Context, pl *plan, states []StepState, onNewState bool) {
 	ctx = context.WithoutCancel(ctx)
 	pl.lastStates = states
 	c := templates.Comment{PR: r.pr.Number, Commit: r.pr.HeadSHA, CheckURL: r.checkURL, State: templates.Building}
@@ -576,6 +596,10 @@ func (r *previewRun) updateComment(ctx context.Context, pl *plan, states []StepS
 		}
 		c.Rows = append(c.Rows, row)
 	}
+	if onNewState && c.State == r.shownState {
+		return
+	}
+	r.shownState = c.State
 	r.postComment(ctx, c)
 }
 
