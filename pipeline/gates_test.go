@@ -62,6 +62,17 @@ func (e *env) stepStart(kind, sha, step string) time.Time {
 	return at
 }
 
+// openPushed pushes files to a new branch (its tests start) and opens a
+// pull request from it, as a developer's first push and PR do.
+func (e *env) openPushed(branch string, files map[string]string) (pr int, sha string) {
+	e.t.Helper()
+	sha = e.pushBranch(branch, "Change", files)
+	pr, err := e.gh.OpenPR(demo.Repo, branch, "main", "Change", false, false)
+	e.must(err)
+	e.event(pr, "opened")
+	return pr, sha
+}
+
 // TestPreviewWaitsForTests: a gated preview shows that it waits for its
 // stage on the comment and the check run, builds meanwhile, and deploys
 // once the stage passed.
@@ -69,12 +80,9 @@ func TestPreviewWaitsForTests(t *testing.T) {
 	e := start(t)
 	e.commitMain(gate("preview", "[unit]"))
 	release := filepath.Join(e.shared, "release")
-	sha := e.pushBranch("feature/gated", "Gated", map[string]string{
+	pr, sha := e.openPushed("feature/gated", map[string]string{
 		"tests/unit.sh": fmt.Sprintf("while [ ! -e %q ]; do sleep 0.05; done\necho ok\n", release),
 	})
-	pr, err := e.gh.OpenPR(demo.Repo, "feature/gated", "main", "Gated", false, false)
-	e.must(err)
-	e.event(pr, "opened")
 
 	e.until("the comment says the preview waits for tests", func() bool {
 		c := e.s.Comments(pr)
@@ -121,12 +129,9 @@ func TestFailingTestsHoldBackThePreview(t *testing.T) {
 	e := start(t)
 	e.commitMain(gate("preview", "[unit]"))
 	fixed := filepath.Join(e.shared, "fixed")
-	sha := e.pushBranch("feature/flaky", "Flaky", map[string]string{
+	pr, sha := e.openPushed("feature/flaky", map[string]string{
 		"tests/unit.sh": fmt.Sprintf("if [ ! -e %q ]; then echo 'tests/unit.sh:1: error: flaky'; exit 1; fi\necho ok\n", fixed),
 	})
-	pr, err := e.gh.OpenPR(demo.Repo, "feature/flaky", "main", "Flaky", false, false)
-	e.must(err)
-	e.event(pr, "opened")
 	e.idle()
 	if c := e.previewCheck(sha); c.Conclusion != "failure" || c.OutputTitle != "Held back: a test stage failed" {
 		t.Fatalf("preview check run: %+v", c)
