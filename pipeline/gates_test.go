@@ -100,15 +100,22 @@ func TestPreviewWaitsForTests(t *testing.T) {
 
 	e.must(os.WriteFile(release, nil, 0o644))
 	e.idle()
-	if c := e.previewCheck(sha); c.Conclusion != "success" {
-		t.Fatalf("preview check run: %+v (%s)", c, e.failedSteps())
-	}
-	if got := e.live(host("web", pr)); got != sha {
-		t.Errorf("web preview serves %q, want %s", got, sha)
-	}
+	e.expectReady(pr, sha, "once the tests passed")
 	unitDone := e.testSteps(sha)["unit"].finished
 	if deployed := e.stepStart("preview", sha, "deploy:web"); deployed.Before(unitDone) {
 		t.Errorf("deploy:web started at %s, before unit finished at %s", deployed, unitDone)
+	}
+}
+
+// expectReady fails the test unless sha's preview check run succeeded and
+// the web preview serves sha.
+func (e *env) expectReady(pr int, sha, when string) {
+	e.t.Helper()
+	if c := e.previewCheck(sha); c.Conclusion != "success" {
+		e.t.Fatalf("%s: preview check run %+v (%s)", when, c, e.failedSteps())
+	}
+	if got := e.live(host("web", pr)); got != sha {
+		e.t.Errorf("%s: web preview serves %q, want %s", when, got, sha)
 	}
 }
 
@@ -146,12 +153,7 @@ func TestFailingTestsHoldBackThePreview(t *testing.T) {
 	e.must(os.WriteFile(fixed, nil, 0o644))
 	e.rerunStage(sha, "unit")
 	e.idle()
-	if c := e.previewCheck(sha); c.Conclusion != "success" {
-		t.Fatalf("after the re-run: preview check run %+v (%s)", c, e.failedSteps())
-	}
-	if got := e.live(host("web", pr)); got != sha {
-		t.Errorf("web preview serves %q, want %s", got, sha)
-	}
+	e.expectReady(pr, sha, "after the re-run")
 }
 
 // TestProductionWaitsForTests: production.needs_tests: all holds a merge
@@ -237,12 +239,7 @@ func TestPathFiltersKeepUnchangedWorkers(t *testing.T) {
 	second := e.push(pr, map[string]string{"web/src/b.js": "2\n"})
 	e.event(pr, "synchronize")
 	e.idle()
-	if c := e.previewCheck(second); c.Conclusion != "success" {
-		t.Fatalf("second deploy: %+v (%s)", c, e.failedSteps())
-	}
-	if got := e.live(host("web", pr)); got != second {
-		t.Errorf("web serves %q, want %s", got, second)
-	}
+	e.expectReady(pr, second, "second deploy")
 	if got := e.live(host("api", pr)); got != first {
 		t.Errorf("api serves %q, want %s: nothing under api/ changed", got, first)
 	}
