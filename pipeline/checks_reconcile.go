@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"strconv"
 	"strings"
@@ -58,7 +59,21 @@ func (r trackedRepo) UpdateCheckRun(ctx context.Context, id int64, run github.Ch
 		return err
 	}
 	if run.Status == github.StatusCompleted {
-		_ = r.checks.Concluded(context.WithoutCancel(ctx), r.repo, id)
+		_ = r.checks.Concluded(context.WithoutCancel(ctx), r.repo, state.KindCheck, id)
+	}
+	return nil
+}
+
+// SetDeploymentStatus records a deployment concluded by a final status
+// (an in-progress one is recorded open by the run that owns it).
+func (r trackedRepo) SetDeploymentStatus(ctx context.Context, id int64, s github.DeploymentStatus) error {
+	if err := r.Repo.SetDeploymentStatus(ctx, id, s); err != nil {
+		return err
+	}
+	switch s.State {
+	case github.DeployInProgress, "queued", "pending":
+	default:
+		_ = r.checks.Concluded(context.WithoutCancel(ctx), r.repo, state.KindDeployment, id)
 	}
 	return nil
 }
@@ -88,15 +103,24 @@ func (sw *sweep) concludeStranded(ctx context.Context) {
 			continue
 		}
 		conclusion := strandedConclusion(o.RunStatus, o.StepStatus)
-		if err := repo.UpdateCheckRun(ctx, o.CheckRunID, github.CheckRun{
-			Name: o.Name, Status: github.StatusCompleted, Conclusion: conclusion, CompletedAt: time.Now(),
-			Output: &github.CheckOutput{Title: "Ended (" + conclusion + ")", Summary: "The run this check run reports ended (" + o.RunStatus +
-				") without concluding it: the bot stopped, or GitHub failed, while it reported. deploybot's sweep concluded it."},
-		}); err != nil {
+		note := "The run this reports ended (" + o.RunStatus + ") without concluding it: the bot stopped, or GitHub failed, while it reported. deploybot's sweep concluded it."
+		if o.Kind == state.KindDeployment {
+			st := github.DeployError
+			if conclusion == github.ConclusionSuccess {
+				st = github.DeploySuccess
+			}
+			err = repo.SetDeploymentStatus(ctx, o.CheckRunID, github.DeploymentStatus{State: st, Description: "Ended (" + o.RunStatus + "): concluded by the sweep"})
+		} else {
+			err = repo.UpdateCheckRun(ctx, o.CheckRunID, github.CheckRun{
+				Name: o.Name, Status: github.StatusCompleted, Conclusion: conclusion, CompletedAt: time.Now(),
+				Output: &github.CheckOutput{Title: "Ended (" + conclusion + ")", Summary: note},
+			})
+		}
+		if err != nil {
 			sw.fail(err)
 			continue
 		}
-		_ = sw.deps.State.Checks.Concluded(ctx, o.Repo, o.CheckRunID)
+		_ = sw.deps.State.Checks.Concluded(ctx, o.Repo, cmp.Or(o.Kind, state.KindCheck), o.CheckRunID)
 		if o.RunStatus == "running" || o.RunStatus == "queued" {
 			_ = sw.deps.State.Runs.Finish(ctx, o.RunID, "cancelled", "its job ended without ending the run")
 		}

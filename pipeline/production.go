@@ -232,7 +232,12 @@ func (r *productionRun) run(ctx context.Context, file *repoconfig.File, fileErr 
 		return r.fail(ctx, "GitHub Deployment", err.Error(), err)
 	}
 	r.deploymentID = did
-	_ = r.repo.SetDeploymentStatus(ctx, did, github.DeploymentStatus{State: github.DeployInProgress, LogURL: r.checkURL})
+	if err := r.repo.SetDeploymentStatus(ctx, did, github.DeploymentStatus{State: github.DeployInProgress, LogURL: r.checkURL}); err == nil {
+		// Open until this run sets its outcome; the sweep ends it if the
+		// run cannot (checks_reconcile.go).
+		_ = r.deps.State.Checks.Opened(ctx, state.OpenCheck{Kind: state.KindDeployment, Repo: r.meta.Repo.FullName(), CheckRunID: did,
+			InstallationID: r.meta.InstallationID, RunID: r.runID, Name: "production"})
+	}
 	ws, err := newWorkspace(r.deps)
 	if err != nil {
 		return r.fail(ctx, "No workspace", err.Error(), err)

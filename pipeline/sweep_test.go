@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"net/http"
 	"sort"
 	"strings"
@@ -128,5 +130,35 @@ func TestSweepConcludesStrandedCheckRuns(t *testing.T) {
 		if strings.HasPrefix(a.Resource, "check run") {
 			t.Errorf("a second sweep concluded again: %v", a)
 		}
+	}
+}
+
+// TestSweepEndsStrandedDeployments: a production deployment whose outcome
+// GitHub refused stays "in_progress" until the sweep gives it its run's.
+func TestSweepEndsStrandedDeployments(t *testing.T) {
+	e := start(t)
+	release := filepath.Join(e.shared, "release")
+	sha := e.merge(map[string]string{"web/build.sh": "while [ ! -f '" + release + "' ]; do sleep 0.05; done\n" + normalBuild})
+	e.waitForStep("build:web") // the deployment is in progress by now
+	e.gh.Faults().Set(fault.Rule{Method: http.MethodPost, Path: "/repos/" + demo.Repo + "/deployments/", Rate: 1, Status: http.StatusBadGateway})
+	e.must(os.WriteFile(release, nil, 0o644))
+	e.idle()
+	e.gh.Faults().Set()
+	last := func() string {
+		for _, d := range e.gh.Snapshot().Deployments {
+			if d.Environment == "production" && d.SHA == sha && len(d.Statuses) > 0 {
+				return d.Statuses[len(d.Statuses)-1].State
+			}
+		}
+		return ""
+	}
+	if got := last(); got != "in_progress" {
+		t.Fatalf("the production deployment's last status is %q: the fault was meant to leave it in progress", got)
+	}
+	if _, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{CheckGrace: time.Nanosecond}); err != nil {
+		t.Fatal(err)
+	}
+	if got := last(); got != "success" {
+		t.Errorf("after the sweep the deployment is %q, want success (the deploy succeeded)", got)
 	}
 }

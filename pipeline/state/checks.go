@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -13,8 +14,16 @@ import (
 // not concluded yet.
 type Checks struct{ pool *pgxpool.Pool }
 
-// OpenCheck is a check run the bot opened for run RunID.
+// Kinds of open_checks rows.
+const (
+	KindCheck      = "check"
+	KindDeployment = "deployment"
+)
+
+// OpenCheck is a check run (or a deployment, Kind KindDeployment, its id
+// in CheckRunID) the bot opened for run RunID.
 type OpenCheck struct {
+	Kind           string // "" is KindCheck
 	Repo           string
 	CheckRunID     int64
 	InstallationID int64
@@ -28,17 +37,17 @@ type OpenCheck struct {
 // Opened records a check run the bot created and will conclude.
 func (c Checks) Opened(ctx context.Context, o OpenCheck) error {
 	_, err := c.pool.Exec(ctx, `
-		INSERT INTO open_checks (repo, check_run_id, installation_id, run_id, name) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT DO NOTHING`, o.Repo, o.CheckRunID, o.InstallationID, o.RunID, o.Name)
+		INSERT INTO open_checks (repo, kind, check_run_id, installation_id, run_id, name) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT DO NOTHING`, o.Repo, cmp.Or(o.Kind, KindCheck), o.CheckRunID, o.InstallationID, o.RunID, o.Name)
 	if err != nil {
 		return fmt.Errorf("record open check run %d: %w", o.CheckRunID, err)
 	}
 	return nil
 }
 
-// Concluded records that a check run is concluded.
-func (c Checks) Concluded(ctx context.Context, repo string, checkRunID int64) error {
-	if _, err := c.pool.Exec(ctx, `DELETE FROM open_checks WHERE repo = $1 AND check_run_id = $2`, repo, checkRunID); err != nil {
+// Concluded records that a check run (or deployment, by kind) is concluded.
+func (c Checks) Concluded(ctx context.Context, repo, kind string, checkRunID int64) error {
+	if _, err := c.pool.Exec(ctx, `DELETE FROM open_checks WHERE repo = $1 AND kind = $2 AND check_run_id = $3`, repo, kind, checkRunID); err != nil {
 		return fmt.Errorf("record concluded check run %d: %w", checkRunID, err)
 	}
 	return nil
@@ -49,7 +58,7 @@ func (c Checks) Concluded(ctx context.Context, repo string, checkRunID int64) er
 // cancelled or discarded) more than grace ago: nothing will conclude them.
 func (c Checks) Stranded(ctx context.Context, grace time.Duration) ([]OpenCheck, error) {
 	rows, err := c.pool.Query(ctx, `
-		SELECT o.repo, o.check_run_id, o.installation_id, o.run_id, o.name, r.status,
+		SELECT o.kind, o.repo, o.check_run_id, o.installation_id, o.run_id, o.name, r.status,
 		       coalesce((SELECT s.status FROM run_steps s WHERE s.run_id = r.id AND s.check_run_id = o.check_run_id LIMIT 1), '')
 		FROM open_checks o JOIN runs r ON r.id = o.run_id
 		LEFT JOIN river_job j ON j.id = r.job_id
@@ -63,7 +72,7 @@ func (c Checks) Stranded(ctx context.Context, grace time.Duration) ([]OpenCheck,
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (OpenCheck, error) {
 		var o OpenCheck
-		err := r.Scan(&o.Repo, &o.CheckRunID, &o.InstallationID, &o.RunID, &o.Name, &o.RunStatus, &o.StepStatus)
+		err := r.Scan(&o.Kind, &o.Repo, &o.CheckRunID, &o.InstallationID, &o.RunID, &o.Name, &o.RunStatus, &o.StepStatus)
 		return o, err
 	})
 }
