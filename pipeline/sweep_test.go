@@ -2,9 +2,9 @@ package pipeline_test
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
-	"net/http"
 	"sort"
 	"strings"
 	"testing"
