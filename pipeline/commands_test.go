@@ -161,24 +161,32 @@ func TestCommandMatrix(t *testing.T) {
 	}
 }
 
-// ghClock is the simulated GitHub's clock: real time plus what the test
-// says has passed, so that "a minute later" needs no waiting and the clock
-// never runs behind the tokens the bot holds.
+// ghClock is the simulated GitHub's clock: it stands still except when the
+// test advances it, so "in the same second" holds however slow the
+// machine is (with real time, a busy machine could spread the test's steps
+// past shownMargin and make a comment look written after the head was
+// shown).
 type ghClock struct {
-	mu     sync.Mutex
-	offset time.Duration
+	mu   sync.Mutex
+	base time.Time
 }
 
 func (c *ghClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
+	if c.base.IsZero() {
+		c.base = time.Now()
+	}
+	return c.base
 }
 
 func (c *ghClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.offset += d
+	if c.base.IsZero() {
+		c.base = time.Now()
+	}
+	c.base = c.base.Add(d)
 }
 
 // TestForkApprovalCannotBeRaced: the maintainer reviews a fork's commit and
