@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -153,7 +154,7 @@ func (f *fakeWorkers) ListScripts(_ context.Context, prefix string) ([]cloudflar
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []cloudflare.ScriptInfo
-	for _, name := range sortedKeys(f.scripts) {
+	for _, name := range slices.Sorted(maps.Keys(f.scripts)) {
 		if strings.HasPrefix(name, prefix) {
 			out = append(out, cloudflare.ScriptInfo{Name: name, Tags: f.scripts[name].tags})
 		}
@@ -175,7 +176,7 @@ func (f *fakeWorkers) ListCustomDomains(_ context.Context, prefix string) ([]clo
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []cloudflare.CustomDomain
-	for _, h := range sortedKeys(f.hosts) {
+	for _, h := range slices.Sorted(maps.Keys(f.hosts)) {
 		if strings.HasPrefix(h, prefix) {
 			out = append(out, cloudflare.CustomDomain{ID: "cd-" + h, Hostname: h, Service: f.hosts[h]})
 		}
@@ -187,7 +188,7 @@ func (f *fakeWorkers) ListRoutes(_ context.Context, zoneID, prefix string) ([]cl
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []cloudflare.Route
-	for _, h := range sortedKeys(f.hosts) {
+	for _, h := range slices.Sorted(maps.Keys(f.hosts)) {
 		if p := cloudflare.RoutePattern(h); strings.HasPrefix(p, prefix) {
 			out = append(out, cloudflare.Route{ID: "rt-" + h, ZoneID: zoneID, Pattern: p, Script: f.hosts[h]})
 		}
@@ -316,7 +317,7 @@ func (f *fakeDatabases) ListBranches(_ context.Context, projectID string, flt ne
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []neon.Branch
-	for _, name := range sortedKeys(f.branches[projectID]) {
+	for _, name := range slices.Sorted(maps.Keys(f.branches[projectID])) {
 		b := f.branches[projectID][name]
 		a := b.Annotations
 		switch {
@@ -344,7 +345,7 @@ func (f *fakeRepo) Tarball(_ context.Context, ref string) (io.ReadCloser, error)
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
-	names := sortedKeys(f.files)
+	names := slices.Sorted(maps.Keys(f.files))
 	for _, name := range names {
 		body := f.files[name]
 		if err := tw.WriteHeader(&tar.Header{Name: "owner-repo-" + short(ref) + "/" + name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -282,15 +281,9 @@ func TestSetupRunsOncePerRun(t *testing.T) {
 	}
 	log, err := os.ReadFile(ran)
 	e.must(err)
-	if got := strings.Fields(string(log)); fmt.Sprint(sortedCopy(got)) != "[preview test]" {
+	if got := strings.Fields(string(log)); fmt.Sprint(slices.Sorted(slices.Values(got))) != "[preview test]" {
 		t.Errorf("setup ran for %v, want once for the preview and once for the test run", got)
 	}
-}
-
-func sortedCopy(s []string) []string {
-	out := append([]string(nil), s...)
-	sort.Strings(out)
-	return out
 }
 
 // TestWranglerFileDeploys: a Worker whose settings come from its wrangler
@@ -379,7 +372,7 @@ func TestSetupCache(t *testing.T) {
 		f := strings.Fields(line)
 		outcomes[f[0]] = append(outcomes[f[0]], f[1]+":"+f[2])
 	}
-	if got := sortedCopy(outcomes[second]); fmt.Sprint(got) != "[preview:reused test:reused]" {
+	if got := slices.Sorted(slices.Values(outcomes[second])); fmt.Sprint(got) != "[preview:reused test:reused]" {
 		t.Errorf("the second commit (same lockfile): %v, want both runs to reuse the cache (all: %v)", got, outcomes)
 	}
 	if got := outcomes[third]; !slices.Contains(got, "preview:installed") && !slices.Contains(got, "test:installed") {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -97,7 +98,7 @@ func unchangedNote(f repoconfig.Filter, base, sha string, n int) string {
 func (r *testRun) skipUnchanged(ctx context.Context, why map[string]string) error {
 	steps := r.t.deps.State.Steps
 	now := time.Now()
-	for _, name := range sortedKeys(why) {
+	for _, name := range slices.Sorted(maps.Keys(why)) {
 		if err := steps.Plan(ctx, r.runID, []string{name}); err != nil {
 			return err
 		}
@@ -113,15 +114,6 @@ func (r *testRun) skipUnchanged(ctx context.Context, why map[string]string) erro
 		}
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // keepStep is the step of a Worker a path filter leaves as it is.

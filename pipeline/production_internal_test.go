@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -145,7 +146,7 @@ func TestProductionPlan(t *testing.T) {
 					t.Errorf("%s serves %q, want a version this run uploaded", script, got)
 				}
 			}
-			if tc.wantHosts != nil && !mapsEqual(cf.hosts, tc.wantHosts) {
+			if tc.wantHosts != nil && !maps.Equal(cf.hosts, tc.wantHosts) {
 				t.Errorf("hostnames = %v, want %v", cf.hosts, tc.wantHosts)
 			}
 			note := productionNote("abcdef0123", runErr != nil, states, rollback, "")
@@ -195,18 +196,6 @@ func runProductionPlan(t *testing.T, cf *fakeWorkers, db *fakeDatabases, health 
 		rollback = pl.rollback(ctx)
 	}
 	return states, rollback, runErr
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestRollbackChoice(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revelations-studio/deploybot/internal/annotate"
+	"github.com/revelations-studio/deploybot/internal/buildcache"
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/names"
 	"github.com/revelations-studio/deploybot/internal/neon"
@@ -371,10 +371,10 @@ func (r *testRun) stageTree(ctx context.Context, stage string) (string, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return "", err
 	}
-	// cp -a keeps symlinks as links (node_modules is full of them) and the
-	// files' modes; the paths are the bot's own, and no shell is involved.
-	if out, err := exec.CommandContext(ctx, "cp", "-a", "--", r.sourceDir+"/.", dir).CombinedOutput(); err != nil {
-		return dir, fmt.Errorf("copy the set-up checkout: %v: %s", err, strings.TrimSpace(string(out)))
+	// Links stay links (node_modules is full of them), as the cache keeps
+	// them.
+	if err := buildcache.CopyTree(ctx, r.sourceDir+"/.", dir); err != nil {
+		return dir, fmt.Errorf("copy the set-up checkout: %w", err)
 	}
 	return dir, nil
 }

@@ -134,7 +134,7 @@ func (s *Store) Restore(ctx context.Context, repo string, scopes []string, key, 
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return "", err
 			}
-			if err := copyTree(ctx, src, dst); err != nil {
+			if err := CopyTree(ctx, src, dst); err != nil {
 				return "", err
 			}
 		}
@@ -176,7 +176,7 @@ func (s *Store) Save(ctx context.Context, repo, scope, key, checkout string, pat
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return err
 		}
-		if err := copyTree(ctx, src, dst); err != nil {
+		if err := CopyTree(ctx, src, dst); err != nil {
 			return err
 		}
 	}
@@ -245,10 +245,10 @@ func treeSize(dir string) int64 {
 	return n
 }
 
-// copyTree copies src to dst (which must not exist) as cp -a does:
+// CopyTree copies src to dst (which must not exist) as cp -a does:
 // symlinks stay links, modes and times are kept. No shell is involved and
 // the paths are the bot's own.
-func copyTree(ctx context.Context, src, dst string) error {
+func CopyTree(ctx context.Context, src, dst string) error {
 	if out, err := exec.CommandContext(ctx, "cp", "-a", "--", src, dst).CombinedOutput(); err != nil {
 		return fmt.Errorf("buildcache: copy %s: %v: %s", filepath.Base(src), err, strings.TrimSpace(string(out)))
 	}
