@@ -40,17 +40,21 @@ type trackedRepo struct {
 	installation int64
 }
 
-// CreateCheckRun records a check run opened for a run (its external id).
+// CreateCheckRun records a check run opened for a run (its external id),
+// before it asks GitHub for it: a bot stopped between GitHub creating it
+// and the answer leaves a record the sweep finds it by.
 func (r trackedRepo) CreateCheckRun(ctx context.Context, run github.CheckRun) (github.CheckRunRef, error) {
+	runID, perr := strconv.ParseInt(run.ExternalID, 10, 64)
+	if perr != nil || run.Status == github.StatusCompleted {
+		return r.Repo.CreateCheckRun(ctx, run)
+	}
+	// Not recorded means only that the sweep cannot help this one.
+	record, rerr := r.checks.Opening(ctx, state.OpenCheck{Repo: r.repo, HeadSHA: run.HeadSHA, InstallationID: r.installation, RunID: runID, Name: run.Name})
 	ref, err := r.Repo.CreateCheckRun(ctx, run)
-	if err != nil || run.Status == github.StatusCompleted {
-		return ref, err
+	if err == nil && rerr == nil {
+		_ = r.checks.Created(context.WithoutCancel(ctx), record, ref.ID)
 	}
-	if runID, perr := strconv.ParseInt(run.ExternalID, 10, 64); perr == nil {
-		// Not recorded means only that the sweep cannot help this one.
-		_ = r.checks.Opened(context.WithoutCancel(ctx), state.OpenCheck{Repo: r.repo, CheckRunID: ref.ID, InstallationID: r.installation, RunID: runID, Name: run.Name})
-	}
-	return ref, nil
+	return ref, err
 }
 
 // UpdateCheckRun records a check run concluded.
@@ -78,9 +82,10 @@ func (r trackedRepo) SetDeploymentStatus(ctx context.Context, id int64, s github
 	return nil
 }
 
-// checkGrace is how long after its run ended an open check run is left to
-// the run's own conclusion.
-const checkGrace = time.Minute
+// DefaultCheckGrace is how long after its run ended an open check run is
+// left to the run's own conclusion. A run concludes its check runs before
+// it records its end, so this is a margin, not a need.
+const DefaultCheckGrace = time.Minute
 
 // concludeStranded concludes the open check runs whose run has ended (or
 // whose job ended without ending its run), with the conclusion the run's
@@ -92,8 +97,12 @@ func (sw *sweep) concludeStranded(ctx context.Context) {
 		return
 	}
 	for _, o := range stranded {
-		sw.actions = append(sw.actions, SweepAction{Repo: o.Repo, Resource: "check run " + o.Name, Reason: "left open by a run that ended (" + o.RunStatus + ")"})
+		action := SweepAction{Repo: o.Repo, Resource: "check run " + o.Name, Reason: "left open by a run that ended (" + o.RunStatus + ")"}
+		if o.CheckRunID == 0 {
+			action.Reason = "perhaps created by a run that stopped before it learned its id (" + o.RunStatus + ")"
+		}
 		if sw.dry {
+			sw.actions = append(sw.actions, action)
 			continue
 		}
 		owner, name, _ := strings.Cut(o.Repo, "/")
@@ -102,6 +111,21 @@ func (sw *sweep) concludeStranded(ctx context.Context) {
 			sw.fail(err)
 			continue
 		}
+		if o.CheckRunID == 0 {
+			// Recorded before it was asked for, never after: GitHub may
+			// have created it while the bot stopped.
+			id, found, err := repo.CheckRunByExternalID(ctx, o.HeadSHA, o.Name, strconv.FormatInt(o.RunID, 10))
+			if err != nil {
+				sw.fail(err)
+				continue
+			}
+			if !found {
+				_ = sw.deps.State.Checks.Forget(ctx, o.ID)
+				continue
+			}
+			o.CheckRunID = id
+		}
+		sw.actions = append(sw.actions, action)
 		conclusion := strandedConclusion(o.RunStatus, o.StepStatus)
 		note := "The run this reports ended (" + o.RunStatus + ") without concluding it: the bot stopped, or GitHub failed, while it reported. deploybot's sweep concluded it."
 		if o.Kind == state.KindDeployment {
@@ -120,6 +144,7 @@ func (sw *sweep) concludeStranded(ctx context.Context) {
 			sw.fail(err)
 			continue
 		}
+		_ = sw.deps.State.Checks.Forget(ctx, o.ID)
 		_ = sw.deps.State.Checks.Concluded(ctx, o.Repo, cmp.Or(o.Kind, state.KindCheck), o.CheckRunID)
 		if o.RunStatus == "running" || o.RunStatus == "queued" {
 			_ = sw.deps.State.Runs.Finish(ctx, o.RunID, "cancelled", "its job ended without ending the run")

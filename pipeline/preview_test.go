@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -354,6 +355,102 @@ func TestNewerPushSupersedes(t *testing.T) {
 	}
 	if c := e.comment(pr); !strings.Contains(c, "✅ Preview ready for `"+sha3[:7]+"`") {
 		t.Errorf("comment:\n%s", c)
+	}
+}
+
+// TestCancelledWhileGitHubCreatesTheCheckRun: a newer push cancels a run
+// while GitHub is still creating its check run. GitHub creates it anyway;
+// the bot must learn its id and conclude it, not leave it spinning on the
+// commit (as it did when the cancellation cut the create short).
+func TestCancelledWhileGitHubCreatesTheCheckRun(t *testing.T) {
+	e := start(t)
+	held := make(chan *http.Request, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	e.gh.Faults().Set(fault.Rule{Method: http.MethodPost, Path: "/repos/" + demo.Repo + "/check-runs", Hold: func(r *http.Request) {
+		once.Do(func() {
+			held <- r
+			<-release
+		})
+	}})
+	pr, sha1 := e.open("feature/held-create", map[string]string{"web/src/h.js": "1\n"}, false)
+	e.event(pr, "opened")
+	var create *http.Request
+	select {
+	case create = <-held:
+	case <-e.ctx.Done():
+		t.Fatal("the first run never asked for its check run")
+	}
+	sha2 := e.push(pr, map[string]string{"web/src/h.js": "2\n"})
+	e.event(pr, "synchronize")
+	e.until("the first run's job is cancelled", func() bool {
+		var n int
+		err := e.s.App.Pool.QueryRow(e.ctx, `SELECT count(*) FROM river_job j JOIN runs r ON r.job_id = j.id
+			WHERE r.head_sha = $1 AND j.metadata ? 'cancel_attempted_at'`, sha1).Scan(&n)
+		return err == nil && n > 0
+	})
+	// A bot that lets the cancellation reach the request gives it up now;
+	// one that does not keeps waiting. Either way GitHub then creates it.
+	select {
+	case <-create.Context().Done():
+	case <-time.After(2 * time.Second):
+	}
+	close(release)
+	e.idle()
+
+	checks := e.checks()
+	if checks[sha1] != "cancelled" {
+		t.Errorf("check run of the cancelled run: %q, want cancelled", checks[sha1])
+	}
+	if checks[sha2] != "success" {
+		t.Errorf("check run of the newer commit: %q, want success", checks[sha2])
+	}
+}
+
+// TestCopiesOfAnEventStartOneRun: GitHub (and proxies in front of the
+// bot) sometimes send one event under several delivery ids at once. The
+// copies must start one run of the commit, not a run per copy each
+// cancelling the one before, whether they arrive together or while the
+// run of the first is deploying.
+func TestCopiesOfAnEventStartOneRun(t *testing.T) {
+	e := start(t)
+	release := filepath.Join(e.shared, "release")
+	pr, sha := e.open("feature/copies", map[string]string{
+		"web/build.sh": "while [ ! -f '" + release + "' ]; do sleep 0.05; done\n" + normalBuild,
+	}, false)
+	ev, err := e.gh.PullRequestEvent(demo.Repo, pr, "opened")
+	e.must(err)
+	_, err = e.s.Deliver(e.ctx, ev)
+	e.must(err)
+	e.waitForStep("build:web")
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			_, err := e.s.Deliver(e.ctx, ev)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		e.must(err)
+	}
+	e.until("the copies' jobs ended", func() bool {
+		var n int
+		err := e.s.App.Pool.QueryRow(e.ctx, `SELECT count(*) FROM river_job WHERE kind <> 'sweep' AND state NOT IN ('completed', 'cancelled', 'discarded') AND attempted_at IS NULL`).Scan(&n)
+		return err == nil && n == 0
+	})
+	e.must(os.WriteFile(release, nil, 0o644))
+	e.idle()
+	var previews []string
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		if c.HeadSHA == sha && c.Name == pipeline.CheckPreview {
+			previews = append(previews, c.Conclusion)
+		}
+	}
+	if len(previews) != 1 || previews[0] != "success" {
+		t.Errorf("preview check runs of the commit: %q, want one, succeeded", previews)
 	}
 }
 

@@ -237,40 +237,40 @@ func (p *previews) cancelOthers(ctx context.Context, repo string, pr int, jobID 
 // spin forever on the PR; they are concluded as cancelled, and this sync
 // converges the preview from where they stopped.
 func (p *previews) concludeAbandoned(ctx context.Context, repo Repo, repoName string, number int) error {
-	runs, err := p.deps.State.Runs.AbandonPreviews(ctx, repoName, number)
+	runs, err := p.deps.State.Runs.AbandonedPreviews(ctx, repoName, number)
 	if err != nil {
 		return err
 	}
-	return concludeAbandoned(ctx, repo, CheckPreview, runs)
+	return concludeAbandoned(ctx, p.deps.State.Runs, repo, CheckPreview, runs)
 }
 
 // concludeAbandoned concludes the check runs, named check, of runs the
-// store has just marked cancelled: the caller holds the lock those runs
-// took, so none of them is really running (the process that ran them
-// stopped).
-func concludeAbandoned(ctx context.Context, repo Repo, check string, runs []state.Abandoned) error {
-	for _, a := range runs {
+// store found still running while the caller holds the lock those runs
+// took: none of them is really running (the process that ran them
+// stopped). Each run is ended only once its check run is concluded, so a
+// bot stopped in between leaves it to the next.
+func concludeAbandoned(ctx context.Context, runs state.Runs, repo Repo, check string, abandoned []state.Abandoned) error {
+	for _, a := range abandoned {
 		zerolog.Ctx(ctx).Warn().Int64("run_id", a.ID).Str("kind", a.Kind).Msg("concluding a run abandoned by a stopped bot")
-		if a.CheckRunID == 0 && !gitref.IsSHA(a.HeadSHA) {
-			continue
-		}
-		if a.CheckRunID == 0 {
+		if a.CheckRunID == 0 && gitref.IsSHA(a.HeadSHA) {
 			// The process may have died after GitHub created the check run
 			// and before its id was recorded: find it by the run's id.
-			id, found, err := repo.CheckRunByExternalID(ctx, a.HeadSHA, check, strconv.FormatInt(a.ID, 10))
+			id, _, err := repo.CheckRunByExternalID(ctx, a.HeadSHA, check, strconv.FormatInt(a.ID, 10))
 			if err != nil {
 				return fmt.Errorf("find the check run of abandoned run %d: %w", a.ID, err)
 			}
-			if !found {
-				continue
-			}
 			a.CheckRunID = id
 		}
-		if err := repo.UpdateCheckRun(ctx, a.CheckRunID, github.CheckRun{
-			Name: check, Status: github.StatusCompleted, Conclusion: github.ConclusionCancelled, CompletedAt: time.Now(),
-			Output: &github.CheckOutput{Title: "Interrupted", Summary: "The bot stopped during this run; a new run took over and converges from where it stopped."},
-		}); err != nil {
-			return fmt.Errorf("conclude check run %d of abandoned run %d: %w", a.CheckRunID, a.ID, err)
+		if a.CheckRunID != 0 {
+			if err := repo.UpdateCheckRun(ctx, a.CheckRunID, github.CheckRun{
+				Name: check, Status: github.StatusCompleted, Conclusion: github.ConclusionCancelled, CompletedAt: time.Now(),
+				Output: &github.CheckOutput{Title: "Interrupted", Summary: "The bot stopped during this run; a new run took over and converges from where it stopped."},
+			}); err != nil {
+				return fmt.Errorf("conclude check run %d of abandoned run %d: %w", a.CheckRunID, a.ID, err)
+			}
+		}
+		if err := runs.Abandon(ctx, a.ID); err != nil {
+			return err
 		}
 	}
 	return nil

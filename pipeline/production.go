@@ -593,11 +593,11 @@ func (r *productionRun) finish(ctx context.Context, status string, cause error) 
 // concludeAbandoned ends production runs of the repository left running by
 // a stopped bot (the lock is held, so none is really running).
 func (r *productionRun) concludeAbandoned(ctx context.Context) error {
-	runs, err := r.deps.State.Runs.AbandonProduction(ctx, r.meta.Repo.FullName())
+	runs, err := r.deps.State.Runs.AbandonedProduction(ctx, r.meta.Repo.FullName())
 	if err != nil {
 		return err
 	}
-	return concludeAbandoned(ctx, r.repo, CheckProduction, runs)
+	return concludeAbandoned(ctx, r.deps.State.Runs, r.repo, CheckProduction, runs)
 }
 
 // hostnameOwner is the script a hostname serves today ("" when none).

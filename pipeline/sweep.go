@@ -47,7 +47,7 @@ type SweepOptions struct {
 	// which branch ages are measured.
 	Now time.Time
 	// CheckGrace is how long after its run ended an open check run is left
-	// to the run's own conclusion (default one minute).
+	// to the run's own conclusion (0: DefaultCheckGrace; negative: none).
 	CheckGrace time.Duration
 }
 
@@ -142,7 +142,7 @@ func sweepJob(every time.Duration) *river.PeriodicJob {
 //
 // enqueue queues the teardown jobs (the running bot works them).
 func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.JobArgs) error, opts SweepOptions) ([]SweepAction, error) {
-	sw := &sweep{deps: deps, enqueue: enqueue, dry: opts.DryRun, now: opts.Now, known: map[string]bool{}, checkGrace: cmp.Or(opts.CheckGrace, checkGrace)}
+	sw := &sweep{deps: deps, enqueue: enqueue, dry: opts.DryRun, now: opts.Now, known: map[string]bool{}, checkGrace: max(cmp.Or(opts.CheckGrace, DefaultCheckGrace), 0)}
 	if sw.now.IsZero() {
 		sw.now = time.Now()
 	}

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/revelations-studio/deploybot/internal/demo"
+	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
 	"github.com/revelations-studio/deploybot/internal/sandbox/fault"
 	"github.com/revelations-studio/deploybot/pipeline"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 )
 
 // TestSweepReadsEachRepositoryOnce: the sweep lists the open PRs once,
@@ -160,5 +162,53 @@ func TestSweepEndsStrandedDeployments(t *testing.T) {
 	}
 	if got := last(); got != "success" {
 		t.Errorf("after the sweep the deployment is %q, want success (the deploy succeeded)", got)
+	}
+}
+
+// TestSweepFindsCheckRunsWhoseIDWasNeverLearned: the bot stopped after
+// GitHub created a stage's check run and before it learned its id, and no
+// later run of the branch comes to conclude it. The record written before
+// the create lets the sweep find the check run by its external id (the
+// run's id) and conclude it; a record of a check run GitHub never created
+// is forgotten.
+func TestSweepFindsCheckRunsWhoseIDWasNeverLearned(t *testing.T) {
+	e := start(t)
+	sha, err := e.gh.Commit(demo.Repo, "feature/lost-id", map[string]string{"web/src/l.js": "1\n"}, "change")
+	e.must(err)
+	st := state.New(e.s.App.Pool)
+	runID, err := st.Runs.Start(e.ctx, state.Run{Kind: "test", Repo: demo.Repo, HeadSHA: sha, JobID: 424242, Reason: "push"})
+	e.must(err)
+	for _, stage := range []string{"unit", "lint"} {
+		_, err := st.Checks.Opening(e.ctx, state.OpenCheck{Repo: demo.Repo, HeadSHA: sha, InstallationID: e.gh.InstallationID(), RunID: runID, Name: "deploybot/test: " + stage})
+		e.must(err)
+	}
+	cc, err := github.NewClientCreator(github.Config{V3APIURL: e.s.URLs.GitHub, AppID: e.gh.AppID(), PrivateKey: e.gh.AppPrivateKeyPEM()})
+	e.must(err)
+	client, err := cc.NewInstallationClient(e.gh.InstallationID())
+	e.must(err)
+	rep := github.NewReporter(client, demo.Owner, demo.RepoName)
+	_, err = rep.CreateCheckRun(e.ctx, github.CheckRun{Name: "deploybot/test: unit", HeadSHA: sha, Status: github.StatusQueued, ExternalID: fmt.Sprint(runID)})
+	e.must(err)
+
+	actions, err := e.s.App.Sweep(e.ctx, pipeline.SweepOptions{CheckGrace: -1})
+	e.must(err)
+	var concluded []string
+	for _, a := range actions {
+		if strings.HasPrefix(a.Resource, "check run") {
+			concluded = append(concluded, a.Resource)
+		}
+	}
+	if len(concluded) != 1 || concluded[0] != "check run deploybot/test: unit" {
+		t.Errorf("the sweep concluded %q, want only the unit stage's check run (GitHub never created lint's)", concluded)
+	}
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		if c.HeadSHA == sha && (c.Status != "completed" || c.Conclusion != "cancelled") {
+			t.Errorf("check run %s is %s/%s, want completed/cancelled", c.Name, c.Status, c.Conclusion)
+		}
+	}
+	var left int
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT count(*) FROM open_checks WHERE run_id = $1`, runID).Scan(&left))
+	if left != 0 {
+		t.Errorf("%d records of the run's check runs are left after the sweep", left)
 	}
 }

@@ -650,7 +650,7 @@ func (r *testRun) superseded(ctx context.Context) (bool, error) {
 // stay in progress forever. Their database branch is left to the sweeper
 // (or replaced, when this run tests the same commit).
 func (r *testRun) concludeAbandoned(ctx context.Context) error {
-	checks, err := r.t.deps.State.Tests.Abandon(ctx, r.req.meta.Repo.FullName(), r.req.key, r.runID, r.jobID)
+	runs, checks, err := r.t.deps.State.Tests.Abandoned(ctx, r.req.meta.Repo.FullName(), r.req.key, r.runID, r.jobID)
 	if err != nil {
 		return err
 	}
@@ -668,5 +668,5 @@ func (r *testRun) concludeAbandoned(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return r.t.deps.State.Runs.Abandon(ctx, runs...)
 }

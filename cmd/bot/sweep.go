@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ func sweepCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	fs.SetOutput(stderr)
 	cfgPath := configFlag(fs)
 	dry := fs.Bool("dry-run", false, "only print what would be removed")
+	grace := fs.Duration("check-grace", pipeline.DefaultCheckGrace, "conclude the check runs left open by runs that ended at least this long ago")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -33,7 +35,7 @@ func sweepCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	defer a.Stop(10*time.Second, logger)
-	actions, err := a.Sweep(ctx, pipeline.SweepOptions{DryRun: *dry})
+	actions, err := a.Sweep(ctx, pipeline.SweepOptions{DryRun: *dry, CheckGrace: cmp.Or(*grace, -1)})
 	verb := "removing"
 	if *dry {
 		verb = "would remove"

@@ -67,34 +67,52 @@ type Abandoned struct {
 	HeadSHA    string
 }
 
-// AbandonPreviews ends pull request pr's preview and teardown runs still
-// marked running, as cancelled, and returns them. The caller holds the
-// pull request's lock, so none of them is really running.
-func (r Runs) AbandonPreviews(ctx context.Context, repo string, pr int) ([]Abandoned, error) {
-	return r.abandon(ctx, `repo = $1 AND pr_number = $2 AND kind IN ('preview', 'teardown')`, repo, pr)
+// AbandonedPreviews returns pull request pr's preview and teardown runs
+// still marked running. The caller holds the pull request's lock, so none
+// of them is really running: it concludes their check runs, then ends each
+// with Abandon. In that order, a bot stopped in between finds them again.
+func (r Runs) AbandonedPreviews(ctx context.Context, repo string, pr int) ([]Abandoned, error) {
+	return r.abandoned(ctx, `repo = $1 AND pr_number = $2 AND kind IN ('preview', 'teardown')`, repo, pr)
 }
 
-// AbandonProduction does the same for repo's production runs.
-func (r Runs) AbandonProduction(ctx context.Context, repo string) ([]Abandoned, error) {
-	return r.abandon(ctx, `repo = $1 AND kind = 'production'`, repo)
+// AbandonedProduction does the same for repo's production runs.
+func (r Runs) AbandonedProduction(ctx context.Context, repo string) ([]Abandoned, error) {
+	return r.abandoned(ctx, `repo = $1 AND kind = 'production'`, repo)
 }
 
-func (r Runs) abandon(ctx context.Context, where string, args ...any) ([]Abandoned, error) {
+func (r Runs) abandoned(ctx context.Context, where string, args ...any) ([]Abandoned, error) {
 	rows, err := r.pool.Query(ctx, `
-		UPDATE runs SET status = 'cancelled', error = 'abandoned: the bot stopped during this run', finished_at = now()
-		WHERE status = 'running' AND `+where+`
-		RETURNING id, kind, coalesce(check_run_id, 0), coalesce(head_sha, '')`, args...)
+		SELECT id, kind, coalesce(check_run_id, 0), coalesce(head_sha, '') FROM runs
+		WHERE status = 'running' AND `+where+` ORDER BY id`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("conclude abandoned runs: %w", err)
+		return nil, fmt.Errorf("find abandoned runs: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Abandoned, error) {
 		var a Abandoned
 		return a, row.Scan(&a.ID, &a.Kind, &a.CheckRunID, &a.HeadSHA)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("conclude abandoned runs: %w", err)
+		return nil, fmt.Errorf("find abandoned runs: %w", err)
 	}
 	return out, nil
+}
+
+// abandonedMessage is the error recorded for a run its process left.
+const abandonedMessage = "abandoned: the bot stopped during this run"
+
+// Abandon ends runs ids, still running, as cancelled: their process
+// stopped and their check runs are concluded.
+func (r Runs) Abandon(ctx context.Context, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := r.pool.Exec(context.WithoutCancel(ctx), `
+		UPDATE runs SET status = 'cancelled', error = $2, finished_at = now()
+		WHERE id = ANY($1) AND status IN ('running', 'queued')`, ids, abandonedMessage)
+	if err != nil {
+		return fmt.Errorf("end abandoned runs %v: %w", ids, err)
+	}
+	return nil
 }
 
 // RunningJobs returns the jobs running runs of pull request pr, other than

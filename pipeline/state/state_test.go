@@ -104,13 +104,19 @@ func TestRuns(t *testing.T) {
 	}
 
 	must(t, st.Runs.Finish(ctx, old, "cancelled", "superseded"))
-	abandoned, err := st.Runs.AbandonPreviews(ctx, "o/r", 5)
+	abandoned, err := st.Runs.AbandonedPreviews(ctx, "o/r", 5)
 	must(t, err)
 	if len(abandoned) != 1 || abandoned[0].ID != head || abandoned[0].CheckRunID != 900 || abandoned[0].HeadSHA != "bbb" {
 		t.Fatalf("abandoned %+v, want the head's run with its check run", abandoned)
 	}
-	if again, err := st.Runs.AbandonPreviews(ctx, "o/r", 5); err != nil || len(again) != 0 {
-		t.Fatalf("abandoned twice: %+v, %v", again, err)
+	// Until they are ended, they are found again (a bot stopped while it
+	// concluded them leaves them to the next).
+	if again, err := st.Runs.AbandonedPreviews(ctx, "o/r", 5); err != nil || len(again) != 1 {
+		t.Fatalf("abandoned runs found again: %+v, %v", again, err)
+	}
+	must(t, st.Runs.Abandon(ctx, head))
+	if again, err := st.Runs.AbandonedPreviews(ctx, "o/r", 5); err != nil || len(again) != 0 {
+		t.Fatalf("abandoned after they ended: %+v, %v", again, err)
 	}
 
 	prod, err := st.Runs.Start(ctx, state.Run{Kind: "production", Repo: "o/r", HeadSHA: "ccc", JobID: 4, Reason: "push"})

@@ -127,32 +127,33 @@ type StageCheck struct {
 	CheckRunID int64
 }
 
-// Abandon ends, as cancelled, the branch's runs other than run that are
-// still running, and job's earlier queued attempts: holding the branch's
-// lock, no other job works on them, so their process died. It returns
-// their stages' check runs, to be concluded.
-func (t Tests) Abandon(ctx context.Context, repo, key string, run, job int64) ([]StageCheck, error) {
+// Abandoned returns the branch's runs other than run that are still
+// running, and job's earlier queued attempts: holding the branch's lock,
+// no other job works on them, so their process died. It returns their ids
+// and their stages' check runs: the caller concludes those, then ends the
+// runs (Runs.Abandon), so a bot stopped in between finds them again.
+func (t Tests) Abandoned(ctx context.Context, repo, key string, run, job int64) ([]int64, []StageCheck, error) {
 	rows, err := t.pool.Query(ctx, `
-		UPDATE runs SET status = 'cancelled', error = 'abandoned: the bot stopped during this run', finished_at = now()
+		SELECT id FROM runs
 		WHERE kind = 'test' AND repo = $1 AND branch = $2 AND id <> $3
-		  AND (status = 'running' OR (status = 'queued' AND job_id = $4))
-		RETURNING id`, repo, key, run, job)
+		  AND (status = 'running' OR (status = 'queued' AND job_id = $4))`, repo, key, run, job)
 	if err != nil {
-		return nil, fmt.Errorf("conclude abandoned test runs: %w", err)
+		return nil, nil, fmt.Errorf("find abandoned test runs: %w", err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil || len(ids) == 0 {
-		return nil, err
+		return nil, nil, err
 	}
 	rows, err = t.pool.Query(ctx, `
 		SELECT name, status, check_run_id FROM run_steps WHERE run_id = ANY($1) AND check_run_id <> 0`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("conclude abandoned test runs: %w", err)
+		return nil, nil, fmt.Errorf("find abandoned test runs: %w", err)
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (StageCheck, error) {
+	checks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StageCheck, error) {
 		var c StageCheck
 		return c, row.Scan(&c.Stage, &c.Status, &c.CheckRunID)
 	})
+	return ids, checks, err
 }
 
 // AttachCheckRun records the check run of run's stage (its step), so that

@@ -33,6 +33,11 @@ type Rule struct {
 	// learns it — the "lost response" that makes creating calls unsafe to
 	// simply repeat.
 	AfterServe bool
+	// Hold, when set, is called with each matching request before it is
+	// served, and may block: a test holds a request inside the API (as a
+	// slow GitHub would) while it makes something happen on the client's
+	// side, then lets it through.
+	Hold func(*http.Request)
 }
 
 func (r Rule) matches(req *http.Request) bool {
@@ -80,12 +85,15 @@ func (i *Injector) Injected() int {
 // decide picks the latency to add and the failing rule, if any, for req.
 // Every matching rule adds its latency; the first one that fails decides
 // the failure.
-func (i *Injector) decide(req *http.Request) (latency time.Duration, fail *Rule) {
+func (i *Injector) decide(req *http.Request) (latency time.Duration, fail *Rule, holds []func(*http.Request)) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	for _, s := range i.rules {
 		if !s.matches(req) {
 			continue
+		}
+		if s.Hold != nil {
+			holds = append(holds, s.Hold)
 		}
 		if s.Times > 0 && s.left == 0 {
 			continue // spent
@@ -107,7 +115,7 @@ func (i *Injector) decide(req *http.Request) (latency time.Duration, fail *Rule)
 	if fail != nil {
 		i.injected++
 	}
-	return latency, fail
+	return latency, fail, holds
 }
 
 // Middleware answers matching requests with the failure their rule describes
@@ -115,7 +123,10 @@ func (i *Injector) decide(req *http.Request) (latency time.Duration, fail *Rule)
 // error shape.
 func (i *Injector) Middleware(next http.Handler, writeError func(w http.ResponseWriter, r *http.Request, status int, msg string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		latency, fail := i.decide(r)
+		latency, fail, holds := i.decide(r)
+		for _, hold := range holds {
+			hold(r)
+		}
 		if latency > 0 {
 			t := time.NewTimer(latency)
 			select {
