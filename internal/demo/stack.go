@@ -69,6 +69,9 @@ type StackOptions struct {
 	// CloudflarePlan limits the simulated Cloudflare account (default
 	// Workers Free's); the bot's cloudflare.workers_limit follows it.
 	CloudflarePlan cfsim.Plan
+	// NeonOperationTime is how long the simulated Neon's operations run
+	// (0: they finish at once).
+	NeonOperationTime time.Duration
 	// Repository changes the sample repository's entry of the bot's
 	// config before the bot starts (its secret values, say).
 	Repository func(*config.Repository)
@@ -100,7 +103,8 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		}
 	}()
 	secret := randomHex(16)
-	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: opts.AdminURL, WebhookSecret: secret, GitHubNow: opts.GitHubNow, CloudflarePlan: opts.CloudflarePlan})
+	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: opts.AdminURL, WebhookSecret: secret, GitHubNow: opts.GitHubNow, CloudflarePlan: opts.CloudflarePlan,
+		NeonOperationDelay: opts.NeonOperationTime})
 	if err != nil {
 		return nil, err
 	}
