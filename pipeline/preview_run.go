@@ -40,9 +40,12 @@ type previewRun struct {
 	resetDB bool
 	force   bool // rebuild every Worker, whatever the path filters say
 
-	runID    int64
-	checkID  int64
-	checkURL string
+	runID int64
+	// checkID and checkURL are set once checkReady is closed: the check
+	// run is created while the first steps run (see deploy).
+	checkID    int64
+	checkURL   string
+	checkReady chan struct{}
 
 	commentMu sync.Mutex
 	// lastComment is the body this run last sent: most step changes leave
@@ -50,6 +53,9 @@ type previewRun struct {
 	lastComment string
 	// shownState is the preview state the comment last showed.
 	shownState string
+	// reporting is set once the check run exists and the comment showed
+	// the build: step changes before it are shown by that first edit.
+	reporting bool
 }
 
 // plan is what a preview of this PR consists of, all names resolved.
@@ -180,18 +186,20 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 	if err := r.startRun(ctx, "preview"); err != nil {
 		return err
 	}
-	if err := r.startCheck(ctx); err != nil {
-		// Nothing was built and nothing shows it: fail the job, so River
-		// tries again, rather than leave the PR without a preview.
-		_ = r.finishRun(ctx, "failed", err)
-		return err
-	}
-	if fileErr != nil {
+	var pl *plan
+	if fileErr == nil {
+		var err error
+		if pl, err = r.makePlan(file); err != nil {
+			if err := r.startCheck(ctx); err != nil {
+				return r.checkFailed(ctx, err)
+			}
+			return r.fail(ctx, "The preview could not be planned", err.Error(), err)
+		}
+	} else {
+		if err := r.startCheck(ctx); err != nil {
+			return r.checkFailed(ctx, err)
+		}
 		return r.fail(ctx, "The pipeline file has errors", "`.github/deploybot.yml` on the base branch `"+r.pr.BaseRef+"` could not be used:\n\n```text\n"+fileErr.Error()+"\n```", fileErr)
-	}
-	pl, err := r.makePlan(file)
-	if err != nil {
-		return r.fail(ctx, "The preview could not be planned", err.Error(), err)
 	}
 	r.st.Resources = r.st.Resources.Merge(pl.res)
 	pl.unchanged = r.unchangedWorkers(ctx, pl)
@@ -202,21 +210,71 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 
 	ws, err := newWorkspace(r.p.deps)
 	if err != nil {
+		if err := r.startCheck(ctx); err != nil {
+			return r.checkFailed(ctx, err)
+		}
 		return r.fail(ctx, "No workspace", err.Error(), err)
 	}
 	defer ws.Remove()
 
 	steps := r.previewSteps(pl, ws)
-	r.updateComment(ctx, pl, nil)
+	// The check run and the comment's "building" go to GitHub while the
+	// first steps (the database, the source) already run: on a real GitHub
+	// they are a few hundred milliseconds the preview need not wait for.
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	r.checkReady = make(chan struct{})
+	reported := make(chan error, 1)
+	go func() {
+		err := r.startCheck(ctx)
+		if err != nil {
+			cancelRun(err)
+		} else {
+			r.commentMu.Lock()
+			r.reporting = true
+			r.writeComment(ctx, pl, pl.lastStates, false)
+			r.commentMu.Unlock()
+		}
+		close(r.checkReady)
+		reported <- err
+	}()
 	// While it runs, the comment changes only with the preview's state
 	// (building, waiting for tests, failed): every step is on the check
 	// run, and each edit is a GitHub write, whose secondary limit is 80 a
 	// minute per installation.
-	states, runErr := execute(ctx, r.p.deps.State.Steps, r.runID, steps, func(s []StepState) { r.progressComment(ctx, pl, s) })
+	states, runErr := execute(runCtx, r.p.deps.State.Steps, r.runID, steps, func(s []StepState) { r.progressComment(ctx, pl, s) })
+	if err := <-reported; err != nil {
+		return r.checkFailed(ctx, err)
+	}
 	if pl.ownPassword != "" {
 		r.st.Resources.OwnPassword = pl.ownPassword
 	}
 	return r.conclude(ctx, pl, states, runErr)
+}
+
+// checkFailed ends a run whose check run could not be created. Nothing
+// shows the run, so the job fails and River tries again, rather than
+// leave the PR without a preview (what the run did is converged from).
+func (r *previewRun) checkFailed(ctx context.Context, err error) error {
+	_ = r.finishRun(ctx, "failed", err)
+	return err
+}
+
+// awaitCheck waits until the run's check run exists (it is created while
+// the first steps run), so a step can refer to it.
+func (r *previewRun) awaitCheck(ctx context.Context) error {
+	if r.checkReady == nil {
+		return nil
+	}
+	select {
+	case <-r.checkReady:
+		if r.checkID == 0 {
+			return errors.New("the run's check run could not be created")
+		}
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // previewSteps is the preview as a graph: database and source first, then
@@ -417,6 +475,9 @@ func checkHealth(ctx context.Context, deps Deps, log *Log, w repoconfig.Worker, 
 }
 
 func (r *previewRun) recordDeployment(ctx context.Context, log *Log, pl *plan) error {
+	if err := r.awaitCheck(ctx); err != nil { // its log URL is the check run's
+		return err
+	}
 	id, err := r.repo.CreateDeployment(ctx, github.Deployment{
 		Ref: r.pr.HeadSHA, Environment: "preview", Transient: true, PR: r.pr.Number,
 		Description: fmt.Sprintf("Preview of #%d", r.pr.Number),
@@ -484,12 +545,18 @@ func (r *previewRun) conclude(ctx context.Context, pl *plan, states []StepState,
 			run.Output.Title, status = "Held back: a test stage failed", statusBlocked
 		}
 	}
-	if err := r.repo.UpdateCheckRun(ctx, r.checkID, run); err != nil {
-		r.logger.Warn().Err(err).Msg("concluding the check run")
-	}
+	// The check run and the comment are independent writes: sent at once,
+	// the result shows one GitHub round trip after the last step.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := r.repo.UpdateCheckRun(ctx, r.checkID, run); err != nil {
+			r.logger.Warn().Err(err).Msg("concluding the check run")
+		}
+	})
 	if r.st.State != templates.Cancelled {
 		r.updateComment(ctx, pl, states)
 	}
+	wg.Wait()
 	if err := r.finishRun(ctx, status, runErr); err != nil {
 		return err
 	}
@@ -527,6 +594,9 @@ func (r *previewRun) checkOutput(pl *plan, states []StepState) templates.Check {
 // showWaiting shows on the check run and the comment which test stages the
 // preview waits for.
 func (r *previewRun) showWaiting(ctx context.Context, pl *plan, pending []string) {
+	if r.awaitCheck(ctx) != nil {
+		return
+	}
 	r.commentMu.Lock()
 	pl.waitingFor = pending
 	states := pl.lastStates
@@ -556,6 +626,10 @@ func (r *previewRun) updateComment(ctx context.Context, pl *plan, states []StepS
 func (r *previewRun) progressComment(ctx context.Context, pl *plan, states []StepState) {
 	r.commentMu.Lock()
 	defer r.commentMu.Unlock()
+	if !r.reporting {
+		pl.lastStates = states
+		return
+	}
 	r.writeComment(ctx, pl, states, true)
 }
 
@@ -608,6 +682,15 @@ func (r *previewRun) postComment(ctx context.Context, c templates.Comment) {
 	if err != nil {
 		r.logger.Error().Err(err).Msg("rendering the status comment")
 		return
+	}
+	if r.lastComment == "" && r.st.CommentID != 0 {
+		// Once per run, what the comment says now: the edits after it go
+		// without a read, and a body it already shows is not written again
+		// (the time it was last written is what a fork's approval is
+		// checked against).
+		if c, found, err := r.repo.StatusComment(ctx, r.pr.Number, r.st.CommentID); err == nil && found && c.ID == r.st.CommentID {
+			r.lastComment = strings.TrimPrefix(c.Body, github.StatusMarker(r.pr.Number)+"\n")
+		}
 	}
 	if body == r.lastComment && r.st.CommentID != 0 {
 		return

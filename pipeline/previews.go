@@ -80,17 +80,11 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", repoName, err)
 	}
-	unlock, err := p.takeOver(ctx, repo, m, number, jobID, opts)
+	pr, unlock, err := p.takeOver(ctx, repo, m, number, jobID, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-
-	// Read again: the head may have moved while this job waited.
-	pr, err := repo.PullRequest(ctx, number)
-	if err != nil {
-		return nil, fmt.Errorf("read %s#%d: %w", repoName, number, err)
-	}
 	st, err := p.load(ctx, repoName, number, m.InstallationID)
 	if err != nil {
 		return nil, err
@@ -141,8 +135,9 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	return st, run.deploy(ctx, file, fileErr)
 }
 
-// takeOver makes this job the PR's only one and returns with its lock.
-func (p *previews) takeOver(ctx context.Context, repo Repo, m intent.Meta, number int, jobID int64, opts syncOptions) (unlock func(), err error) {
+// takeOver makes this job the PR's only one and returns with its lock and
+// the pull request as it is now.
+func (p *previews) takeOver(ctx context.Context, repo Repo, m intent.Meta, number int, jobID int64, opts syncOptions) (pr github.PullRequest, unlock func(), err error) {
 	repoName := m.Repo.FullName()
 	// A newer job of this PR takes over: runs still working are cancelled
 	// (their commands killed, their check runs concluded), then this job
@@ -151,32 +146,39 @@ func (p *previews) takeOver(ctx context.Context, repo Repo, m intent.Meta, numbe
 	// for the same commit (GitHub sends several, redeliveries, a late
 	// synchronize) would otherwise cancel good work only to redo it, and
 	// this job finds the preview deployed once it gets the lock.
-	keep := ""
+	keep, read := "", false
 	if !opts.force && !opts.destroy && opts.approve == "" {
-		head, err := repo.PullRequest(ctx, number)
-		if err != nil {
-			return nil, fmt.Errorf("read %s#%d: %w", repoName, number, err)
+		if pr, err = repo.PullRequest(ctx, number); err != nil {
+			return pr, nil, fmt.Errorf("read %s#%d: %w", repoName, number, err)
 		}
-		if head.State == "open" {
-			keep = head.HeadSHA
+		read = true
+		if pr.State == "open" {
+			keep = pr.HeadSHA
 		}
 	}
 	if err := p.cancelOthers(ctx, repoName, number, jobID, keep); err != nil {
-		return nil, err
+		return pr, nil, err
 	}
 	unlock, err = lockPR(ctx, p.deps, repoName, number)
 	for opts.waitLock && errors.Is(err, errLocked) {
+		read = false // the head may move while this job waits
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return pr, nil, ctx.Err()
 		case <-time.After(lockRetry):
 		}
 		unlock, err = lockPR(ctx, p.deps, repoName, number)
 	}
 	if err != nil {
-		return nil, err
+		return pr, nil, err
 	}
-	return unlock, nil
+	if !read {
+		if pr, err = repo.PullRequest(ctx, number); err != nil {
+			unlock()
+			return pr, nil, fmt.Errorf("read %s#%d: %w", repoName, number, err)
+		}
+	}
+	return pr, unlock, nil
 }
 
 // syncDecision is what a sync of an open pull request does once it has

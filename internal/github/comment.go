@@ -24,9 +24,10 @@ const MaxCommentBytes = 65536
 // UpsertStatusComment makes the one status comment on pull request pr say
 // body (the marker is added when body lacks it) and returns its ID.
 //
-// knownID, when not 0, is the comment's ID remembered from an earlier call;
-// it saves listing the pull request's comments. If that comment is gone (or
-// is not the status comment), the comments are searched instead.
+// knownID, when not 0, is the comment's ID remembered from an earlier call:
+// the comment is edited at once, with no listing and no read (the caller,
+// which remembers what it sent, sends only a changed body). If that
+// comment is gone, the comments are searched instead.
 //
 // The search reads all pages of comments and picks the bot's comments that
 // carry the marker. None: one is created (and the search repeated, to catch
@@ -43,14 +44,17 @@ func (r *Reporter) UpsertStatusComment(ctx context.Context, pr int, body string,
 	op := fmt.Sprintf("update status comment on #%d", pr)
 
 	if knownID != 0 {
-		c, resp, err := r.client.Issues.GetComment(ctx, r.owner, r.repo, knownID)
+		// The bot made this comment and remembers what it last wrote (the
+		// caller sends only a changed body): edit it without reading it
+		// first, one round trip instead of two.
+		_, resp, err := r.client.Issues.EditComment(ctx, r.owner, r.repo, knownID, &gh.IssueComment{Body: &body})
 		switch {
-		case err == nil && r.isStatusComment(c, pr):
-			return knownID, r.editIfChanged(ctx, c, body, op)
-		case err != nil && (resp == nil || resp.StatusCode != 404):
+		case err == nil:
+			return knownID, nil
+		case resp == nil || resp.StatusCode != 404:
 			return 0, r.wrap(op, resp, err)
 		}
-		// Deleted, or not ours: search.
+		// Deleted: search.
 	}
 
 	mine, err := r.statusComments(ctx, pr)
