@@ -164,6 +164,7 @@ repositories:
 	deliverCtx, deliverCancel := context.WithTimeout(ctx, 10*time.Second)
 	refused, err := gh.Deliver(deliverCtx, hook, event(prs[0], "synchronize"))
 	deliverCancel()
+	t.Logf("delivery during the outage answered %d", refused.Status)
 	if refused.Status < 500 || refused.Status > 599 {
 		t.Fatalf("a delivery during the outage was answered %d (%v), want a 5xx so that GitHub redelivers", refused.Status, err)
 	}
@@ -186,6 +187,7 @@ repositories:
 	for tries := 0; ; tries++ {
 		d, err := gh.Redeliver(ctx, refused.ID)
 		if d.Status == http.StatusOK {
+			t.Logf("redelivery %d taken", tries+1)
 			taken = append(taken, d.ID)
 			break
 		}
