@@ -178,9 +178,11 @@ repositories:
 	})
 
 	// The database comes back where the bot's URL points.
-	if cluster, err = pgcluster.Start(ctx, pgcluster.Options{DataDir: pgDir, Ephemeral: true, Port: cluster.Port()}); err != nil {
+	restarted, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: pgDir, Ephemeral: true, Port: cluster.Port()})
+	if err != nil {
 		t.Fatalf("restart the bot's database: %v", err)
 	}
+	cluster = restarted // for the cleanup
 	t.Log("database started again")
 
 	// GitHub's redelivery (by hand, or the bot's catch-up) until it is taken.
