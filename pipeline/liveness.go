@@ -55,6 +55,9 @@ func (l *Liveness) RescueDead(ctx context.Context) (int, error) {
 func (l *Liveness) Run(ctx context.Context) {
 	t := time.NewTicker(l.Every)
 	defer t.Stop()
+	// App.Start beat and rescued just before: rescue on every tick, as
+	// long as no beat fails.
+	beats := beating{start: time.Now().Add(-l.DeadAfter)}
 	for {
 		select {
 		case <-ctx.Done():
@@ -62,11 +65,39 @@ func (l *Liveness) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := l.Beat(ctx); err != nil && ctx.Err() == nil {
+		err := l.Beat(ctx)
+		if err != nil && ctx.Err() == nil {
 			l.logger.Warn().Err(err).Msg("liveness heartbeat")
+		}
+		if !beats.rescueAfter(time.Now(), err == nil, l.DeadAfter) {
+			continue
 		}
 		if _, err := l.RescueDead(ctx); err != nil && ctx.Err() == nil {
 			l.logger.Warn().Err(err).Msg("liveness rescue")
 		}
 	}
+}
+
+// beating tracks this process's own unbroken run of heartbeats. When the
+// database was out of reach (restarted, a partition), every process's
+// heartbeat stopped alike, and one whose beats resume first would take the
+// others' silence for death and rescue jobs they are still working. So a
+// process rescues only once its own heartbeat has gone unbroken for
+// DeadAfter: the others, if alive, have beaten again by then.
+type beating struct {
+	start time.Time // of the unbroken run of beats; zero while beats fail
+}
+
+// rescueAfter records a beat at now, succeeded or not, and reports whether
+// to rescue dead processes' jobs after it: only when the beats have gone
+// unbroken for deadAfter.
+func (b *beating) rescueAfter(now time.Time, succeeded bool, deadAfter time.Duration) bool {
+	switch {
+	case !succeeded:
+		b.start = time.Time{}
+		return false
+	case b.start.IsZero():
+		b.start = now
+	}
+	return now.Sub(b.start) >= deadAfter
 }

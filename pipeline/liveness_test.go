@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -66,5 +67,29 @@ func TestLivenessRescuesOnlyDeadProcessesJobs(t *testing.T) {
 	}
 	if n, _ := me.RescueDead(ctx); n != 0 {
 		t.Errorf("a second rescue found %d more", n)
+	}
+}
+
+// TestLivenessWaitsAfterItsOwnOutage: while this process's heartbeat fails
+// (the database is out of reach for every process alike) it rescues no one,
+// and once its beats resume it waits DeadAfter, so that processes cut off
+// with it have beaten again before their silence is taken for death.
+func TestLivenessWaitsAfterItsOwnOutage(t *testing.T) {
+	const deadAfter = 2 * time.Second
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	rescues := func(b *beating, now time.Time, ok bool) bool { return b.rescueAfter(now, ok, deadAfter) }
+	b := beating{start: t0.Add(-deadAfter)}
+	if !rescues(&b, at(0), true) {
+		t.Error("a process beating all along does not rescue")
+	}
+	if rescues(&b, at(500), false) || rescues(&b, at(5000), false) {
+		t.Error("rescues while its own heartbeat fails")
+	}
+	if rescues(&b, at(5500), true) || rescues(&b, at(7000), true) {
+		t.Error("rescues before DeadAfter of its own beats after the outage")
+	}
+	if !rescues(&b, at(7500), true) {
+		t.Error("does not rescue once its beats have gone unbroken for DeadAfter")
 	}
 }

@@ -52,14 +52,26 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 		ev = h.l.Debug()
 	}
 	for _, a := range h.attrs {
-		ev = ev.Any(h.key(a.Key), a.Value.Any())
+		ev = field(ev, h.key(a.Key), a.Value.Any())
 	}
 	r.Attrs(func(a slog.Attr) bool {
-		ev = ev.Any(h.key(a.Key), a.Value.Resolve().Any())
+		ev = field(ev, h.key(a.Key), a.Value.Resolve().Any())
 		return true
 	})
 	ev.Msg(r.Message)
 	return nil
+}
+
+// field adds v under key. An error is written as its message: zerolog's Any
+// would marshal its struct, which for pgx's connect errors fails ("json:
+// unsupported type: pgconn.DialFunc", losing the message River logs while
+// the database is down) or, were it to succeed, would print the connection
+// config with its password.
+func field(ev *zerolog.Event, key string, v any) *zerolog.Event {
+	if err, ok := v.(error); ok {
+		return ev.Str(key, err.Error())
+	}
+	return ev.Any(key, v)
 }
 
 func (h *handler) key(k string) string {

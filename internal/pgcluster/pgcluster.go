@@ -61,6 +61,13 @@ type Options struct {
 	Ephemeral bool
 	// Logf receives progress messages. Nil discards them.
 	Logf func(format string, args ...any)
+	// Port is the TCP port the server listens on; 0 picks a free one at
+	// every start. A client holding a URL across a restart of the server
+	// (a test stopping and starting the bot's database) needs the same
+	// port again: pass the first start's Cluster.Port. Start fails if the
+	// port is taken. A postmaster already running on DataDir is adopted on
+	// whatever port it has.
+	Port int
 }
 
 // Cluster is a running PostgreSQL server.
@@ -166,21 +173,28 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 
 	// Another process may take the port between our probe and the server's
 	// bind; postgres then exits at once and we try the next free port.
+	// A given port is tried once: there is no other to fall back on.
 	var lastErr error
 	for range 5 {
-		if c.port, err = freePort(); err != nil {
-			return nil, err
+		c.port = opts.Port
+		if c.port == 0 {
+			if c.port, err = freePort(); err != nil {
+				return nil, err
+			}
 		}
 		if lastErr = c.start(ctx, owner, opts.Ephemeral); lastErr == nil {
 			logf("started a private PostgreSQL server on 127.0.0.1:%d (data in %s)", c.port, dataDir)
 			return c, nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || opts.Port != 0 {
 			break
 		}
 	}
 	return nil, lastErr
 }
+
+// Port is the TCP port the server listens on (on 127.0.0.1).
+func (c *Cluster) Port() int { return c.port }
 
 // URL is a connection URL for database on the cluster, with the
 // superuser's password.

@@ -83,3 +83,33 @@ func exec(t *testing.T, url, sql string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestartOnTheSamePort: a server started on a given port comes back on
+// it after a stop, so URLs handed out before the restart work again (the
+// bot's pool reconnects to the database it was configured with).
+func TestRestartOnTheSamePort(t *testing.T) {
+	if _, err := pgcluster.FindBinaries(); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "pg")
+
+	first, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := first.URL("postgres")
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, Ephemeral: true, Port: first.Port()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Stop(ctx)
+	if second.Port() != first.Port() || second.URL("postgres") != url {
+		t.Fatalf("restarted on port %d, want %d", second.Port(), first.Port())
+	}
+	exec(t, url, `SELECT 1`)
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,6 +35,14 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if !strings.Contains(url, "pool_max_conns") && cfg.MaxConns < minPoolConns {
 		cfg.MaxConns = minPoolConns
 	}
+	// pgx waits for a connection as long as the caller's context allows.
+	// A server that does not answer at all (a network partition, a host
+	// dropping packets) would then hold a webhook past the 10 s GitHub
+	// waits, and the delivery would time out instead of being refused with
+	// a 500 that the bot logs; connecting gives up sooner.
+	if !strings.Contains(url, "connect_timeout") && cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: open pool for %s: %w", cfg.ConnConfig.Host, err)
@@ -44,6 +53,10 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	return pool, nil
 }
+
+// ConnectTimeout bounds opening a connection unless the URL sets
+// connect_timeout.
+const ConnectTimeout = 5 * time.Second
 
 // minPoolConns is the pool size unless the URL sets pool_max_conns.
 const minPoolConns = 40

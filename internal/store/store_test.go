@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/revelations-studio/deploybot/internal/pgtest"
 	"github.com/revelations-studio/deploybot/internal/store"
@@ -48,5 +50,41 @@ func TestMigrations(t *testing.T) {
 	applied, err = store.MigrateUp(ctx, pool)
 	if err != nil || len(applied) != 1 {
 		t.Fatalf("MigrateUp after down: applied %v, err %v", applied, err)
+	}
+}
+
+// TestOpenGivesUpOnASilentServer: a server that accepts connections but
+// never answers (as through a network partition) is given up on by the
+// connect timeout, not waited for as long as the caller's context allows.
+func TestOpenGivesUpOnASilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pool, err := store.Open(ctx, "postgres://u:p@"+ln.Addr().String()+"/db?sslmode=disable")
+	if err == nil {
+		pool.Close()
+		t.Fatal("Open succeeded against a server that never answers")
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Open waited for the caller's context: %v", err)
 	}
 }
