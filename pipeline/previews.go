@@ -80,6 +80,22 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", repoName, err)
 	}
+	// The pipeline file comes from the base branch, almost always the
+	// default one: it is read while the pull request is read and the lock
+	// taken, and used if the base is that branch. (A job that finds the PR
+	// busy and snoozes wastes that read: a conditional GET, answered 304.)
+	type fetched struct {
+		raw []byte
+		err error
+	}
+	var prefetch chan fetched
+	if m.Action != "closed" && !opts.destroy && m.Repo.DefaultBranch != "" {
+		prefetch = make(chan fetched, 1)
+		go func() {
+			raw, err := repo.File(ctx, repoconfig.Path, m.Repo.DefaultBranch)
+			prefetch <- fetched{raw, err}
+		}()
+	}
 	pr, unlock, err := p.takeOver(ctx, repo, m, number, jobID, opts)
 	if err != nil {
 		return nil, err
@@ -111,7 +127,13 @@ func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number 
 	}
 	// The pipeline file always comes from the base branch: a PR must not
 	// choose what runs with the repository's secrets.
-	raw, err := repo.File(ctx, repoconfig.Path, pr.BaseRef)
+	var raw []byte
+	if prefetch != nil && pr.BaseRef == m.Repo.DefaultBranch {
+		f := <-prefetch
+		raw, err = f.raw, f.err
+	} else {
+		raw, err = repo.File(ctx, repoconfig.Path, pr.BaseRef)
+	}
 	if errors.Is(err, github.ErrNotFound) {
 		logger.Info().Str("base", pr.BaseRef).Msg("no pipeline file on the base branch: nothing to deploy")
 		return st, nil
