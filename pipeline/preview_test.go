@@ -48,8 +48,14 @@ func start(t *testing.T) *env { return startWith(t, demo.StackOptions{}) }
 // halve the package's time even on two cores.
 func startWith(t *testing.T, opts demo.StackOptions) *env {
 	t.Helper()
+	return startWithin(t, opts, 2*time.Minute)
+}
+
+// startWithin is startWith for a test that needs more than two minutes.
+func startWithin(t *testing.T, opts demo.StackOptions, within time.Duration) *env {
+	t.Helper()
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	t.Cleanup(cancel)
 	_, dbURL := pgtest.NewDatabaseURL(t)
 	opts.AdminURL, opts.DatabaseURL, opts.DataDir = pgtest.ServerURL(t), dbURL, t.TempDir()
