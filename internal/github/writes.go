@@ -26,8 +26,12 @@ import (
 // So each installation's writes are paced before they are sent, in this
 // process: a token bucket lets a short burst go at once (an eighth of the
 // minute's allowance) and then spaces writes so that no minute holds more
-// than WritePace.PerMinute of them, counting the burst; a log of the last
-// hour's writes holds them to WritePace.PerHour. Every attempt counts,
+// than nine tenths of WritePace.PerMinute, counting the burst; a log of the
+// last hour's writes holds them to nine tenths of WritePace.PerHour. The
+// tenth left over absorbs what the pacer cannot see: the time between
+// booking a write here and GitHub counting it, which a loaded machine
+// stretches unevenly, and a person's own edits in the web interface, which
+// GitHub counts against the same limit. Every attempt counts,
 // retries included, as GitHub counts them. Reads and GraphQL queries are
 // not paced. Waiting on 403/429 (ratelimit.go) stays as the fallback for
 // what pacing cannot see: other replicas, other tools sharing the App.
@@ -36,11 +40,11 @@ import (
 // PATCH, PUT, DELETE on the REST API). The zero value is GitHub's
 // documented limit.
 type WritePace struct {
-	// PerMinute is the most writes sent in any minute (default 80);
-	// negative: writes are not paced.
+	// PerMinute is GitHub's limit of writes in any minute (default 80);
+	// the pacer keeps nine tenths of it. Negative: writes are not paced.
 	PerMinute int
-	// PerHour is the most writes sent in any hour (default 500); negative:
-	// no hourly bound.
+	// PerHour is GitHub's limit of writes in any hour (default 500), of
+	// which the pacer keeps nine tenths. Negative: no hourly bound.
 	PerHour int
 	// Minute is the length of PerMinute's minute (default a minute); the
 	// hour is 60 of them. Tests shorten it together with the simulated
@@ -66,10 +70,10 @@ type writePacer struct {
 	pace WritePace
 	// The minute as a token bucket (GCRA): a write may go at tat-tolerance;
 	// each moves tat on by interval. With a burst of b and an interval of
-	// minute/(PerMinute-b), a minute holds at most PerMinute writes, with
-	// one to spare for the jitter between here and GitHub.
+	// minute/(perMinute-b), a minute holds fewer than perMinute writes.
 	interval  time.Duration
 	tolerance time.Duration
+	perHour   int // the hour's share; 0: no hourly bound
 
 	mu   sync.Mutex
 	tat  time.Time
@@ -81,9 +85,14 @@ func newWritePacer(w WritePace) *writePacer {
 	if w.PerMinute < 0 {
 		return nil
 	}
-	burst := min(max(w.PerMinute/8, 1), w.PerMinute)
-	interval := w.Minute / time.Duration(max(w.PerMinute-burst, 1))
-	return &writePacer{pace: w, interval: interval, tolerance: time.Duration(burst-1) * interval}
+	perMinute := max(w.PerMinute-w.PerMinute/10, 1)
+	burst := min(max(w.PerMinute/8, 1), perMinute)
+	interval := w.Minute / time.Duration(max(perMinute-burst, 1))
+	p := &writePacer{pace: w, interval: interval, tolerance: time.Duration(burst-1) * interval}
+	if w.PerHour > 0 {
+		p.perHour = max(w.PerHour-w.PerHour/10, 1)
+	}
+	return p
 }
 
 // isContentWrite reports whether req counts against GitHub's content
@@ -106,15 +115,15 @@ func (p *writePacer) book(ctx context.Context, now time.Time) (time.Duration, fu
 	defer p.mu.Unlock()
 	at := later(now, p.tat.Add(-p.tolerance))
 	hour := 60 * p.pace.Minute
-	if p.pace.PerHour > 0 {
+	if p.perHour > 0 {
 		i := 0
 		for i < len(p.sent) && !p.sent[i].After(now.Add(-hour)) {
 			i++
 		}
 		p.sent = p.sent[i:]
-		if n := len(p.sent); n >= p.pace.PerHour {
+		if n := len(p.sent); n >= p.perHour {
 			// Past the oldest write that keeps the hour full.
-			at = later(at, p.sent[n-p.pace.PerHour].Add(hour+time.Millisecond))
+			at = later(at, p.sent[n-p.perHour].Add(hour+time.Millisecond))
 		}
 	}
 	wait := at.Sub(now)
@@ -124,7 +133,7 @@ func (p *writePacer) book(ctx context.Context, now time.Time) (time.Duration, fu
 	}
 	prevTAT := p.tat
 	p.tat = later(p.tat, at).Add(p.interval)
-	if p.pace.PerHour > 0 {
+	if p.perHour > 0 {
 		i, _ := slices.BinarySearchFunc(p.sent, at, time.Time.Compare)
 		p.sent = slices.Insert(p.sent, i, at)
 	}
