@@ -64,6 +64,13 @@ func startWithin(t *testing.T, opts demo.StackOptions, within time.Duration) *en
 	shared := t.TempDir()
 	opts.Shared = append(opts.Shared, shared)
 	opts.Logger, opts.HealthWithin = zerolog.Nop(), 3*time.Second
+	if opts.GitHubMinute == 0 {
+		// The sandbox runs in seconds what takes GitHub and the clouds
+		// minutes, so a test does in one minute what a team does in ten:
+		// GitHub's content-creation limit (80 writes a minute) and the
+		// bot's pacing under it run on a minute as short.
+		opts.GitHubMinute = 6 * time.Second
+	}
 	s, err := demo.StartStack(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
