@@ -42,7 +42,7 @@ func most(times []time.Time, d time.Duration) int {
 	return best
 }
 
-func TestWritesArePacedUnderGitHubsContentLimit(t *testing.T) {
+func TestSecondaryLimitPacesWrites(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	p := newWritePacer(WritePace{})
 	at := sendWrites(t, p, clock, 600)
@@ -78,7 +78,7 @@ func TestWritesArePacedUnderGitHubsContentLimit(t *testing.T) {
 	}
 }
 
-func TestWritePacingStopsAtTheDeadline(t *testing.T) {
+func TestSecondaryLimitPacingStopsAtTheDeadline(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
 	p := newWritePacer(WritePace{PerMinute: 2, PerHour: -1}) // a burst of 1, then one a minute
 	if wait, _, err := p.book(context.Background(), clock.Now()); err != nil || wait != 0 {
@@ -101,7 +101,7 @@ func TestWritePacingStopsAtTheDeadline(t *testing.T) {
 
 // Through the installation client: writes wait their turn, reads do not,
 // and a cancelled context ends the wait.
-func TestClientPacesWritesOnly(t *testing.T) {
+func TestSecondaryLimitPacingIsForWritesOnly(t *testing.T) {
 	e := newEnv(t, ghsim.Options{})
 	e.cfg.RateLimits.Writes = WritePace{PerMinute: 4, PerHour: -1} // a burst of 1, then one each 20 s
 	client := e.installationClient(e.cfg)
@@ -133,4 +133,36 @@ func TestClientPacesWritesOnly(t *testing.T) {
 func postComment(ctx context.Context, client *gh.Client) error {
 	_, _, err := client.Issues.CreateComment(ctx, owner, name, 1, &gh.IssueComment{Body: gh.String("hi")})
 	return err
+}
+
+// A burst of writes from several goroutines, on the real clock, against the
+// simulated GitHub's content-creation limit: none is refused (without the
+// pacing, some are). Both run on a 2 s minute, so the 100 writes take about
+// three seconds.
+func TestSecondaryLimitNotHitByABurstOfWrites(t *testing.T) {
+	const minute = 2 * time.Second
+	e := newEnv(t, ghsim.Options{ContentMinute: minute})
+	e.cfg.RateLimits = RateLimits{Writes: WritePace{Minute: minute}} // the real clock
+	client := e.installationClient(e.cfg)
+	ctx := t.Context()
+	errs := make(chan error, 100)
+	for range 8 {
+		go func() {
+			for {
+				select {
+				case errs <- postComment(ctx, client):
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	for i := range 100 {
+		if err := <-errs; err != nil {
+			t.Fatalf("write %d: %v", i+1, err)
+		}
+	}
+	if n := e.sim.SecondaryLimitRefusals(); n != 0 {
+		t.Errorf("GitHub refused %d of the burst's writes", n)
+	}
 }

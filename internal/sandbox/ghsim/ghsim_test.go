@@ -381,7 +381,7 @@ func TestRepositoryModel(t *testing.T) {
 	}
 }
 
-func TestContentCreationLimit(t *testing.T) {
+func TestSecondaryRateLimitOnContentCreation(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
 	s := newSim(t, Options{})
 	s.realNow = clock.Now // the windows' real clock, stood still
