@@ -298,6 +298,8 @@ func (b *budget) gate(next http.RoundTripper) http.RoundTripper {
 				return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
 			}
 			if wait > 0 {
+				zerolog.Ctx(ctx).Debug().Str("method", req.Method).Str("path", req.URL.Path).Dur("wait", wait).
+					Msg("github writes: waiting for a turn under GitHub's content-creation limit")
 				if err := b.p.Sleep(ctx, wait); err != nil {
 					undo()
 					return nil, err
