@@ -48,6 +48,10 @@ type Options struct {
 	HealthWithin time.Duration
 	// GateEvery: see pipeline.Deps.
 	GateEvery time.Duration
+	// GitHubWrites paces each installation's content-creating requests
+	// (github.RateLimits.Writes); the zero value is GitHub's documented
+	// limit. The sandbox shortens its minute with the simulated GitHub's.
+	GitHubWrites github.WritePace
 	// BotLogin is the App's bot user ("<slug>[bot]"), whose comments are the
 	// status comments; empty means ask GitHub (GET /app) at start.
 	BotLogin string
@@ -210,7 +214,7 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 		V4APIURL:   cfg.GitHub.V4APIURL,
 		AppID:      cfg.GitHub.App.IntegrationID,
 		PrivateKey: []byte(cfg.GitHub.App.PrivateKey.Value()),
-		RateLimits: rateLimits(cfg.GitHub.Budget),
+		RateLimits: rateLimits(cfg.GitHub.Budget, opts.GitHubWrites),
 	})
 	if err != nil {
 		return nil, err
@@ -280,12 +284,12 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 // rateLimits turns github.budget into the clients' settings. github.RateLimits
 // reads a zero reserve as "the default", so the config's 0% (no pacing)
 // becomes a negative one.
-func rateLimits(b config.GitHubBudget) github.RateLimits {
+func rateLimits(b config.GitHubBudget, writes github.WritePace) github.RateLimits {
 	reserve := b.Reserve.Fraction()
 	if reserve == 0 {
 		reserve = -1
 	}
-	return github.RateLimits{Reserve: reserve, RequestsPerHour: b.RequestsPerHour}
+	return github.RateLimits{Reserve: reserve, RequestsPerHour: b.RequestsPerHour, Writes: writes}
 }
 
 // OpenDatabase connects to the configured database or, when none is

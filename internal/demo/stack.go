@@ -19,6 +19,7 @@ import (
 
 	"github.com/revelations-studio/deploybot/internal/app"
 	"github.com/revelations-studio/deploybot/internal/config"
+	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/health"
 	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/sandbox"
@@ -61,6 +62,10 @@ type StackOptions struct {
 	Commands config.RepoCommands
 	// GitHubNow is the simulated GitHub's clock (default time.Now).
 	GitHubNow func() time.Time
+	// GitHubMinute shortens the minute (and hour) of GitHub's
+	// content-creation limit, in the simulated GitHub and in the bot's
+	// pacing of its writes alike (default a minute).
+	GitHubMinute time.Duration
 	// Isolation is the bot's runner.isolation (default "bwrap").
 	Isolation string
 	// Shared are host directories every repository command may read and
@@ -103,8 +108,8 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		}
 	}()
 	secret := randomHex(16)
-	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: opts.AdminURL, WebhookSecret: secret, GitHubNow: opts.GitHubNow, CloudflarePlan: opts.CloudflarePlan,
-		NeonOperationDelay: opts.NeonOperationTime})
+	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: opts.AdminURL, WebhookSecret: secret, GitHubNow: opts.GitHubNow, GitHubContentMinute: opts.GitHubMinute,
+		CloudflarePlan: opts.CloudflarePlan, NeonOperationDelay: opts.NeonOperationTime})
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +181,7 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		HealthWithin: within,
 		SweepEvery:   map[bool]time.Duration{true: 0, false: -1}[opts.PeriodicSweep],
 		RetryPolicy:  quickRetry{},
+		GitHubWrites: github.WritePace{Minute: opts.GitHubMinute},
 		// The sandbox's tests take seconds: a deploy that waits for them
 		// looks often.
 		GateEvery: 200 * time.Millisecond,

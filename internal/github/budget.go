@@ -53,8 +53,8 @@ import (
 // hard cap.
 
 // ErrBudgetExhausted is returned (wrapped) for a request the hard cap
-// (RateLimits.RequestsPerHour) would hold back beyond its context's
-// deadline. The request was not sent.
+// (RateLimits.RequestsPerHour) or the pacing of writes (RateLimits.Writes)
+// would hold back beyond its context's deadline. The request was not sent.
 var ErrBudgetExhausted = errors.New("github request budget exhausted")
 
 const (
@@ -84,6 +84,9 @@ type budget struct {
 	perRequest time.Duration // 0: no cap
 	burst      int
 	full       time.Time
+
+	// writes paces content-creating requests (writes.go); nil: not paced.
+	writes *writePacer
 }
 
 // quota is one resource's primary limit as last reported by GitHub.
@@ -98,7 +101,7 @@ type quota struct {
 }
 
 func newBudget(p RateLimits, installation int64) *budget {
-	b := &budget{p: p, installation: installation, quotas: map[string]*quota{}}
+	b := &budget{p: p, installation: installation, quotas: map[string]*quota{}, writes: newWritePacer(p.Writes)}
 	if rph := p.RequestsPerHour; rph > 0 {
 		b.perRequest = max(time.Hour/time.Duration(rph), time.Nanosecond)
 		b.burst = min(max(rph/60*burstMinutes, burstMin), rph)
@@ -288,14 +291,32 @@ func later(a, b time.Time) time.Time {
 func (b *budget) gate(next http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		ctx := req.Context()
+		unbookWrite := func() {}
+		if b.writes != nil && isContentWrite(req) {
+			wait, undo, err := b.writes.book(ctx, b.p.Now())
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+			}
+			if wait > 0 {
+				zerolog.Ctx(ctx).Debug().Str("method", req.Method).Str("path", req.URL.Path).Dur("wait", wait).
+					Msg("github writes: waiting for a turn under GitHub's content-creation limit")
+				if err := b.p.Sleep(ctx, wait); err != nil {
+					undo()
+					return nil, err
+				}
+			}
+			unbookWrite = undo
+		}
 		resource := resourceOf(req.URL.Path)
 		wait, undo, err := b.admit(ctx, req, resource)
 		if err != nil {
+			unbookWrite()
 			return nil, err
 		}
 		if wait > 0 {
 			if err := b.p.Sleep(ctx, wait); err != nil {
 				undo()
+				unbookWrite()
 				return nil, err
 			}
 		}

@@ -33,6 +33,10 @@ type RateLimits struct {
 	// RequestsPerHour caps each installation's requests (a token bucket
 	// holding a minute's worth, at least 10); 0: no cap but GitHub's.
 	RequestsPerHour int
+	// Writes paces each installation's content-creating requests under
+	// GitHub's secondary limit (see writes.go); the zero value is GitHub's
+	// 80 a minute and 500 an hour.
+	Writes WritePace
 	// Now and Sleep are the clock; tests inject a fake one. Sleep must return
 	// ctx.Err() when ctx ends first.
 	Now   func() time.Time

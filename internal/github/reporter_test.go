@@ -408,7 +408,11 @@ func TestDeployments(t *testing.T) {
 // it deactivates the recorded previous deployment directly and looks only
 // at what is newer (deployments of runs that died before recording theirs).
 func TestDeactivationReadsOnlyRecentHistory(t *testing.T) {
-	e := newEnv(t, ghsim.Options{})
+	// Setting up 900 deployments and statuses is no bot at work: neither
+	// GitHub's content-creation limit nor the bot's pacing of it apply.
+	e := newEnv(t, ghsim.Options{ContentPerMinute: 1 << 20, ContentPerHour: 1 << 20})
+	e.cfg.RateLimits.Writes.PerMinute = -1
+	e.rep = NewReporter(e.installationClient(e.cfg), owner, name, WithBotLogin(e.sim.BotLogin()))
 	ctx := t.Context()
 	deploy := func(pr int) int64 {
 		id, err := e.rep.CreateDeployment(ctx, Deployment{Ref: e.headSHA, Environment: "preview", Transient: true, PR: pr})

@@ -49,6 +49,10 @@ type Options struct {
 	// GitHubNow is the simulated GitHub's clock (default time.Now): a test
 	// moves it to say "a minute later" without waiting.
 	GitHubNow func() time.Time
+	// GitHubContentMinute shortens the minute (and so the hour) of the
+	// simulated GitHub's content-creation limit (ghsim.Options.ContentMinute):
+	// a test of a burst scales it with the bot's own pacing.
+	GitHubContentMinute time.Duration
 	// CloudflarePlan is the simulated account's plan limits (default
 	// Workers Free's).
 	CloudflarePlan cfsim.Plan
@@ -84,7 +88,7 @@ func New(ctx context.Context, opts Options) (*Sandbox, error) {
 	if opts.Zone == "" {
 		opts.Zone = "revelations.studio"
 	}
-	gh, err := ghsim.New(ghsim.Options{WebhookSecret: opts.WebhookSecret, FaultSeed: opts.Seed, Now: opts.GitHubNow})
+	gh, err := ghsim.New(ghsim.Options{WebhookSecret: opts.WebhookSecret, FaultSeed: opts.Seed, Now: opts.GitHubNow, ContentMinute: opts.GitHubContentMinute})
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,8 @@
 // rules (a completed check run needs a conclusion, required_contexts,
 // auto_inactive, …). Errors have GitHub's shape {"message",
 // "documentation_url"}. GET answers carry ETags and honour If-None-Match,
-// and a per-installation primary rate limit is kept like GitHub's.
+// and a per-installation primary rate limit is kept like GitHub's, as is
+// the content-creation secondary limit (secondary.go).
 //
 // To point the bot at a simulator served at URL: REST API URL URL+"/",
 // App ID AppID(), private key AppPrivateKeyPEM(), webhook secret
@@ -61,6 +62,14 @@ type Options struct {
 	// 5000), RateLimitWindow the window (default an hour, as on GitHub).
 	RateLimit       int
 	RateLimitWindow time.Duration
+	// ContentPerMinute and ContentPerHour are the content-creation
+	// secondary limit per installation (defaults 80 and 500, as GitHub
+	// documents them; see secondary.go). ContentMinute is the length of
+	// its minute (default a minute); the hour is 60 of them, so a test
+	// shortens both windows without changing the rule.
+	ContentPerMinute int
+	ContentPerHour   int
+	ContentMinute    time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// FaultSeed seeds fault injection.
@@ -78,14 +87,19 @@ type Server struct {
 	routes    map[string]handlerFunc
 	handler   http.Handler
 
-	mu          sync.Mutex
-	baseURL     string
-	repos       map[string]*repo // by lower-case full name
-	repoOrder   []*repo
-	nextID      int64
-	tokens      map[string]token
-	tokensMade  int
-	windows     map[int64]*window // primary rate limit per installation
+	mu         sync.Mutex
+	baseURL    string
+	repos      map[string]*repo // by lower-case full name
+	repoOrder  []*repo
+	nextID     int64
+	tokens     map[string]token
+	tokensMade int
+	windows    map[int64]*window    // primary rate limit per installation
+	content    map[int64]contentLog // content-creation limit per installation
+	// contentRefusals counts the writes the content-creation limit refused.
+	contentRefusals int
+	// realNow is the clock of the content-creation windows (secondary.go).
+	realNow     func() time.Time
 	responses   map[string]map[int]int
 	grants      map[string]grant // codeload download tokens
 	deliveries  []Delivery
@@ -121,6 +135,15 @@ func New(opts Options) (*Server, error) {
 	if opts.RateLimitWindow <= 0 {
 		opts.RateLimitWindow = time.Hour
 	}
+	if opts.ContentPerMinute <= 0 {
+		opts.ContentPerMinute = 80
+	}
+	if opts.ContentPerHour <= 0 {
+		opts.ContentPerHour = 500
+	}
+	if opts.ContentMinute <= 0 {
+		opts.ContentMinute = time.Minute
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -148,6 +171,8 @@ func New(opts Options) (*Server, error) {
 		nextID:    1000,
 		tokens:    map[string]token{},
 		windows:   map[int64]*window{},
+		content:   map[int64]contentLog{},
+		realNow:   time.Now,
 		responses: map[string]map[int]int{},
 		grants:    map[string]grant{},
 	}
@@ -239,7 +264,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 			s.write(rec, r, *denied)
 			return
 		}
-		if !s.allowRate(rec, r, inst) {
+		if !s.allowRate(rec, r, inst) || !s.allowContent(rec, r, inst) {
 			return
 		}
 	}
@@ -328,12 +353,17 @@ func writeInvalid(w http.ResponseWriter, r *http.Request, status int, msg string
 	}
 }
 
+// GitHub's answer to a request past a secondary rate limit.
+const (
+	secondaryLimitMessage = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+	secondaryLimitDocs    = "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
+)
+
 // writeFault renders injected failures; 403/429 with Retry-After are
 // GitHub's secondary rate limit.
 func writeFault(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	if (status == http.StatusForbidden || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") != "" {
-		writeError(w, status, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-			"https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits")
+		writeError(w, status, secondaryLimitMessage, secondaryLimitDocs)
 		return
 	}
 	writeError(w, status, msg, docsRoot)

@@ -380,3 +380,49 @@ func TestRepositoryModel(t *testing.T) {
 		t.Error("accepted an unknown role")
 	}
 }
+
+func TestSecondaryRateLimitOnContentCreation(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	s := newSim(t, Options{})
+	s.realNow = clock.Now // the windows' real clock, stood still
+	s.seed()
+	auth := "token " + s.token()
+	comment := map[string]any{"body": "hi"}
+	for i := range 80 {
+		if resp, body := s.do("POST", "/repos/acme/app/issues/1/comments", auth, comment); resp.StatusCode != 201 {
+			t.Fatalf("write %d: %d %s", i+1, resp.StatusCode, body)
+		}
+	}
+	clock.Advance(20 * time.Second)
+	resp, body := s.do("PATCH", "/repos/acme/app/issues/comments/"+fmt.Sprint(s.Snapshot().Comments[0].ID), auth, comment)
+	if resp.StatusCode != 403 || resp.Header.Get("Retry-After") != "40" || !strings.Contains(string(body), "secondary rate limit") {
+		t.Fatalf("81st write in the minute: %d %s Retry-After %q, want 403, 40 s, GitHub's message", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+	if resp, body := s.do("GET", "/repos/acme/app/issues/1/comments", auth, nil); resp.StatusCode != 200 {
+		t.Errorf("a read past the write limit: %d %s", resp.StatusCode, body)
+	}
+	_ = s.token() // minting a token (a POST with the App's JWT) is not limited
+	if n := s.SecondaryLimitRefusals(); n != 1 {
+		t.Errorf("%d refusals counted, want 1", n)
+	}
+	clock.Advance(40 * time.Second) // the 80 writes leave the minute
+	if resp, body := s.do("POST", "/repos/acme/app/issues/1/comments", auth, comment); resp.StatusCode != 201 {
+		t.Fatalf("write once the minute freed its slots: %d %s", resp.StatusCode, body)
+	}
+
+	// The hour: 500 writes, then Retry-After until the oldest leaves it.
+	h := newSim(t, Options{ContentPerHour: 5, ContentMinute: time.Second})
+	h.realNow = clock.Now
+	h.seed()
+	auth = "token " + h.token()
+	for i := range 5 {
+		if resp, body := h.do("POST", "/repos/acme/app/issues/1/comments", auth, comment); resp.StatusCode != 201 {
+			t.Fatalf("hour: write %d: %d %s", i+1, resp.StatusCode, body)
+		}
+		clock.Advance(2 * time.Second)
+	}
+	resp, _ = h.do("POST", "/repos/acme/app/issues/1/comments", auth, comment)
+	if resp.StatusCode != 403 || resp.Header.Get("Retry-After") != "50" {
+		t.Fatalf("6th write in the (60 s) hour: %d Retry-After %q, want 403, 50", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
