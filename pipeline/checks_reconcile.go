@@ -99,7 +99,10 @@ func (sw *sweep) concludeStranded(ctx context.Context) {
 	for _, o := range stranded {
 		action := SweepAction{Repo: o.Repo, Resource: "check run " + o.Name, Reason: "left open by a run that ended (" + o.RunStatus + ")"}
 		if o.CheckRunID == 0 {
-			action.Reason = "perhaps created by a run that stopped before it learned its id (" + o.RunStatus + ")"
+			action.Reason = "created by a run that stopped before it learned its id (" + o.RunStatus + ")"
+			if sw.dry {
+				action.Reason = "perhaps " + action.Reason
+			}
 		}
 		if sw.dry {
 			sw.actions = append(sw.actions, action)
