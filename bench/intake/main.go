@@ -27,6 +27,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -115,12 +116,36 @@ func run(rateList string, duration time.Duration) error {
 			return fmt.Errorf("bad rate %q", f)
 		}
 		b := load(base.URL+server.WebhookPath, payload, rate, duration, "base")
+		stopProfile := profile(os.Getenv("BENCH_CPUPROFILE"))
 		r := load(bot.URL+server.WebhookPath, payload, rate, duration, "bot")
+		stopProfile()
 		fmt.Fprintf(w, "%d\tbaseline INSERT\t%s\t%s\t%.0f\t%d\t1.00\t1.00\t1.00\t\n", rate, ms(b.p50), ms(b.p99), b.throughput, b.errors)
 		fmt.Fprintf(w, "%d\tdeploybot\t%s\t%s\t%.0f\t%d\t%.2f\t%.2f\t%.2f\t\n", rate, ms(r.p50), ms(r.p99), r.throughput, r.errors,
 			ratio(r.p50, b.p50), ratio(r.p99, b.p99), r.throughput/b.throughput)
 	}
 	return w.Flush()
+}
+
+// profile writes a CPU profile of the bot's load to path, when set
+// (BENCH_CPUPROFILE), until the returned function is called.
+func profile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // baseline checks the signature like the bot and stores the delivery with
