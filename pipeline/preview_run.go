@@ -90,13 +90,7 @@ type plannedWorker struct {
 }
 
 func (r *previewRun) vars() map[string]string {
-	return map[string]string{
-		"pr":     strconv.Itoa(r.pr.Number),
-		"sha":    r.pr.HeadSHA,
-		"sha7":   short(r.pr.HeadSHA),
-		"branch": r.pr.HeadRef,
-		"repo":   r.meta.Repo.Name,
-	}
+	return PreviewVars(r.pr.Number, r.pr.HeadSHA, r.pr.HeadRef, r.meta.Repo.Name)
 }
 
 func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
@@ -113,10 +107,14 @@ func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
 	env["DEPLOYBOT_BASE_BRANCH"] = r.pr.BaseRef
 	env["DEPLOYBOT_PREVIEW_NAME"] = names.Expand(file.Database.PreviewBranch, vars)
 	env = withEnvironmentVars(env, file, repoconfig.EnvPreview, vars)
+	pn, err := PreviewNames(file, vars)
+	if err != nil {
+		return nil, err
+	}
 	pl := &plan{
 		file:     file,
 		repoCfg:  repoCfg,
-		branch:   names.BranchName(names.Expand(file.Database.PreviewBranch, vars)),
+		branch:   pn.Branch,
 		init:     file.Database.InitSource,
 		secrets:  !r.pr.Fork || file.Forks.Secrets,
 		env:      env,
@@ -130,15 +128,8 @@ func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
 		AccountID: repoCfg.Cloudflare.AccountID, ZoneID: repoCfg.Cloudflare.ZoneID,
 		Mode: string(pl.hostMode), DNSTarget: repoCfg.Cloudflare.DNSTarget,
 	}
-	for _, w := range file.Workers {
-		pw := plannedWorker{w: w, script: names.ScriptName(names.Expand(w.PreviewScript, vars))}
-		if w.PreviewHostname != "" {
-			host, err := names.Hostname(w.PreviewHostname, vars)
-			if err != nil {
-				return nil, fmt.Errorf("worker %s: preview_hostname: %w", w.Name, err)
-			}
-			pw.hostname = host
-		}
+	for i, w := range file.Workers {
+		pw := plannedWorker{w: w, script: pn.Workers[i].Script, hostname: pn.Workers[i].Hostname}
 		pl.workers = append(pl.workers, pw)
 		pl.res.Workers = append(pl.res.Workers, deployedWorker{Name: w.Name, Script: pw.script, Hostname: pw.hostname})
 	}
