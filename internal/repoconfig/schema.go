@@ -13,9 +13,10 @@ import (
 // generated from the types above: every struct is an object refusing keys
 // it does not have, as strictyaml does, and keyDocs says what each key is,
 // its fixed values and whether it is required. A test regenerates it and
-// fails when the committed file differs:
-//
-//	go test ./internal/repoconfig -run TestJSONSchema -update
+// fails when the committed file differs; rewrite it with
+// `go generate ./internal/repoconfig`.
+
+//go:generate go test -run TestJSONSchemaIsCurrent -update .
 
 // SchemaID is where the published schema is served from.
 const SchemaID = "https://raw.githubusercontent.com/revelations-studio/deploybot/main/doc/deploybot.schema.json"
