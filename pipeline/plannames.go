@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/names"
@@ -60,6 +61,28 @@ func PreviewNames(file *repoconfig.File, vars map[string]string) (Names, error) 
 		n.Workers = append(n.Workers, wn)
 	}
 	return n, nil
+}
+
+// PreviewNamesApart refuses preview names, as rendered for one pull
+// request, that are production's: the parent database branch, a
+// production Worker or a production hostname. The pipeline file's rules
+// make that unlikely; this makes it impossible, before anything is touched.
+func PreviewNamesApart(file *repoconfig.File, pn Names) error {
+	if pn.Branch == file.Database.Parent {
+		return fmt.Errorf("database.preview_branch %q renders to %q, the parent branch: a preview never uses it", file.Database.PreviewBranch, pn.Branch)
+	}
+	for i, wn := range pn.Workers {
+		pw := file.Workers[i]
+		for _, w := range file.Workers {
+			if wn.Script == w.Script {
+				return fmt.Errorf("worker %s: preview_script %q renders to %q, the production script of worker %s", pw.Name, pw.PreviewScript, wn.Script, w.Name)
+			}
+			if wn.Hostname != "" && strings.EqualFold(wn.Hostname, w.Hostname) {
+				return fmt.Errorf("worker %s: preview_hostname %q renders to %q, the production hostname of worker %s", pw.Name, pw.PreviewHostname, wn.Hostname, w.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // ProductionNames are production's names: the Workers' own script names

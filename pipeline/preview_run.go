@@ -133,7 +133,7 @@ func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
 		pl.workers = append(pl.workers, pw)
 		pl.res.Workers = append(pl.res.Workers, deployedWorker{Name: w.Name, Script: pw.script, Hostname: pw.hostname})
 	}
-	if err := previewNamesApart(file, pl); err != nil {
+	if err := PreviewNamesApart(file, pn); err != nil {
 		return nil, err
 	}
 	return pl, nil
@@ -149,27 +149,6 @@ func boundDeploys(w repoconfig.Worker, unchanged map[string]string) []string {
 		}
 	}
 	return out
-}
-
-// previewNamesApart refuses a plan whose preview names, as rendered for
-// this pull request, are production's: the parent database branch, a
-// production Worker or a production hostname. The pipeline file's rules
-// make that unlikely; this makes it impossible, before anything is touched.
-func previewNamesApart(file *repoconfig.File, pl *plan) error {
-	if pl.branch == file.Database.Parent {
-		return fmt.Errorf("database.preview_branch %q renders to %q, the parent branch: a preview never uses it", file.Database.PreviewBranch, pl.branch)
-	}
-	for _, pw := range pl.workers {
-		for _, w := range file.Workers {
-			if pw.script == w.Script {
-				return fmt.Errorf("worker %s: preview_script %q renders to %q, the production script of worker %s", pw.w.Name, pw.w.PreviewScript, pw.script, w.Name)
-			}
-			if pw.hostname != "" && strings.EqualFold(pw.hostname, w.Hostname) {
-				return fmt.Errorf("worker %s: preview_hostname %q renders to %q, the production hostname of worker %s", pw.w.Name, pw.w.PreviewHostname, pw.hostname, w.Name)
-			}
-		}
-	}
-	return nil
 }
 
 // deploy builds and deploys the preview at the PR's head.

@@ -123,7 +123,12 @@ func checkCmd(args []string, stdout, stderr io.Writer, getenv func(string) strin
 	if repo != "" {
 		_, repoShort, _ = strings.Cut(repo, "/")
 	}
+	// A preview is planned with these names before anything is touched:
+	// what fails there fails every preview.
 	preview, err := pipeline.PreviewNames(f, pipeline.PreviewVars(*pr, exampleSHA, exampleBranch, repoShort))
+	if err == nil {
+		err = pipeline.PreviewNamesApart(f, preview)
+	}
 	if err != nil {
 		return problems(stderr, name, err)
 	}

@@ -117,6 +117,11 @@ func TestCheck(t *testing.T) {
 		wantErr: true,
 		stderr:  []string{".github/deploybot.yml:10: production.needs_tests: waits for tests, but tests.stages has none"},
 	}, {
+		name:    "preview names that are production's",
+		files:   map[string]string{".github/deploybot.yml": valid + "    hostname: web-1.example.com\n    preview_hostname: web-{pr}.example.com\n"},
+		wantErr: true,
+		stderr:  []string{`worker web: preview_hostname "web-{pr}.example.com" renders to "web-1.example.com", the production hostname of worker web`},
+	}, {
 		name:    "missing secret",
 		args:    []string{"--config", config, sampleFile},
 		wantErr: true,
