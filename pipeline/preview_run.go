@@ -90,13 +90,7 @@ type plannedWorker struct {
 }
 
 func (r *previewRun) vars() map[string]string {
-	return map[string]string{
-		"pr":     strconv.Itoa(r.pr.Number),
-		"sha":    r.pr.HeadSHA,
-		"sha7":   short(r.pr.HeadSHA),
-		"branch": r.pr.HeadRef,
-		"repo":   r.meta.Repo.Name,
-	}
+	return PreviewVars(r.pr.Number, r.pr.HeadSHA, r.pr.HeadRef, r.meta.Repo.Name)
 }
 
 func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
@@ -113,10 +107,14 @@ func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
 	env["DEPLOYBOT_BASE_BRANCH"] = r.pr.BaseRef
 	env["DEPLOYBOT_PREVIEW_NAME"] = names.Expand(file.Database.PreviewBranch, vars)
 	env = withEnvironmentVars(env, file, repoconfig.EnvPreview, vars)
+	pn, err := PreviewNames(file, vars)
+	if err != nil {
+		return nil, err
+	}
 	pl := &plan{
 		file:     file,
 		repoCfg:  repoCfg,
-		branch:   names.BranchName(names.Expand(file.Database.PreviewBranch, vars)),
+		branch:   pn.Branch,
 		init:     file.Database.InitSource,
 		secrets:  !r.pr.Fork || file.Forks.Secrets,
 		env:      env,
@@ -130,19 +128,12 @@ func (r *previewRun) makePlan(file *repoconfig.File) (*plan, error) {
 		AccountID: repoCfg.Cloudflare.AccountID, ZoneID: repoCfg.Cloudflare.ZoneID,
 		Mode: string(pl.hostMode), DNSTarget: repoCfg.Cloudflare.DNSTarget,
 	}
-	for _, w := range file.Workers {
-		pw := plannedWorker{w: w, script: names.ScriptName(names.Expand(w.PreviewScript, vars))}
-		if w.PreviewHostname != "" {
-			host, err := names.Hostname(w.PreviewHostname, vars)
-			if err != nil {
-				return nil, fmt.Errorf("worker %s: preview_hostname: %w", w.Name, err)
-			}
-			pw.hostname = host
-		}
+	for i, w := range file.Workers {
+		pw := plannedWorker{w: w, script: pn.Workers[i].Script, hostname: pn.Workers[i].Hostname}
 		pl.workers = append(pl.workers, pw)
 		pl.res.Workers = append(pl.res.Workers, deployedWorker{Name: w.Name, Script: pw.script, Hostname: pw.hostname})
 	}
-	if err := previewNamesApart(file, pl); err != nil {
+	if err := PreviewNamesApart(file, pn); err != nil {
 		return nil, err
 	}
 	return pl, nil
@@ -158,27 +149,6 @@ func boundDeploys(w repoconfig.Worker, unchanged map[string]string) []string {
 		}
 	}
 	return out
-}
-
-// previewNamesApart refuses a plan whose preview names, as rendered for
-// this pull request, are production's: the parent database branch, a
-// production Worker or a production hostname. The pipeline file's rules
-// make that unlikely; this makes it impossible, before anything is touched.
-func previewNamesApart(file *repoconfig.File, pl *plan) error {
-	if pl.branch == file.Database.Parent {
-		return fmt.Errorf("database.preview_branch %q renders to %q, the parent branch: a preview never uses it", file.Database.PreviewBranch, pl.branch)
-	}
-	for _, pw := range pl.workers {
-		for _, w := range file.Workers {
-			if pw.script == w.Script {
-				return fmt.Errorf("worker %s: preview_script %q renders to %q, the production script of worker %s", pw.w.Name, pw.w.PreviewScript, pw.script, w.Name)
-			}
-			if pw.hostname != "" && strings.EqualFold(pw.hostname, w.Hostname) {
-				return fmt.Errorf("worker %s: preview_hostname %q renders to %q, the production hostname of worker %s", pw.w.Name, pw.w.PreviewHostname, pw.hostname, w.Name)
-			}
-		}
-	}
-	return nil
 }
 
 // deploy builds and deploys the preview at the PR's head.

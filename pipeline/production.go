@@ -271,16 +271,19 @@ type prodPlan struct {
 }
 
 func newProdPlan(r *productionRun, file *repoconfig.File, tg target, cf Workers, ws *workspace.Workspace) *prodPlan {
-	pl := &prodPlan{r: r, file: file, tg: tg, cf: cf, ws: ws, branch: file.Production.Branch, services: map[string]string{}}
+	pn := ProductionNames(file)
+	pl := &prodPlan{r: r, file: file, tg: tg, cf: cf, ws: ws, branch: pn.Branch, services: map[string]string{}}
 	pl.env = withEnvironmentVars(commandEnv("production", tg.repo, r.sha), file, repoconfig.EnvProduction, pl.placeholders())
-	if pl.branch == "" {
-		pl.branch = file.Database.Parent
+	byName := map[string]WorkerNames{}
+	for _, wn := range pn.Workers {
+		byName[wn.Worker] = wn
 	}
 	// One by one, each after the Workers it binds: Cloudflare refuses an
 	// upload bound to a Worker that does not exist yet.
 	for _, w := range file.DeployOrder() {
-		pl.workers = append(pl.workers, &prodWorker{w: w, script: w.Script, hostname: w.Hostname})
-		pl.services[w.Name] = w.Script
+		wn := byName[w.Name]
+		pl.workers = append(pl.workers, &prodWorker{w: w, script: wn.Script, hostname: wn.Hostname})
+		pl.services[w.Name] = wn.Script
 	}
 	return pl
 }

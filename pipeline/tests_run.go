@@ -19,7 +19,6 @@ import (
 	"github.com/revelations-studio/deploybot/internal/annotate"
 	"github.com/revelations-studio/deploybot/internal/buildcache"
 	"github.com/revelations-studio/deploybot/internal/github"
-	"github.com/revelations-studio/deploybot/internal/names"
 	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
 	"github.com/revelations-studio/deploybot/internal/runner"
@@ -204,11 +203,7 @@ func (r *testRun) test(ctx context.Context) error {
 	}
 	r.file, r.stages = file, stages
 	unchanged := r.unchangedStages(ctx)
-	vars := map[string]string{"branch": r.req.branch, "sha": r.req.sha, "sha7": short(r.req.sha), "repo": r.req.meta.Repo.Name, "pr": ""}
-	if r.req.pr > 0 {
-		vars["pr"] = strconv.Itoa(r.req.pr)
-	}
-	r.dbName = names.BranchName(names.Expand(file.Database.TestBranch, vars))
+	r.dbName = TestBranchName(file, r.req.branch, r.req.sha, r.req.meta.Repo.Name, r.req.pr)
 
 	if err := r.createChecks(ctx); err != nil {
 		r.concludeAll(ctx, nil, err)
@@ -570,10 +565,9 @@ func (r *testRun) stageSecrets(log *Log, cmd *runner.Command) error {
 	repo := r.req.meta.Repo.FullName()
 	cfg := r.t.deps.Repositories[repo]
 	for _, name := range names {
-		sec, ok, where := cfg.SecretIn(repoconfig.EnvTest, name)
+		sec, ok, _ := cfg.SecretIn(repoconfig.EnvTest, name)
 		if !ok {
-			return fmt.Errorf("the test stages need secret %s (%s) in the test environment, which the bot's config does not hold: set repositories.%s.%s",
-				name, r.file.Where(r.file.SecretKey("", repoconfig.EnvTest, name)), repo, where)
+			return testSecretMissing(cfg, r.file, repo, name)
 		}
 		cmd.Env[name] = sec.Value()
 		cmd.Secrets = append(cmd.Secrets, sec.Value())

@@ -5,6 +5,9 @@
 //	bot serve   [--config config.yml]   receive webhooks and run pipelines
 //	bot migrate [--config config.yml] up|down|status
 //	bot sandbox [--addr 127.0.0.1:8900]  simulated GitHub, Neon, Cloudflare
+//	bot sweep   [--config config.yml]   remove what closed PRs left
+//	bot check   [--config config.yml] [.github/deploybot.yml]
+//	                                    validate a pipeline file, print its plan
 //
 // This file and its neighbours only wire packages together; the behaviour
 // lives in handlers/, pipeline/ and internal/.
@@ -34,6 +37,8 @@ Usage:
   bot sandbox [--addr 127.0.0.1:8900]    serve simulated GitHub, Neon and Cloudflare APIs and their edge
   bot sweep   [--config FILE] [--dry-run]
                                          remove previews of closed PRs and orphaned branches the bot made
+  bot check   [--config FILE [--repo OWNER/NAME]] [PATH]
+                                         validate a .github/deploybot.yml and print what the bot would do with it
 
 The config file defaults to config.yml; config.example.yml documents every key.
 `
@@ -74,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return sandboxCmd(ctx, args, stdout, stderr, getenv)
 	case "sweep":
 		return sweepCmd(ctx, args, stdout, stderr, getenv)
+	case "check":
+		return checkCmd(args, stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

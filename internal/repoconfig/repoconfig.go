@@ -416,12 +416,7 @@ func Parse(name string, data []byte) (*File, error) { return ParseWith(name, dat
 // ParseWith is Parse for a file whose Workers may take their settings from
 // wrangler files: read reads those from the same commit.
 func ParseWith(name string, data []byte, read Reader) (*File, error) {
-	f := &File{
-		Version:  1,
-		Database: Database{Parent: "production", PreviewBranch: "pr-{pr}", TestBranch: "push-{branch}-{sha7}", InitSource: "parent-data"},
-		Preview:  Preview{On: []string{"opened", "reopened", "synchronize", "ready_for_review"}},
-		Forks:    Forks{InitSource: "schema-only"},
-	}
+	f := defaults()
 	lines, err := strictyaml.Decode(name, data, f)
 	if err != nil {
 		return nil, err
@@ -436,6 +431,17 @@ func ParseWith(name string, data []byte, read Reader) (*File, error) {
 		return nil, errors.Join(v.errs...)
 	}
 	return f, nil
+}
+
+// defaults is the file before the repository's is read over it (the JSON
+// Schema shows these as the keys' defaults).
+func defaults() *File {
+	return &File{
+		Version:  1,
+		Database: Database{Parent: "production", PreviewBranch: "pr-{pr}", TestBranch: "push-{branch}-{sha7}", InitSource: "parent-data"},
+		Preview:  Preview{On: slices.Clone(prActions)},
+		Forks:    Forks{InitSource: "schema-only"},
+	}
 }
 
 type validator struct {
