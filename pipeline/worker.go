@@ -44,8 +44,11 @@ type jobLogging struct {
 
 // Work runs the job with its logger in ctx and logs how it failed.
 func (m *jobLogging) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
-	logger := m.logger.With().Str("job_kind", job.Kind).Int64("job_id", job.ID).Int("attempt", job.Attempt).
-		Str("delivery_id", deliveryOf(job.EncodedArgs)).Logger()
+	lc := m.logger.With().Str("job_kind", job.Kind).Int64("job_id", job.ID).Int("attempt", job.Attempt)
+	if id := deliveryOf(job.EncodedArgs); id != "" {
+		lc = lc.Str("delivery_id", id)
+	}
+	logger := lc.Logger()
 	ctx = context.WithValue(logger.WithContext(ctx), jobLoggerKey{}, &logger)
 	err := doInner(ctx)
 	logJobError(ctx, logger, job, err)
