@@ -25,6 +25,9 @@ func endRun(ctx context.Context, deps Deps, id int64, status string, cause error
 	if err != nil {
 		return err
 	}
+	if ended.Kind == "" {
+		return nil // no such run: nothing ended
+	}
 	logOutcome(jobLogger(ctx, deps.Logger), ended, cause)
 	return nil
 }

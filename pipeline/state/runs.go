@@ -76,7 +76,8 @@ type Ended struct {
 	Steps []Step
 }
 
-// End is Finish returning the run it ended, with its steps.
+// End is Finish returning the run it ended, with its steps. A run that
+// does not exist is not an error: the Ended returned has no Kind.
 func (r Runs) End(ctx context.Context, id int64, status, msg string) (Ended, error) {
 	ctx = context.WithoutCancel(ctx)
 	e := Ended{ID: id, Status: status}
@@ -84,6 +85,9 @@ func (r Runs) End(ctx context.Context, id int64, status, msg string) (Ended, err
 		UPDATE runs SET status = $2, error = $3, finished_at = now() WHERE id = $1
 		RETURNING kind, repo, pr_number, branch, head_sha, reason, started_at, finished_at`, id, status, msg).
 		Scan(&e.Kind, &e.Repo, &e.PR, &e.Branch, &e.HeadSHA, &e.Reason, &e.Started, &e.Finished)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, nil // no such run (as Finish always allowed): Kind is ""
+	}
 	if err != nil {
 		return e, fmt.Errorf("record outcome of run %d: %w", id, err)
 	}
