@@ -3,6 +3,7 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -150,7 +151,7 @@ func (sw *sweep) concludeStranded(ctx context.Context) {
 		_ = sw.deps.State.Checks.Forget(ctx, o.ID)
 		_ = sw.deps.State.Checks.Concluded(ctx, o.Repo, cmp.Or(o.Kind, state.KindCheck), o.CheckRunID)
 		if o.RunStatus == "running" || o.RunStatus == "queued" {
-			_ = sw.deps.State.Runs.Finish(ctx, o.RunID, "cancelled", "its job ended without ending the run")
+			_ = endRun(ctx, sw.deps, o.RunID, "cancelled", errors.New("its job ended without ending the run"))
 		}
 	}
 }

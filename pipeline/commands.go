@@ -45,7 +45,7 @@ func (q *requests) command(ctx context.Context, job *river.Job[intent.CommentCom
 		return nil
 	}
 	m := in.Delivery()
-	logger := q.deps.Logger.With().Str("repo", m.Repo.FullName()).Int("pr", in.PR).
+	logger := jobLogger(ctx, q.deps.Logger).With().Str("repo", m.Repo.FullName()).Int("pr", in.PR).
 		Str("user", in.Author).Int64("comment_id", in.CommentID).Logger()
 	repo, err := q.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)
 	if err != nil {
@@ -228,7 +228,7 @@ func (q *requests) checkRunAction(ctx context.Context, job *river.Job[intent.Che
 		return nil
 	}
 	m := in.Delivery()
-	logger := q.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("action", m.Action).Logger()
+	logger := jobLogger(ctx, q.deps.Logger).With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("action", m.Action).Logger()
 	opts := syncOptions{explicit: true, force: true}
 	switch {
 	case m.Action == "rerequested", in.Identifier == IdentifierRedeploy:

@@ -739,11 +739,7 @@ func (r *previewRun) startCheck(ctx context.Context) error {
 const checkCreateTimeout = 2 * time.Minute
 
 func (r *previewRun) finishRun(ctx context.Context, status string, cause error) error {
-	msg := ""
-	if cause != nil {
-		msg = cause.Error()
-	}
-	return r.p.deps.State.Runs.Finish(ctx, r.runID, status, msg)
+	return endRun(ctx, r.p.deps, r.runID, status, cause)
 }
 
 func rowStatus(states map[string]StepState, steps ...string) string {

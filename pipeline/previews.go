@@ -73,7 +73,7 @@ type (
 // sync converges the PR's preview and returns its state afterwards.
 func (p *previews) sync(ctx context.Context, jobID int64, m intent.Meta, number int, opts syncOptions) (*preview, error) {
 	repoName := m.Repo.FullName()
-	logger := p.deps.Logger.With().Str("repo", repoName).Int("pr", number).Int64("job_id", jobID).Logger()
+	logger := jobLogger(ctx, p.deps.Logger).With().Str("repo", repoName).Int("pr", number).Logger()
 	ctx = logger.WithContext(ctx)
 
 	repo, err := p.deps.GitHub.Repo(ctx, m.InstallationID, m.Repo.Owner, m.Repo.Name)

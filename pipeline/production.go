@@ -49,7 +49,7 @@ func (p *production) deploy(ctx context.Context, job *river.Job[intent.Productio
 	in := job.Args
 	m := in.Delivery()
 	repoName := m.Repo.FullName()
-	logger := p.deps.Logger.With().Str("repo", repoName).Str("sha", short(in.After)).Int64("job_id", job.ID).Logger()
+	logger := jobLogger(ctx, p.deps.Logger).With().Str("repo", repoName).Str("sha", short(in.After)).Logger()
 
 	lock, err := p.deps.State.Lock(ctx, "deploybot:production:"+repoName)
 	if err != nil {
@@ -155,7 +155,7 @@ type prodWorker struct {
 }
 
 func (r *productionRun) start(ctx context.Context) error {
-	id, err := r.deps.State.Runs.Start(ctx, state.Run{Kind: "production", Repo: r.meta.Repo.FullName(), HeadSHA: r.sha, JobID: r.jobID, Reason: r.reason})
+	id, err := r.deps.State.Runs.Start(ctx, state.Run{Kind: "production", Repo: r.meta.Repo.FullName(), HeadSHA: r.sha, Branch: r.branch, JobID: r.jobID, Reason: r.reason})
 	if err != nil {
 		return err
 	}
@@ -586,11 +586,7 @@ func (r *productionRun) fail(ctx context.Context, title, summary string, cause e
 }
 
 func (r *productionRun) finish(ctx context.Context, status string, cause error) error {
-	msg := ""
-	if cause != nil {
-		msg = cause.Error()
-	}
-	return r.deps.State.Runs.Finish(ctx, r.runID, status, msg)
+	return endRun(ctx, r.deps, r.runID, status, cause)
 }
 
 // concludeAbandoned ends production runs of the repository left running by

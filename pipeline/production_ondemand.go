@@ -33,7 +33,7 @@ var rollbackAction = github.CheckAction{Label: "Roll back to this", Identifier: 
 // check run.
 func (q *requests) productionAction(ctx context.Context, in intent.CheckRunAction) error {
 	m := in.Delivery()
-	logger := q.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("sha", short(in.HeadSHA)).Logger()
+	logger := jobLogger(ctx, q.deps.Logger).With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("sha", short(in.HeadSHA)).Logger()
 	var args river.JobArgs
 	switch {
 	case m.Action == "rerequested":
@@ -67,7 +67,7 @@ func (productionRollbackArgs) Kind() string { return "production_rollback" }
 func (p *production) rollback(ctx context.Context, job *river.Job[productionRollbackArgs]) error {
 	a := job.Args
 	repoName := a.Meta.Repo.FullName()
-	logger := p.deps.Logger.With().Str("repo", repoName).Str("sha", short(a.SHA)).Int64("job_id", job.ID).Logger()
+	logger := jobLogger(ctx, p.deps.Logger).With().Str("repo", repoName).Str("sha", short(a.SHA)).Logger()
 	lock, err := p.deps.State.Lock(ctx, "deploybot:production:"+repoName)
 	if err != nil {
 		return snoozeIfLocked(err)

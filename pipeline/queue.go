@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
 	"github.com/revelations-studio/deploybot/internal/intent"
@@ -73,7 +74,10 @@ func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], err
 			intent.QueueTests:  {MaxWorkers: max(opts.Workers, 1)},
 		},
 		Workers: workers,
-		Logger:  logging.Slog(opts.Logger, slog.LevelWarn),
+		// River's own lines pass at warn and above; the bot logs its jobs'
+		// failures itself, with their delivery (jobLogging).
+		Logger:     logging.Slog(opts.Logger, slog.LevelWarn),
+		Middleware: []rivertype.Middleware{&jobLogging{logger: opts.Logger}},
 		// A job whose process died is retried after this long; it must
 		// exceed the longest step a pipeline runs without heartbeat.
 		RescueStuckJobsAfter: deployTimeout + 5*time.Minute,

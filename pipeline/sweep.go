@@ -81,8 +81,9 @@ func sweepAll(deps Deps) func(ctx context.Context, _ *river.Job[sweepArgs]) erro
 			return err
 		}
 		actions, err := Sweep(ctx, deps, enqueue, SweepOptions{})
+		logger := jobLogger(ctx, deps.Logger)
 		for _, a := range actions {
-			deps.Logger.Info().Str("repo", a.Repo).Int("pr", a.PR).Str("resource", a.Resource).Str("reason", a.Reason).Msg("swept")
+			logger.Info().Str("repo", a.Repo).Int("pr", a.PR).Str("resource", a.Resource).Str("reason", a.Reason).Msg("swept")
 		}
 		return err
 	}

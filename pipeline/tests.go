@@ -162,7 +162,7 @@ func (t *testRuns) checkSuite(ctx context.Context, job *river.Job[intent.CheckSu
 		return nil
 	}
 	m := in.Delivery()
-	logger := t.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("sha", short(in.HeadSHA)).Logger()
+	logger := jobLogger(ctx, t.deps.Logger).With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("sha", short(in.HeadSHA)).Logger()
 	repo, err := t.gate.open(ctx, m, logger, "check-suite re-run")
 	if repo == nil || err != nil {
 		return err

@@ -32,7 +32,7 @@ func (t *testRuns) queueTestRerun(ctx context.Context, in intent.CheckRunAction)
 	if m.Action != "rerequested" {
 		return nil
 	}
-	logger := t.deps.Logger.With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("check_run", in.Name).Logger()
+	logger := jobLogger(ctx, t.deps.Logger).With().Str("repo", m.Repo.FullName()).Str("user", m.Sender).Str("check_run", in.Name).Logger()
 	repo, err := t.gate.open(ctx, m, logger, "test re-run")
 	if repo == nil || err != nil {
 		return err

@@ -74,8 +74,8 @@ type testRun struct {
 func (t *testRuns) run(ctx context.Context, jobID int64, req testRequest) error {
 	deps := t.deps
 	repoName := req.meta.Repo.FullName()
-	logger := deps.Logger.With().Str("repo", repoName).Str("branch", req.branch).Str("sha", short(req.sha)).
-		Str("reason", req.reason).Int64("job_id", jobID).Logger()
+	logger := jobLogger(ctx, deps.Logger).With().Str("repo", repoName).Str("branch", req.branch).Str("sha", short(req.sha)).
+		Str("reason", req.reason).Logger()
 	ctx = logger.WithContext(ctx)
 	r := &testRun{t: t, req: req, jobID: jobID, logger: logger,
 		checks: map[string]int64{}, results: map[string]stageResult{}, concluded: map[string]bool{}}
@@ -597,11 +597,7 @@ func (r *testRun) record(ctx context.Context, status, msg string) error {
 // finish stores how the run ended. Only an error of the store is returned:
 // how the tests went is on the check runs.
 func (r *testRun) finish(ctx context.Context, status string, cause error) error {
-	msg := ""
-	if cause != nil {
-		msg = cause.Error()
-	}
-	return r.t.deps.State.Runs.Finish(ctx, r.runID, status, msg)
+	return endRun(ctx, r.t.deps, r.runID, status, cause)
 }
 
 // Runs are ordered by their job's id: River numbers jobs as they are

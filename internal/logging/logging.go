@@ -6,22 +6,35 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
 // New returns a logger at level ("debug", "info", "warn", "error") writing
-// JSON, or human-readable lines when format is "console".
+// JSON, or human-readable lines when format is "console": in colour on a
+// terminal only, since colour codes in a file or a log collector are noise.
 func New(w io.Writer, level, format string) zerolog.Logger {
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
 	}
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a terminal (a character device: a
+// redirected stdout is a file or a pipe).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // Slog returns a slog.Logger that writes through l; min drops records below

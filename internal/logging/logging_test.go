@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -48,5 +50,38 @@ func TestSlogWritesErrorsAsMessages(t *testing.T) {
 	}
 	if bytes.Contains(buf.Bytes(), []byte("hunter2")) {
 		t.Errorf("the error's fields reached the log:\n%s", buf.String())
+	}
+}
+
+// TestLogConsoleWithoutColourOffTerminal: the console format written to a
+// file, a pipe or a buffer has no colour codes; the lines are still there.
+func TestLogConsoleWithoutColourOffTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	log := New(&buf, "debug", "console")
+	log.Warn().Str("repo", "acme/web").Err(errors.New("boom")).Msg("job failed")
+	log.Info().Int("pr", 7).Msg("preview ready")
+	out := buf.String()
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("console output to a buffer has ANSI escape codes: %q", out)
+	}
+	for _, want := range []string{"WRN", "job failed", "repo=acme/web", "error=boom", "INF", "preview ready", "pr=7"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console output lacks %q: %q", want, out)
+		}
+	}
+
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fileLog := New(f, "info", "console")
+	fileLog.Info().Msg("to a file")
+	raw, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("\x1b[")) || !bytes.Contains(raw, []byte("to a file")) {
+		t.Errorf("console output to a file: %q", raw)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,7 +21,10 @@ type Run struct {
 	Repo    string // owner/name
 	PR      int    // 0 for none
 	HeadSHA string
-	JobID   int64
+	// Branch is the branch a production run deploys ("" for the others;
+	// test runs record theirs with Tests.Record).
+	Branch string
+	JobID  int64
 	// Reason is what started it, e.g. "pull_request.synchronize" or "push".
 	Reason string
 }
@@ -29,9 +33,9 @@ type Run struct {
 func (r Runs) Start(ctx context.Context, run Run) (int64, error) {
 	var id int64
 	err := r.pool.QueryRow(ctx, `
-		INSERT INTO runs (kind, repo, pr_number, head_sha, job_id, reason)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-		run.Kind, run.Repo, run.PR, run.HeadSHA, run.JobID, run.Reason).Scan(&id)
+		INSERT INTO runs (kind, repo, pr_number, head_sha, job_id, reason, branch)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		run.Kind, run.Repo, run.PR, run.HeadSHA, run.JobID, run.Reason, run.Branch).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record %s run of %s: %w", run.Kind, run.Repo, err)
 	}
@@ -50,12 +54,57 @@ func (r Runs) AttachCheckRun(ctx context.Context, id, checkRunID int64) error {
 // "cancelled", "skipped") and error message. It outlives ctx's
 // cancellation: a cancelled run must still be recorded as ended.
 func (r Runs) Finish(ctx context.Context, id int64, status, msg string) error {
-	_, err := r.pool.Exec(context.WithoutCancel(ctx), `
-		UPDATE runs SET status = $2, error = $3, finished_at = now() WHERE id = $1`, id, status, msg)
-	if err != nil {
-		return fmt.Errorf("record outcome of run %d: %w", id, err)
+	_, err := r.End(ctx, id, status, msg)
+	return err
+}
+
+// Ended is a run as Runs.End recorded its end: what an operator reads of
+// it in the log.
+type Ended struct {
+	ID       int64
+	Kind     string
+	Repo     string
+	PR       int
+	Branch   string // a test run's branch (or "pull:N"), a production run's
+	HeadSHA  string
+	Reason   string
+	Status   string
+	Started  time.Time
+	Finished time.Time
+	// Steps are its steps (name, status, error), those that ended first
+	// first.
+	Steps []Step
+}
+
+// End is Finish returning the run it ended, with its steps. A run that
+// does not exist is not an error: the Ended returned has no Kind.
+func (r Runs) End(ctx context.Context, id int64, status, msg string) (Ended, error) {
+	ctx = context.WithoutCancel(ctx)
+	e := Ended{ID: id, Status: status}
+	err := r.pool.QueryRow(ctx, `
+		UPDATE runs SET status = $2, error = $3, finished_at = now() WHERE id = $1
+		RETURNING kind, repo, pr_number, branch, head_sha, reason, started_at, finished_at`, id, status, msg).
+		Scan(&e.Kind, &e.Repo, &e.PR, &e.Branch, &e.HeadSHA, &e.Reason, &e.Started, &e.Finished)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, nil // no such run (as Finish always allowed): Kind is ""
 	}
-	return nil
+	if err != nil {
+		return e, fmt.Errorf("record outcome of run %d: %w", id, err)
+	}
+	rows, err := r.pool.Query(ctx, `
+		SELECT name, status, error FROM run_steps WHERE run_id = $1
+		ORDER BY finished_at NULLS LAST, name`, id)
+	if err != nil {
+		return e, fmt.Errorf("read the failed steps of run %d: %w", id, err)
+	}
+	e.Steps, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Step, error) {
+		var s Step
+		return s, row.Scan(&s.Name, &s.Status, &s.Err)
+	})
+	if err != nil {
+		return e, fmt.Errorf("read the failed steps of run %d: %w", id, err)
+	}
+	return e, nil
 }
 
 // Abandoned is a run found still running while its lock was free: the

@@ -161,3 +161,28 @@ func TestSteps(t *testing.T) {
 		t.Fatalf("steps %v", got)
 	}
 }
+
+// TestRunEndOutcome: ending a run returns what its log line needs: the
+// run's row, its times and its steps.
+func TestRunEndOutcome(t *testing.T) {
+	st := state.New(pgtest.NewDatabase(t))
+	ctx := t.Context()
+	id, err := st.Runs.Start(ctx, state.Run{Kind: "production", Repo: "o/r", HeadSHA: "ddd", Branch: "main", JobID: 7, Reason: "push"})
+	must(t, err)
+	must(t, st.Steps.Plan(ctx, id, []string{"source", "deploy:web", "rollback:web"}))
+	now := time.Now()
+	must(t, st.Steps.Update(ctx, id, state.Step{Name: "source", Status: "succeeded", Started: now, Finished: now}))
+	must(t, st.Steps.Update(ctx, id, state.Step{Name: "deploy:web", Status: "failed", Started: now, Finished: now.Add(time.Second), Err: "boom"}))
+	e, err := st.Runs.End(ctx, id, "failed", "step deploy:web: boom")
+	must(t, err)
+	if e.Kind != "production" || e.Repo != "o/r" || e.Branch != "main" || e.HeadSHA != "ddd" || e.Reason != "push" || e.Status != "failed" ||
+		e.Started.IsZero() || e.Finished.Before(e.Started) {
+		t.Errorf("ended run %+v", e)
+	}
+	if len(e.Steps) != 3 || e.Steps[0].Name != "source" || e.Steps[1].Name != "deploy:web" || e.Steps[1].Err != "boom" || e.Steps[2].Status != "pending" {
+		t.Errorf("steps of the ended run: %+v", e.Steps)
+	}
+	if e, err := st.Runs.End(ctx, id+100, "failed", ""); err != nil || e.Kind != "" {
+		t.Errorf("ending a run that does not exist: %+v, %v; want nothing", e, err)
+	}
+}
