@@ -567,16 +567,19 @@ func (r *previewRun) showWaiting(ctx context.Context, pl *plan, pending []string
 	if r.awaitCheck(ctx) != nil {
 		return
 	}
-	r.commentMu.Lock()
-	pl.waitingFor = pending
-	states := pl.lastStates
-	r.commentMu.Unlock()
+	// The check run first: once the comment says the preview waits (a
+	// step's progress may edit it as soon as waitingFor is set), the check
+	// run says so too.
 	if err := r.repo.UpdateCheckRun(context.WithoutCancel(ctx), r.checkID, github.CheckRun{
 		Name: CheckPreview, Status: github.StatusInProgress,
 		Output: &github.CheckOutput{Title: "Waiting for tests", Summary: waitingNote(pending, r.pr.HeadSHA, "the preview deploys")},
 	}); err != nil {
 		r.logger.Warn().Err(err).Msg("showing the wait for tests on the check run")
 	}
+	r.commentMu.Lock()
+	pl.waitingFor = pending
+	states := pl.lastStates
+	r.commentMu.Unlock()
 	r.updateComment(ctx, pl, states)
 }
 
