@@ -163,7 +163,7 @@ func asksToApprove(body, head string) bool {
 func (r *previewRun) awaitApproval(ctx context.Context) error {
 	head := r.pr.HeadSHA
 	r.st.State = templates.AwaitingApproval
-	r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: templates.AwaitingApproval, Commit: head,
+	_ = r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: templates.AwaitingApproval, Commit: head,
 		Note: fmt.Sprintf("This pull request comes from a fork, so its code is not deployed automatically. "+
 			"A maintainer who has reviewed commit `%s` approves it for a preview by commenting:", short(head)),
 		Approve: approveCommand(head),

@@ -647,14 +647,14 @@ func (r *previewRun) writeComment(ctx context.Context, pl *plan, states []StepSt
 		return
 	}
 	r.shownState = c.State
-	r.postComment(ctx, c)
+	_ = r.postComment(ctx, c) // logged; the next state change tries again
 }
 
-func (r *previewRun) postComment(ctx context.Context, c templates.Comment) {
+func (r *previewRun) postComment(ctx context.Context, c templates.Comment) error {
 	body, err := templates.StatusComment(c)
 	if err != nil {
 		r.logger.Error().Err(err).Msg("rendering the status comment")
-		return
+		return err
 	}
 	if r.lastComment == "" && r.st.CommentID != 0 {
 		// Once per run, what the comment says now: the edits after it go
@@ -666,18 +666,19 @@ func (r *previewRun) postComment(ctx context.Context, c templates.Comment) {
 		}
 	}
 	if body == r.lastComment && r.st.CommentID != 0 {
-		return
+		return nil
 	}
 	id, err := r.repo.UpsertStatusComment(ctx, r.pr.Number, body, r.st.CommentID)
 	if err != nil {
 		r.logger.Warn().Err(err).Msg("updating the status comment")
-		return
+		return err
 	}
 	r.lastComment = body
 	if id != r.st.CommentID {
 		r.st.CommentID = id
 		_ = r.p.save(ctx, r.st)
 	}
+	return nil
 }
 
 // showOnly updates the comment without deploying (drafts, unapproved forks).
@@ -686,7 +687,7 @@ func (r *previewRun) showOnly(ctx context.Context, shown, note string) error {
 		return nil
 	}
 	r.st.State = shown
-	r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: shown, Commit: r.pr.HeadSHA, Note: note})
+	_ = r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: shown, Commit: r.pr.HeadSHA, Note: note})
 	return r.p.save(ctx, r.st)
 }
 
@@ -700,7 +701,7 @@ func (r *previewRun) fail(ctx context.Context, title, summary string, cause erro
 		r.logger.Warn().Err(err).Msg("concluding the check run")
 	}
 	r.st.State = templates.Failed
-	r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: templates.Failed, Commit: r.pr.HeadSHA, CheckURL: r.checkURL,
+	_ = r.postComment(ctx, templates.Comment{PR: r.pr.Number, State: templates.Failed, Commit: r.pr.HeadSHA, CheckURL: r.checkURL,
 		Failure: &templates.Failure{Step: "setup", Log: cause.Error()}})
 	if err := r.p.save(ctx, r.st); err != nil {
 		return err

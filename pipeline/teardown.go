@@ -31,14 +31,21 @@ func (r *previewRun) teardown(ctx context.Context) error {
 		_ = r.finishRun(ctx, "failed", runErr)
 		return runErr
 	}
+	// Every PR the bot was asked to build gets the closing word, even when
+	// it was closed before anything was built. It is said before the
+	// preview is recorded destroyed: a bot stopped in between tears down
+	// again (nothing is left to delete) and says it then, where the other
+	// order would leave the PR without a word.
+	if r.st.CommentID != 0 || len(states) > 1 || r.st.Known || r.p.deps.State.Deliveries.PreviewRequested(ctx, r.meta.Repo.FullName(), r.pr.Number) {
+		if err := r.postComment(ctx, teardownComment(r.pr.Number, r.pr.State == "open", res, time.Now())); err != nil {
+			// Not recorded destroyed: the job's next attempt says it.
+			_ = r.finishRun(ctx, "failed", err)
+			return err
+		}
+	}
 	r.st.State, r.st.DeployedSHA, r.st.Resources, r.st.DeploymentID = templates.Destroyed, "", resources{}, 0
 	if err := r.p.save(ctx, r.st); err != nil {
 		return err
-	}
-	// Every PR the bot was asked to build gets the closing word, even when
-	// it was closed before anything was built.
-	if r.st.CommentID != 0 || len(states) > 1 || r.st.Known || r.p.deps.State.Deliveries.PreviewRequested(ctx, r.meta.Repo.FullName(), r.pr.Number) {
-		r.postComment(ctx, teardownComment(r.pr.Number, r.pr.State == "open", res, time.Now()))
 	}
 	return r.finishRun(ctx, "succeeded", nil)
 }

@@ -3,13 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,8 +12,6 @@ import (
 
 	"github.com/revelations-studio/deploybot/internal/demo"
 	"github.com/revelations-studio/deploybot/internal/pgcluster"
-	"github.com/revelations-studio/deploybot/internal/pgtest"
-	"github.com/revelations-studio/deploybot/internal/sandbox"
 	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
 )
 
@@ -40,15 +33,12 @@ func TestSurvivesDatabaseRestart(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "bot")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	f := newFarm(ctx, t, "dbrestart-test-secret")
+	gh := f.gh
 
 	// The bot's own database, in a cluster of this test's that it can stop
 	// and start. The sandbox's Neon branches stay on pgtest's server.
-	pgDir := filepath.Join(dir, "pg")
+	pgDir := filepath.Join(f.dir, "pg")
 	cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: pgDir, Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
@@ -58,50 +48,8 @@ func TestSurvivesDatabaseRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	dbURL := cluster.URL("deploybot")
-
-	const secret = "dbrestart-test-secret"
-	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: pgtest.ServerURL(t), WebhookSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sb.Close(context.Background()) })
-	sbServer := httptest.NewServer(sb.Handler())
-	t.Cleanup(sbServer.Close)
-	urls := sb.URLsAt(sbServer.URL)
-	if err := demo.SeedSample(sb); err != nil {
-		t.Fatal(err)
-	}
-	gh := sb.GitHub
-
-	keyFile := filepath.Join(dir, "app.pem")
-	if err := os.WriteFile(keyFile, gh.AppPrivateKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	cfgPath := filepath.Join(dir, "config.yml")
-	cfg := fmt.Sprintf(`server: {address: %q, shutdown_timeout: 5s}
-database: {url: {env: RESTART_DB}}
-data_dir: %q
-github:
-  v3_api_url: %q
-  app: {integration_id: %d, webhook_secret: %q, private_key: {file: %q}}
-neon: {api_url: %q, api_key: sandbox}
-cloudflare: {api_url: %q, api_token: sandbox}
-master_key: 0123456789abcdef0123456789abcdef
-jobs: {workers: 6, heartbeat: 300ms}
-health_check: {connect_to: %q, scheme: http}
-log: {level: warn}
-repositories:
-  %s:
-    cloudflare: {account_id: %q, zone_id: %q}
-    secrets: {STRIPE_SECRET_KEY: sk_test_restart}
-`, addr, filepath.Join(dir, "data"), urls.GitHub, gh.AppID(), secret, keyFile, urls.Neon, urls.Cloudflare,
-		strings.TrimPrefix(sbServer.URL, "http://"), demo.Repo, sb.Cloudflare.AccountID(), sb.ZoneID)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	bot := &botProcess{t: t, bin: bin, cfg: cfgPath, addr: addr, env: []string{"RESTART_DB=" + dbURL},
-		log: filepath.Join(dir, "bot.log")}
+	bot := f.bot("0", dbURL)
+	addr := bot.addr
 	bot.start(ctx)
 	t.Cleanup(bot.stop)
 	bot.waitReady(ctx)
@@ -125,17 +73,8 @@ repositories:
 		return ev
 	}
 
-	var prs []int
-	for i := range 3 {
-		branch := fmt.Sprintf("restart/%d", i)
-		if _, err := gh.Commit(demo.Repo, branch, map[string]string{"web/src/r.js": fmt.Sprintf("%d\n", i)}, "r"); err != nil {
-			t.Fatal(err)
-		}
-		pr, err := gh.OpenPR(demo.Repo, branch, "main", branch, false, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		prs = append(prs, pr)
+	prs := f.openPRs("restart", 3)
+	for _, pr := range prs {
 		deliver(event(pr, "opened"))
 	}
 
@@ -206,29 +145,8 @@ repositories:
 	}
 	waitIdle(ctx, t, dbURL, []*botProcess{bot})
 
-	st := gh.Snapshot()
-	for _, c := range st.CheckRuns {
-		if c.Status != "completed" {
-			t.Errorf("check run %s@%.7s left %s", c.Name, c.HeadSHA, c.Status)
-		}
-	}
-	for _, pr := range prs {
-		var n int
-		for _, c := range st.Comments {
-			if c.Issue == pr && c.Author == gh.BotLogin() && strings.Contains(c.Body, "deploybot:status") {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Errorf("PR #%d has %d status comments", pr, n)
-		}
-	}
-	for _, p := range st.PullRequests {
-		site, _ := sb.Cloudflare.ResolveHost(fmt.Sprintf("codex-preview-%d.revelations.studio", p.Number), "/")
-		if p.State == "open" && site.Vars["DEPLOYBOT_COMMIT"] != p.HeadSHA {
-			t.Errorf("open PR #%d serves %.7q, want its head %.7s", p.Number, site.Vars["DEPLOYBOT_COMMIT"], p.HeadSHA)
-		}
-	}
+	f.expectCheckRunsConcluded()
+	f.expectConverged(prs)
 
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
@@ -244,15 +162,7 @@ repositories:
 			t.Errorf("delivery %s queued %d jobs, want 1", id, jobs)
 		}
 	}
-	var twice int
-	if err := conn.QueryRow(ctx, `
-		SELECT count(*) FROM (SELECT args->>'delivery_id' FROM river_job WHERE args ? 'delivery_id'
-		GROUP BY 1 HAVING count(*) > 1) d`).Scan(&twice); err != nil {
-		t.Fatal(err)
-	}
-	if twice != 0 {
-		t.Errorf("%d deliveries queued more than one job", twice)
-	}
+	expectEachDeliveryWorkedOnce(ctx, t, conn)
 	var unended int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM runs WHERE status IN ('running', 'queued')`).Scan(&unended); err != nil {
 		t.Fatal(err)
@@ -261,16 +171,7 @@ repositories:
 		t.Errorf("%d runs never ended", unended)
 	}
 	if t.Failed() {
-		rows, _ := conn.Query(ctx, `SELECT pr_number, kind, status, error, id FROM runs ORDER BY id`)
-		for rows.Next() {
-			var pr int
-			var kind, status, e string
-			var id int64
-			_ = rows.Scan(&pr, &kind, &status, &e, &id)
-			t.Logf("run %d pr %d %s %s %.120s", id, pr, kind, status, e)
-		}
-		log, _ := os.ReadFile(bot.log)
-		t.Logf("bot log (tail):\n%s", tail(string(log), 6000))
+		logRuns(ctx, t, conn, []*botProcess{bot})
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/revelations-studio/deploybot/internal/demo"
 	"github.com/revelations-studio/deploybot/internal/pgtest"
-	"github.com/revelations-studio/deploybot/internal/sandbox"
 	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
 )
 
@@ -38,70 +36,23 @@ func TestSurvivesKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill test skipped in -short mode")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "bot")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	t.Run("one replica", func(t *testing.T) { survivesKills(t, bin, 1) })
-	t.Run("two replicas", func(t *testing.T) { survivesKills(t, bin, 2) })
+	t.Run("one replica", func(t *testing.T) { survivesKills(t, 1) })
+	t.Run("two replicas", func(t *testing.T) { survivesKills(t, 2) })
 }
 
-func survivesKills(t *testing.T, bin string, replicas int) {
+func survivesKills(t *testing.T, replicas int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-
-	const secret = "kill-test-secret"
-	sb, err := sandbox.New(ctx, sandbox.Options{AdminURL: pgtest.ServerURL(t), WebhookSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sb.Close(context.Background()) })
-	sbServer := httptest.NewServer(sb.Handler())
-	t.Cleanup(sbServer.Close)
-	urls := sb.URLsAt(sbServer.URL)
-	if err := demo.SeedSample(sb); err != nil {
-		t.Fatal(err)
-	}
-	gh := sb.GitHub
-
-	keyFile := filepath.Join(dir, "app.pem")
-	if err := os.WriteFile(keyFile, gh.AppPrivateKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f := newFarm(ctx, t, "kill-test-secret")
+	gh := f.gh
 	_, dbURL := pgtest.NewDatabaseURL(t)
 	var bots []*botProcess
 	var addrs []string
 	for i := range replicas {
-		addr := freeAddr(t)
-		cfgPath := filepath.Join(dir, fmt.Sprintf("config-%d.yml", i))
-		cfg := fmt.Sprintf(`server: {address: %q, shutdown_timeout: 5s}
-database: {url: {env: KILL_DB}}
-data_dir: %q
-github:
-  v3_api_url: %q
-  app: {integration_id: %d, webhook_secret: %q, private_key: {file: %q}}
-neon: {api_url: %q, api_key: sandbox}
-cloudflare: {api_url: %q, api_token: sandbox}
-master_key: 0123456789abcdef0123456789abcdef
-jobs: {workers: 6, heartbeat: 300ms}
-health_check: {connect_to: %q, scheme: http}
-log: {level: warn}
-repositories:
-  %s:
-    cloudflare: {account_id: %q, zone_id: %q}
-    secrets: {STRIPE_SECRET_KEY: sk_test_kill}
-`, addr, filepath.Join(dir, fmt.Sprintf("data-%d", i)), urls.GitHub, gh.AppID(), secret, keyFile, urls.Neon, urls.Cloudflare,
-			strings.TrimPrefix(sbServer.URL, "http://"), demo.Repo, sb.Cloudflare.AccountID(), sb.ZoneID)
-		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		b := &botProcess{t: t, bin: bin, cfg: cfgPath, addr: addr, env: []string{"KILL_DB=" + dbURL},
-			log: filepath.Join(dir, fmt.Sprintf("bot-%d.log", i))}
+		b := f.bot(fmt.Sprint(i), dbURL)
 		b.start(ctx)
 		t.Cleanup(b.stop)
-		bots, addrs = append(bots, b), append(addrs, addr)
+		bots, addrs = append(bots, b), append(addrs, b.addr)
 	}
 	lb := httptest.NewServer(balancer(addrs))
 	t.Cleanup(lb.Close)
@@ -157,18 +108,7 @@ repositories:
 	}()
 
 	// Three PRs through their lives, twice over, while the killer works.
-	var prs []int
-	for i := range 3 {
-		branch := fmt.Sprintf("kill/%d", i)
-		if _, err := gh.Commit(demo.Repo, branch, map[string]string{"web/src/k.js": fmt.Sprintf("%d\n", i)}, "k"); err != nil {
-			t.Fatal(err)
-		}
-		pr, err := gh.OpenPR(demo.Repo, branch, "main", branch, false, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		prs = append(prs, pr)
-	}
+	prs := f.openPRs("kill", 3)
 	event := func(pr int, action string) {
 		ev, err := gh.PullRequestEvent(demo.Repo, pr, action)
 		if err != nil {
@@ -211,33 +151,7 @@ repositories:
 	waitIdle(ctx, t, dbURL, bots)
 	t.Logf("%d kills of %d replicas", kills.Load(), replicas)
 
-	st := gh.Snapshot()
-	for _, pr := range prs {
-		var n int
-		for _, c := range st.Comments {
-			if c.Issue == pr && c.Author == gh.BotLogin() && strings.Contains(c.Body, "deploybot:status") {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Errorf("PR #%d has %d status comments", pr, n)
-		}
-	}
-	for _, p := range st.PullRequests {
-		host := fmt.Sprintf("codex-preview-%d.revelations.studio", p.Number)
-		site, live := sb.Cloudflare.ResolveHost(host, "/")
-		switch {
-		case p.State == "open" && site.Vars["DEPLOYBOT_COMMIT"] != p.HeadSHA:
-			t.Errorf("open PR #%d serves %.7q, want its head %.7s", p.Number, site.Vars["DEPLOYBOT_COMMIT"], p.HeadSHA)
-		case p.State == "closed" && live:
-			t.Errorf("closed PR #%d still has a preview", p.Number)
-		}
-	}
-	for _, s := range sb.Cloudflare.Snapshot().Scripts {
-		if strings.HasSuffix(s.Name, fmt.Sprintf("-preview-%d", closed)) {
-			t.Errorf("script %s of the closed PR is left", s.Name)
-		}
-	}
+	f.expectConverged(prs)
 	// A check run a killed process opened is concluded by the next run of
 	// its PR or branch, or else by the sweep (at start-up and every
 	// interval): run one now, as the next interval would.
@@ -246,42 +160,22 @@ repositories:
 			t.Logf("check run %s@%.7s is %s: left to the sweep", c.Name, c.HeadSHA, c.Status)
 		}
 	}
-	sweep := exec.CommandContext(ctx, bin, "sweep", "--config", bots[0].cfg, "--check-grace", "0s")
+	sweep := exec.CommandContext(ctx, f.bin, "sweep", "--config", bots[0].cfg, "--check-grace", "0s")
 	sweep.Env = append(os.Environ(), bots[0].env...)
 	if out, err := sweep.CombinedOutput(); err != nil {
 		t.Fatalf("bot sweep: %v\n%s", err, out)
 	} else {
 		t.Logf("bot sweep:\n%s", out)
 	}
-	for _, c := range gh.Snapshot().CheckRuns {
-		if c.Status != "completed" {
-			t.Errorf("check run %s@%.7s left %s", c.Name, c.HeadSHA, c.Status)
-		}
-	}
+	f.expectCheckRunsConcluded()
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var twice int
-	if err := conn.QueryRow(ctx, `
-		SELECT count(*) FROM (SELECT args->>'delivery_id' FROM river_job WHERE args ? 'delivery_id'
-		GROUP BY 1 HAVING count(*) > 1) d`).Scan(&twice); err != nil {
-		t.Fatal(err)
-	}
-	if twice != 0 {
-		t.Errorf("%d deliveries queued more than one job", twice)
-	}
+	expectEachDeliveryWorkedOnce(ctx, t, conn)
 	if t.Failed() {
-		rows, _ := conn.Query(ctx, `SELECT pr_number, kind, status, error, id FROM runs ORDER BY id`)
-		for rows.Next() {
-			var pr int
-			var kind, status, e string
-			var id int64
-			_ = rows.Scan(&pr, &kind, &status, &e, &id)
-			t.Logf("run %d pr %d %s %s %.120s", id, pr, kind, status, e)
-		}
-		rows, _ = conn.Query(ctx, `SELECT pr_number, state, comment_id, resources::text FROM previews`)
+		rows, _ := conn.Query(ctx, `SELECT pr_number, state, comment_id, resources::text FROM previews`)
 		for rows.Next() {
 			var pr int
 			var state, res string
@@ -289,10 +183,7 @@ repositories:
 			_ = rows.Scan(&pr, &state, &cid, &res)
 			t.Logf("preview pr %d %s comment %d %.100s", pr, state, cid, res)
 		}
-		for _, b := range bots {
-			log, _ := os.ReadFile(b.log)
-			t.Logf("%s (tail):\n%s", filepath.Base(b.log), tail(string(log), 4000/len(bots)))
-		}
+		logRuns(ctx, t, conn, bots)
 	}
 }
 
