@@ -14,7 +14,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/bot ./cmd/bot
+# .git is not in the build context (.dockerignore): `bot version` says what
+# --build-arg VERSION=$(git describe --always --dirty) gives it.
+ARG VERSION=""
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/bot ./cmd/bot
 
 # Slim Debian rather than distroless: pipeline steps run the repository's
 # own commands with sh, like CI run: steps, inside bubblewrap.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,8 +17,7 @@ import (
 // walks a sample PR through its life. It needs no config file and no
 // accounts.
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", stderr)
 	keep := fs.Bool("keep", false, "keep the bot and the sandbox running after the walk (Ctrl-C to stop)")
 	verbose := fs.Bool("v", false, "show the bot's logs")
 	if err := fs.Parse(args); err != nil {

@@ -14,6 +14,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -21,27 +22,89 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/procguard"
 )
 
-const usage = `deploybot — preview environments and production deploys for GitHub pull requests
+// commands are the subcommands, as the usage lists them.
+var commands = []struct{ name, synopsis, what string }{
+	{"demo", "[--keep] [-v]", "run the bot on its embedded defaults and walk a sample PR through it"},
+	{"serve", "[--config FILE] [--addr HOST:PORT]", "receive GitHub webhooks and run pipelines"},
+	{"migrate", "[--config FILE] up|down|status", "manage the database schema (serve migrates up by itself): up applies every migration, down undoes the last one, status lists them"},
+	{"sandbox", "[--addr 127.0.0.1:8900]", "serve simulated GitHub, Neon and Cloudflare APIs and their edge"},
+	{"sweep", "[--config FILE] [--dry-run] [--check-grace 1m]", "remove previews of closed PRs and orphaned branches the bot made; conclude check runs left open"},
+	{"check", "[--config FILE [--repo OWNER/NAME]] [PATH]", "validate a .github/deploybot.yml and print what the bot would do with it"},
+	{"version", "", "print the bot's version and the commit it was built from"},
+}
 
-Usage:
-  bot demo    [--keep] [-v]              run the bot on its embedded defaults and walk a sample PR through it
-  bot serve   [--config FILE]            receive GitHub webhooks and run pipelines
-  bot migrate [--config FILE] up|down|status
-                                         manage the database schema (serve migrates up by itself)
-  bot sandbox [--addr 127.0.0.1:8900]    serve simulated GitHub, Neon and Cloudflare APIs and their edge
-  bot sweep   [--config FILE] [--dry-run]
-                                         remove previews of closed PRs and orphaned branches the bot made
-  bot check   [--config FILE [--repo OWNER/NAME]] [PATH]
-                                         validate a .github/deploybot.yml and print what the bot would do with it
+// usageText is the bot's usage: every command, what it does, and where the
+// config is documented.
+func usageText() string {
+	var b strings.Builder
+	b.WriteString("deploybot — preview environments and production deploys for GitHub pull requests\n\nUsage:\n")
+	for _, c := range commands {
+		line := fmt.Sprintf("  bot %-8s%s", c.name, c.synopsis)
+		if len(line) < 41 {
+			fmt.Fprintf(&b, "%-41s%s\n", line, c.what)
+		} else {
+			fmt.Fprintf(&b, "%s\n%41s%s\n", line, "", c.what)
+		}
+	}
+	b.WriteString("\nThe config file defaults to config.yml; config.example.yml documents every key.\n`bot <command> --help` describes a command's flags.\n")
+	return b.String()
+}
 
-The config file defaults to config.yml; config.example.yml documents every key.
-`
+// newFlagSet is a subcommand's flag set: its --help prints the command's
+// synopsis, what it does and its flags, and ends the bot with status 0.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		for _, c := range commands {
+			if c.name == name {
+				fmt.Fprintf(fs.Output(), "Usage: bot %s %s\n\n%s.\n\nFlags:\n", c.name, c.synopsis, c.what)
+			}
+		}
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// version is set at link time where the build has no git history to stamp
+// (the Docker image: -ldflags "-X main.version=...").
+var version string
+
+// versionCmd prints the module version and the commit the binary was built
+// from, as the Go toolchain recorded them (or as the link set version).
+func versionCmd(stdout io.Writer) error {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return errors.New("version: the binary carries no build information")
+	}
+	out := "deploybot " + cmp.Or(version, info.Main.Version)
+	var rev, at, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = " (with uncommitted changes)"
+			}
+		}
+	}
+	if rev != "" {
+		out += fmt.Sprintf(", commit %.12s of %s%s", rev, at, modified)
+	}
+	fmt.Fprintf(stdout, "%s, %s\n", out, info.GoVersion)
+	return nil
+}
 
 func main() {
 	// Before anything reads a secret: no other process of this user may read
@@ -53,10 +116,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "bot:", err)
-		}
+	switch {
+	case errors.Is(err, flag.ErrHelp): // --help was asked for and given
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "bot:", err)
 		os.Exit(1)
 	}
 }
@@ -64,7 +127,7 @@ func main() {
 // run is main without process globals, so tests can call it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText())
 		return errors.New("no command given")
 	}
 	cmd, args := args[0], args[1:]
@@ -81,11 +144,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return sweepCmd(ctx, args, stdout, stderr, getenv)
 	case "check":
 		return checkCmd(args, stdout, stderr, getenv)
+	case "version", "--version":
+		return versionCmd(stdout)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usageText())
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
+	fmt.Fprint(stderr, usageText())
 	return fmt.Errorf("unknown command %q", cmd)
 }
 

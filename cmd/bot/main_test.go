@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -162,5 +164,34 @@ func TestMigrateCommands(t *testing.T) {
 	err := run(context.Background(), []string{"migrate", "--config", cfg, "sideways"}, &bytes.Buffer{}, &bytes.Buffer{}, getenv)
 	if err == nil || !strings.Contains(err.Error(), `"sideways"`) {
 		t.Fatalf("bad direction: %v", err)
+	}
+}
+
+// TestHelpAndVersion: every command's --help says what it takes and what
+// it does and is not an error; `bot version` names the build.
+func TestHelpAndVersion(t *testing.T) {
+	for _, c := range commands {
+		if c.name == "version" || c.name == "check" {
+			continue // no flags; check prints its own longer help
+		}
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), []string{c.name, "--help"}, &out, &errOut, func(string) string { return "" })
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("bot %s --help: %v, want flag.ErrHelp (exit status 0)", c.name, err)
+			}
+			help := errOut.String()
+			if !strings.Contains(help, "Usage: bot "+c.name+" "+c.synopsis) || !strings.Contains(help, c.what) {
+				t.Errorf("bot %s --help says:\n%s", c.name, help)
+			}
+		})
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, &out, &bytes.Buffer{}, func(string) string { return "" }); err != nil || !strings.HasPrefix(out.String(), "deploybot ") {
+		t.Errorf("bot version: %q, %v", out.String(), err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"help"}, &out, &bytes.Buffer{}, func(string) string { return "" }); err != nil || !strings.Contains(out.String(), "--addr HOST:PORT") || !strings.Contains(out.String(), "bot version") {
+		t.Errorf("bot help:\n%s", out.String())
 	}
 }

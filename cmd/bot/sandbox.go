@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,8 +18,7 @@ import (
 // edge at one address until interrupted, for trying the bot (or a client)
 // without any account.
 func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("sandbox", stderr)
 	addr := fs.String("addr", "127.0.0.1:8900", "listen address")
 	secret := fs.String("webhook-secret", "sandbox-secret", "secret the simulated GitHub signs webhooks with")
 	if err := fs.Parse(args); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,8 +15,7 @@ import (
 )
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", stderr)
 	cfgPath := configFlag(fs)
 	addr := fs.String("addr", "", "listen address (overrides server.address)")
 	if err := fs.Parse(args); err != nil {

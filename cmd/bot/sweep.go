@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -17,8 +16,7 @@ import (
 // no longer exist, and (without --dry-run) removes it. Previews are torn
 // down by jobs that the running bot works.
 func sweepCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("sweep", stderr)
 	cfgPath := configFlag(fs)
 	dry := fs.Bool("dry-run", false, "only print what would be removed")
 	grace := fs.Duration("check-grace", pipeline.DefaultCheckGrace, "conclude the check runs left open by runs that ended at least this long ago")
