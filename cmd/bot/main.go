@@ -8,6 +8,7 @@
 //	bot sweep   [--config config.yml]   remove what closed PRs left
 //	bot check   [--config config.yml] [.github/deploybot.yml]
 //	                                    validate a pipeline file, print its plan
+//	bot version                         the version and commit of the build
 //
 // This file and its neighbours only wire packages together; the behaviour
 // lives in handlers/, pipeline/ and internal/.
