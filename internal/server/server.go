@@ -30,6 +30,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -100,6 +101,7 @@ func (l Limits) withDefaults() Limits {
 func New(opts Options) http.Handler {
 	dispatcher := githubapp.NewEventDispatcher(opts.Handlers, opts.WebhookSecret,
 		githubapp.WithErrorCallback(onError),
+		githubapp.WithResponseCallback(respond),
 	)
 	mux := http.NewServeMux()
 	mux.Handle("POST "+WebhookPath, limit(opts.Limits.withDefaults(), verify(opts.WebhookSecret, dispatcher)))
@@ -296,4 +298,18 @@ func onError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	logger.Error().Err(err).Msg("could not store webhook delivery")
 	http.Error(w, "could not store the delivery; it is safe to redeliver", http.StatusInternalServerError)
+}
+
+// respond answers a delivery the handlers took as they asked
+// (githubapp.SetResponder), and one of an event no handler takes with a
+// 202 that says so: go-githubapp's default answers it with an empty body,
+// which leaves whoever reads GitHub's delivery log guessing.
+func respond(w http.ResponseWriter, r *http.Request, event string, handled bool) {
+	if handled || event == "ping" {
+		githubapp.DefaultResponseCallback(w, r, event, handled)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(map[string]string{"ignored": "deploybot does not act on " + event + " events"})
 }

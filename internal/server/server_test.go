@@ -611,3 +611,13 @@ func TestFailedQueueInsertStoresNothing(t *testing.T) {
 		t.Fatalf("redelivery after recovery: %d %s", status, resp)
 	}
 }
+
+// TestUnhandledEventSaysWhy: an event the bot has no use for is accepted
+// with a body that says so, for whoever reads GitHub's delivery log.
+func TestUnhandledEventSaysWhy(t *testing.T) {
+	b := newBot(t)
+	status, body := b.deliver(t, signed("star", "unhandled-1", []byte(`{"action":"created"}`)))
+	if status != http.StatusAccepted || !strings.Contains(body, `"ignored":"deploybot does not act on star events"`) {
+		t.Errorf("star event: %d %q, want 202 saying it is ignored", status, body)
+	}
+}
