@@ -454,6 +454,10 @@ func (x *extractor) fsError(name string, err error) error {
 		return unsafeEntry(name, "appears twice or collides with another entry")
 	case strings.Contains(err.Error(), "path escapes from parent"):
 		return unsafeEntry(name, "path escapes the workspace")
+	case errors.Is(err, syscall.ELOOP):
+		// A folder entry over a link that loops (top/b -> b/..//.): os.Root
+		// refuses to follow it; the archive is to blame.
+		return unsafeEntry(name, "passes through a symbolic link that loops")
 	}
 	return fmt.Errorf("workspace: entry %q: %w", name, err)
 }
