@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -148,8 +147,7 @@ func (sw *sweep) concludeStranded(ctx context.Context) {
 			sw.fail(err)
 			continue
 		}
-		_ = sw.deps.State.Checks.Forget(ctx, o.ID)
-		_ = sw.deps.State.Checks.Concluded(ctx, o.Repo, cmp.Or(o.Kind, state.KindCheck), o.CheckRunID)
+		_ = sw.deps.State.Checks.Forget(ctx, o.ID) // the record: one per check run (open_checks_ref)
 		if o.RunStatus == "running" || o.RunStatus == "queued" {
 			_ = endRun(ctx, sw.deps, o.RunID, "cancelled", errors.New("its job ended without ending the run"))
 		}
