@@ -28,6 +28,7 @@ package ghsim
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -104,7 +105,8 @@ type Server struct {
 	grants      map[string]grant // codeload download tokens
 	deliveries  []Delivery
 	deliverySeq int
-	orgs        orgs // organisations and their teams (orgs.go)
+	orgs        orgs       // organisations and their teams (orgs.go)
+	oauth       oauthState // the user login flow (oauth.go)
 }
 
 // handlerFunc serves one route; the installation is already authenticated.
@@ -175,6 +177,7 @@ func New(opts Options) (*Server, error) {
 		realNow:   time.Now,
 		responses: map[string]map[int]int{},
 		grants:    map[string]grant{},
+		oauth:     newOAuthState(),
 	}
 	s.routes = s.routeTable()
 	api := s.validator.Middleware(http.HandlerFunc(s.dispatch), writeInvalid)
@@ -182,6 +185,11 @@ func New(opts Options) (*Server, error) {
 		if strings.HasPrefix(r.URL.Path, codeloadPrefix) {
 			// The download host is not part of the REST API description.
 			s.serveCodeload(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, oauthPrefix) {
+			// The login pages are github.com's, not the REST API's.
+			s.serveOAuth(w, r)
 			return
 		}
 		api.ServeHTTP(w, acceptNullTokenBody(r))
@@ -258,7 +266,14 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		s.write(rec, r, fail(http.StatusNotFound, "Not Found (ghsim does not simulate "+route+")", ""))
 		return
 	}
-	if route != routeAccessTokens && route != routeApp { // these take the App's JWT
+	if login, isUser, denied := s.userOf(r); isUser {
+		// A person's user access token (oauth.go): no installation.
+		if denied != nil {
+			s.write(rec, r, *denied)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), userKey{}, login))
+	} else if route != routeAccessTokens && route != routeApp { // these take the App's JWT
 		inst, denied := s.authenticate(r)
 		if denied != nil {
 			s.write(rec, r, *denied)
