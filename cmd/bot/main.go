@@ -9,6 +9,7 @@
 //	bot check   [--config config.yml] [.github/deploybot.yml]
 //	                                    validate a pipeline file, print its plan
 //	bot version                         the version and commit of the build
+//	bot probe   [--url URL]             exit 0 if the bot's /healthz answers
 //
 // This file and its neighbours only wire packages together; the behaviour
 // lives in handlers/, pipeline/ and internal/.
@@ -40,6 +41,7 @@ var commands = []struct{ name, synopsis, what string }{
 	{"sweep", "[--config FILE] [--dry-run] [--check-grace 1m]", "remove previews of closed PRs and orphaned branches the bot made; conclude check runs left open"},
 	{"check", "[--config FILE [--repo OWNER/NAME]] [PATH]", "validate a .github/deploybot.yml and print what the bot would do with it"},
 	{"version", "", "print the bot's version and the commit it was built from"},
+	{"probe", "[--url http://127.0.0.1:8080/healthz] [--timeout 3s]", "GET the bot's /healthz and exit 0 if it answers 2xx, 1 if not (the Docker image's HEALTHCHECK)"},
 }
 
 // usageText is the bot's usage: every command, what it does, and where the
@@ -147,6 +149,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return checkCmd(args, stdout, stderr, getenv)
 	case "version", "--version":
 		return versionCmd(stdout)
+	case "probe":
+		return probeCmd(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText())
 		return nil
