@@ -21,7 +21,6 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -36,7 +35,6 @@ import (
 	"sync"
 	"time"
 
-	gh "github.com/google/go-github/v66/github"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/revelations-studio/deploybot/internal/github"
@@ -393,34 +391,18 @@ func (r *Registration) serveCallback(w http.ResponseWriter, req *http.Request) {
 
 // complete converts the code and writes the key, the secret and the config.
 func (r *Registration) complete(ctx context.Context, code string) (*App, error) {
-	client := gh.NewClient(r.opts.Client)
-	base, err := url.Parse(r.apiURL)
+	reg, err := github.ConvertManifestCode(ctx, r.opts.Client, r.apiURL, code)
 	if err != nil {
-		return nil, fmt.Errorf("setup: API URL %q: %w", r.apiURL, err)
-	}
-	client.BaseURL = base
-	cfg, _, err := client.Apps.CompleteAppManifest(ctx, code)
-	if err != nil {
-		return nil, fmt.Errorf("setup: GitHub did not hand over the App (POST %sapp-manifests/{code}/conversions): %w", r.apiURL, withoutCode(err))
+		return nil, fmt.Errorf("setup: %w", err)
 	}
 	app := &App{
-		ID:         cfg.GetID(),
-		Slug:       cfg.GetSlug(),
-		HTMLURL:    cfg.GetHTMLURL(),
-		InstallURL: strings.TrimSuffix(cfg.GetHTMLURL(), "/") + "/installations/new",
+		ID:         reg.ID,
+		Slug:       reg.Slug,
+		HTMLURL:    reg.HTMLURL,
+		InstallURL: strings.TrimSuffix(reg.HTMLURL, "/") + "/installations/new",
 		ConfigPath: r.opts.ConfigPath,
 		KeyFile:    r.opts.KeyFile,
 		SecretFile: r.opts.SecretFile,
-	}
-	var missing []string
-	for field, empty := range map[string]bool{"id": app.ID <= 0, "slug": app.Slug == "", "html_url": app.HTMLURL == "", "pem": cfg.GetPEM() == "", "webhook_secret": cfg.GetWebhookSecret() == ""} {
-		if empty {
-			missing = append(missing, field)
-		}
-	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return nil, fmt.Errorf("setup: GitHub's answer for App %d lacks %s", app.ID, strings.Join(missing, ", "))
 	}
 	// From here on the App exists on GitHub: a failure says how to finish
 	// by hand rather than leave an App nobody can use.
@@ -428,10 +410,10 @@ func (r *Registration) complete(ctx context.Context, code string) (*App, error) 
 		return fmt.Errorf("setup: the App %s (App ID %d) is registered, but %s: %w; finish on its settings page (%s): generate a new private key and webhook secret there, and write the config by hand (README, \"Running it for real\")",
 			app.Slug, app.ID, what, err, settingsURL(r.webURL, r.opts.Org, app.Slug))
 	}
-	if err := writePrivate(app.KeyFile, []byte(cfg.GetPEM()), r.opts.Force); err != nil {
+	if err := writePrivate(app.KeyFile, reg.PrivateKey, r.opts.Force); err != nil {
 		return nil, lost("its private key could not be written", err)
 	}
-	if err := writePrivate(app.SecretFile, []byte(cfg.GetWebhookSecret()+"\n"), r.opts.Force); err != nil {
+	if err := writePrivate(app.SecretFile, []byte(reg.WebhookSecret+"\n"), r.opts.Force); err != nil {
 		return nil, lost("its webhook secret could not be written", err)
 	}
 	body, err := r.configFile(app)
@@ -442,20 +424,6 @@ func (r *Registration) complete(ctx context.Context, code string) (*App, error) 
 		return nil, lost("the config could not be written", err)
 	}
 	return app, nil
-}
-
-// withoutCode drops the request URL from a transport error: it carries the
-// code, which is a credential until it is used.
-func withoutCode(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	var er *gh.ErrorResponse
-	if errors.As(err, &er) && er.Response != nil {
-		return fmt.Errorf("%d %s", er.Response.StatusCode, er.Message)
-	}
-	return err
 }
 
 func settingsURL(web, org, slug string) string {
