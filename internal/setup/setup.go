@@ -164,9 +164,9 @@ func New(opts Options) (*Registration, error) {
 		return nil, fmt.Errorf("setup: %s already exists; setup writes a new config and never overwrites one (move it away, or pass --config NEW.yml)", opts.ConfigPath)
 	}
 	if !opts.Force {
-		for flag, path := range map[string]string{"--key-file": opts.KeyFile, "--secret-file": opts.SecretFile} {
-			if _, err := os.Lstat(path); err == nil {
-				return nil, fmt.Errorf("setup: %s (%s) already exists; pass --force to replace it", path, flag)
+		for _, f := range []struct{ flag, path string }{{"--key-file", opts.KeyFile}, {"--secret-file", opts.SecretFile}} {
+			if _, err := os.Lstat(f.path); err == nil {
+				return nil, fmt.Errorf("setup: %s (%s) already exists; pass --force to replace it", f.path, f.flag)
 			}
 		}
 	}
@@ -197,15 +197,8 @@ func New(opts Options) (*Registration, error) {
 	return r, nil
 }
 
-// FormAction is the GitHub page the form posts the manifest to, with the
-// state.
-func (r *Registration) FormAction() string { return r.formAction }
-
 // APIURL is the REST API the code is converted with and the config names.
 func (r *Registration) APIURL() string { return r.apiURL }
-
-// WebhookURL is where the App's webhooks will go.
-func (r *Registration) WebhookURL() string { return r.hookURL }
 
 // apiURLFor is GitHub's REST API for its web address: api.github.com for
 // github.com, HOST/api/v3 on GitHub Enterprise Server.
