@@ -2,6 +2,7 @@
 // preview environments and merges into production deploys.
 //
 //	bot demo    [--keep]                walk a sample PR through a local bot
+//	bot setup   --public-url URL        register the GitHub App, write config.yml
 //	bot serve   [--config config.yml]   receive webhooks and run pipelines
 //	bot migrate [--config config.yml] up|down|status
 //	bot sandbox [--addr 127.0.0.1:8900]  simulated GitHub, Neon, Cloudflare
@@ -35,6 +36,7 @@ import (
 // commands are the subcommands, as the usage lists them.
 var commands = []struct{ name, synopsis, what string }{
 	{"demo", "[--keep] [-v]", "run the bot on its embedded defaults and walk a sample PR through it"},
+	{"setup", "--public-url URL [--github-url URL] [--org ORG] [--name NAME] [--config FILE]", "register the bot's GitHub App with GitHub's App-manifest flow (a page to open in a browser) and write its key, webhook secret and config"},
 	{"serve", "[--config FILE] [--addr HOST:PORT]", "receive GitHub webhooks and run pipelines"},
 	{"migrate", "[--config FILE] up|down|status", "manage the database schema (serve migrates up by itself): up applies every migration, down undoes the last one, status lists them"},
 	{"sandbox", "[--addr 127.0.0.1:8900]", "serve simulated GitHub, Neon and Cloudflare APIs and their edge"},
@@ -135,6 +137,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
+	case "setup":
+		return setupCmd(ctx, args, stdout, stderr)
 	case "serve":
 		return serveCmd(ctx, args, stderr, getenv)
 	case "migrate":

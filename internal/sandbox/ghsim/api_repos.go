@@ -24,6 +24,7 @@ func (s *Server) routeTable() map[string]handlerFunc {
 	return map[string]handlerFunc{
 		routeAccessTokens:                 s.createAccessToken,
 		routeApp:                          s.getApp,
+		routeManifestConversion:           s.convertManifest,
 		"GET /repos/{owner}/{repo}/pulls": s.listPulls,
 		"GET /repos/{owner}/{repo}/pulls/{pull_number}":                     s.getPull,
 		"GET /repos/{owner}/{repo}/collaborators/{username}/permission":     s.getPermission,

@@ -105,6 +105,8 @@ type Server struct {
 	deliveries  []Delivery
 	deliverySeq int
 	orgs        orgs // organisations and their teams (orgs.go)
+	// apps are the Apps registered through the manifest flow (manifest.go).
+	apps map[int64]*registeredApp
 }
 
 // handlerFunc serves one route; the installation is already authenticated.
@@ -184,6 +186,11 @@ func New(opts Options) (*Server, error) {
 			s.serveCodeload(w, r)
 			return
 		}
+		if org, ok := isNewAppPage(r.URL.Path); ok {
+			// A web page, not the REST API: the manifest flow's first step.
+			s.serveNewAppPage(w, r, org)
+			return
+		}
 		api.ServeHTTP(w, acceptNullTokenBody(r))
 	}), writeFault)
 	return s, nil
@@ -258,7 +265,8 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		s.write(rec, r, fail(http.StatusNotFound, "Not Found (ghsim does not simulate "+route+")", ""))
 		return
 	}
-	if route != routeAccessTokens && route != routeApp { // these take the App's JWT
+	// The App's routes take its JWT; the manifest conversion no credentials.
+	if route != routeAccessTokens && route != routeApp && route != routeManifestConversion {
 		inst, denied := s.authenticate(r)
 		if denied != nil {
 			s.write(rec, r, *denied)
