@@ -30,6 +30,11 @@ COPY --from=build /out/bot /usr/local/bin/bot
 USER deploybot
 WORKDIR /var/lib/deploybot
 EXPOSE 8080
+# Docker asks the bot whether it is up with its own probe (the image has no
+# curl): GET /healthz, exit 0 on a 2xx. If server.address in the config is
+# not :8080, override it: docker run --health-cmd "bot probe --url http://127.0.0.1:PORT/healthz".
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["/usr/local/bin/bot", "probe", "--url", "http://127.0.0.1:8080/healthz", "--timeout", "4s"]
 # tini reaps the processes pipeline commands leave behind.
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/bot"]
 CMD ["serve", "--config", "/etc/deploybot/config.yml"]

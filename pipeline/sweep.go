@@ -49,6 +49,12 @@ type SweepOptions struct {
 	// CheckGrace is how long after its run ended an open check run is left
 	// to the run's own conclusion (0: DefaultCheckGrace; negative: none).
 	CheckGrace time.Duration
+	// SkipBranches and SkipWorkers leave out the search for orphaned Neon
+	// branches and Cloudflare Workers, for a `bot sweep` run without that
+	// API's credentials: previews of closed PRs are still found (from the
+	// bot's database and GitHub), and their teardown jobs, worked by the
+	// running bot, reach every API.
+	SkipBranches, SkipWorkers bool
 }
 
 // SweepAction is one thing the sweep did (or would do, when dry).
@@ -150,12 +156,16 @@ func Sweep(ctx context.Context, deps Deps, enqueue func(context.Context, river.J
 	if err := sw.previews(ctx); err != nil {
 		return nil, err
 	}
-	sw.branches(ctx)
+	if !opts.SkipBranches {
+		sw.branches(ctx)
+	}
 	sw.concludeStranded(ctx)
-	for account, repos := range cloudflareAccounts(deps) {
-		acts, err := sweepWorkers(ctx, deps, account, repos, sw.known, sw.now, sw.dry)
-		sw.actions = append(sw.actions, acts...)
-		sw.fail(err)
+	if !opts.SkipWorkers {
+		for account, repos := range cloudflareAccounts(deps) {
+			acts, err := sweepWorkers(ctx, deps, account, repos, sw.known, sw.now, sw.dry)
+			sw.actions = append(sw.actions, acts...)
+			sw.fail(err)
+		}
 	}
 	return sw.actions, errors.Join(sw.errs...)
 }

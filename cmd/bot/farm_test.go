@@ -72,7 +72,7 @@ github:
   app: {integration_id: %d, webhook_secret: %q, private_key: {file: %q}}
 neon: {api_url: %q, api_key: sandbox}
 cloudflare: {api_url: %q, api_token: sandbox}
-master_key: 0123456789abcdef0123456789abcdef
+master_key: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdee
 jobs: {workers: 6, heartbeat: 300ms}
 health_check: {connect_to: %q, scheme: http}
 log: {level: warn}

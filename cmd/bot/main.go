@@ -2,6 +2,7 @@
 // preview environments and merges into production deploys.
 //
 //	bot demo    [--keep]                walk a sample PR through a local bot
+//	bot setup   --public-url URL        register the GitHub App, write config.yml
 //	bot serve   [--config config.yml]   receive webhooks and run pipelines
 //	bot migrate [--config config.yml] up|down|status
 //	bot sandbox [--addr 127.0.0.1:8900]  simulated GitHub, Neon, Cloudflare
@@ -9,6 +10,7 @@
 //	bot check   [--config config.yml] [.github/deploybot.yml]
 //	                                    validate a pipeline file, print its plan
 //	bot version                         the version and commit of the build
+//	bot probe   [--url URL]             exit 0 if the bot's /healthz answers
 //
 // This file and its neighbours only wire packages together; the behaviour
 // lives in handlers/, pipeline/ and internal/.
@@ -34,12 +36,14 @@ import (
 // commands are the subcommands, as the usage lists them.
 var commands = []struct{ name, synopsis, what string }{
 	{"demo", "[--keep] [-v]", "run the bot on its embedded defaults and walk a sample PR through it"},
+	{"setup", "--public-url URL [--github-url URL] [--org ORG] [--name NAME] [--config FILE]", "register the bot's GitHub App with GitHub's App-manifest flow (a page to open in a browser) and write its key, webhook secret and config"},
 	{"serve", "[--config FILE] [--addr HOST:PORT]", "receive GitHub webhooks and run pipelines"},
 	{"migrate", "[--config FILE] up|down|status", "manage the database schema (serve migrates up by itself): up applies every migration, down undoes the last one, status lists them"},
 	{"sandbox", "[--addr 127.0.0.1:8900]", "serve simulated GitHub, Neon and Cloudflare APIs and their edge"},
 	{"sweep", "[--config FILE] [--dry-run] [--check-grace 1m]", "remove previews of closed PRs and orphaned branches the bot made; conclude check runs left open"},
 	{"check", "[--config FILE [--repo OWNER/NAME]] [PATH]", "validate a .github/deploybot.yml and print what the bot would do with it"},
 	{"version", "", "print the bot's version and the commit it was built from"},
+	{"probe", "[--url http://127.0.0.1:8080/healthz] [--timeout 3s]", "GET the bot's /healthz and exit 0 if it answers 2xx, 1 if not (the Docker image's HEALTHCHECK)"},
 }
 
 // usageText is the bot's usage: every command, what it does, and where the
@@ -133,6 +137,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
+	case "setup":
+		return setupCmd(ctx, args, stdout, stderr)
 	case "serve":
 		return serveCmd(ctx, args, stderr, getenv)
 	case "migrate":
@@ -147,6 +153,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return checkCmd(args, stdout, stderr, getenv)
 	case "version", "--version":
 		return versionCmd(stdout)
+	case "probe":
+		return probeCmd(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText())
 		return nil

@@ -113,6 +113,11 @@ func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not shut down")
 	}
+	// A bot without repositories starts (it can answer deliveries) but
+	// says what it will not do.
+	if !strings.Contains(logs.String(), `repositories: none configured: deliveries are accepted, but every preview`) {
+		t.Errorf("no warning about the missing repositories:\n%s", logs.String())
+	}
 }
 
 func TestServeRefusesAnEmptyWebhookSecret(t *testing.T) {

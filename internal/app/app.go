@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/intake"
 	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/pgcluster"
+	"github.com/revelations-studio/deploybot/internal/retry"
 	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/server"
 	"github.com/revelations-studio/deploybot/internal/store"
@@ -65,6 +68,11 @@ type Options struct {
 	Commands pipeline.Commands
 	// RetryPolicy: see pipeline.QueueOptions.
 	RetryPolicy river.ClientRetryPolicy
+	// FailFast makes the GitHub, Neon and Cloudflare clients give up on an
+	// API that does not answer after one quick retry and at most a few
+	// seconds a request (see failFastDial), for commands a person waits on
+	// (`bot sweep --dry-run`), rather than wait it out as pipelines do.
+	FailFast bool
 }
 
 // App is the running bot.
@@ -79,14 +87,32 @@ type App struct {
 	closeDB      func()
 }
 
-// Start opens the database (or a private cluster), migrates it, and starts
-// the job queue and its pipelines. The GitHub App's id and private key must
-// be configured (config.RequireApp): nothing is accepted that could not be
-// carried out.
+// Start checks the configuration and the App's credentials, then opens the
+// database (or a private cluster), migrates it, and starts the job queue and
+// its pipelines. Everything that can be checked without the database is
+// checked first, so a wrong key or a missing token stops the bot in a
+// second, with one line naming the key, rather than after PostgreSQL
+// started:
+//   - the config (config.CheckCredentials; for InsertOnly, which takes no
+//     work, only the App's id and key, config.RequireApp); warnings are
+//     logged;
+//   - the host's sandbox for repository commands (NewRunner);
+//   - the App id and key against GitHub (GET /app), unless BotLogin is
+//     given.
 func Start(ctx context.Context, opts Options) (*App, error) {
 	cfg, logger := opts.Config, opts.Logger
-	if err := cfg.RequireApp(); err != nil {
-		return nil, err
+	if opts.InsertOnly {
+		if err := cfg.RequireApp(); err != nil {
+			return nil, err
+		}
+	} else {
+		warnings, err := cfg.CheckCredentials()
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range warnings {
+			logger.Warn().Msg(w.Error())
+		}
 	}
 	if opts.Commands == nil && !opts.InsertOnly {
 		cmds, err := NewRunner(ctx, cfg, logger)
@@ -94,6 +120,26 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 			return nil, err
 		}
 		opts.Commands = cmds
+	}
+	creator, err := github.NewClientCreator(github.Config{
+		V3APIURL:   cfg.GitHub.V3APIURL,
+		V4APIURL:   cfg.GitHub.V4APIURL,
+		AppID:      cfg.GitHub.App.IntegrationID,
+		PrivateKey: []byte(cfg.GitHub.App.PrivateKey.Value()),
+		RateLimits: rateLimits(cfg.GitHub.Budget, opts.GitHubWrites),
+		Transport:  opts.transport(),
+		Retry:      opts.retry(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if opts.BotLogin == "" {
+		login, err := appLogin(ctx, cfg, creator)
+		if err != nil {
+			return nil, err
+		}
+		opts.BotLogin = login
+		logger.Info().Str("login", login).Msg("the App's bot user")
 	}
 	pool, closeDB, err := OpenDatabase(ctx, cfg, logger)
 	if err != nil {
@@ -111,10 +157,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		return fail(err)
 	}
 
-	deps, err := pipelineDeps(cfg, opts, pool)
-	if err != nil {
-		return fail(err)
-	}
+	deps := pipelineDeps(cfg, opts, pool, creator)
 	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger, SweepEvery: opts.SweepEvery, Pipelines: deps, RetryPolicy: opts.RetryPolicy}
 	queue, err := pipeline.NewQueue(pool, qopts)
 	if err != nil {
@@ -208,30 +251,76 @@ func orDefault(s, d string) string {
 	return s
 }
 
-func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeline.Deps, error) {
-	creator, err := github.NewClientCreator(github.Config{
-		V3APIURL:   cfg.GitHub.V3APIURL,
-		V4APIURL:   cfg.GitHub.V4APIURL,
-		AppID:      cfg.GitHub.App.IntegrationID,
-		PrivateKey: []byte(cfg.GitHub.App.PrivateKey.Value()),
-		RateLimits: rateLimits(cfg.GitHub.Budget, opts.GitHubWrites),
-	})
-	if err != nil {
-		return nil, err
+// appCheckWithin bounds the start-up's GET /app: long enough for a slow
+// answer and a few retries, short enough that an unreachable GitHub is
+// reported while the operator still watches.
+const appCheckWithin = 15 * time.Second
+
+// appLogin asks GitHub who the App is (github.AppLogin) and turns its
+// failures into config errors naming the keys to check and the URL asked.
+func appLogin(ctx context.Context, cfg *config.Config, creator githubapp.ClientCreator) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, appCheckWithin)
+	defer cancel()
+	login, err := github.AppLogin(ctx, creator, cfg.GitHub.App.IntegrationID)
+	var ae *github.AppError
+	switch {
+	case err == nil:
+		return login, nil
+	case !errors.As(err, &ae):
+		return "", err
+	case ae.Refused():
+		return "", cfg.KeyError("github.app.integration_id", "GitHub refused App id %d with github.app.private_key (from %s): GET %s answered %d %s (%q): check the id (the App's settings page, \"App ID\") and that the key is this App's",
+			ae.AppID, cfg.GitHub.App.PrivateKey.Source(), ae.URL, ae.Status, http.StatusText(ae.Status), ae.Message)
+	case ae.Status == 0:
+		return "", cfg.KeyError("github.v3_api_url", "GitHub did not answer GET %s: %v (check the URL and the network)", ae.URL, ae.Err)
 	}
+	return "", fmt.Errorf("%s: asking GitHub who the App is: %w", orDefault(cfg.File(), "config"), err)
+}
+
+// FailFast settings: a command a person waits on gives an unreachable API
+// up after one quick retry and a few seconds, naming its URL, where a
+// pipeline would wait it out.
+const (
+	failFastDial    = 5 * time.Second
+	failFastAnswer  = 10 * time.Second
+	failFastRetries = 1
+)
+
+// transport is the HTTP transport of the API clients: nil (the default)
+// unless FailFast.
+func (o Options) transport() http.RoundTripper {
+	if !o.FailFast {
+		return nil
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: failFastDial, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = failFastDial
+	t.ResponseHeaderTimeout = failFastAnswer
+	return t
+}
+
+// retry is the API clients' retry policy: the clients' own defaults unless
+// FailFast.
+func (o Options) retry() retry.Policy {
+	if !o.FailFast {
+		return retry.Policy{}
+	}
+	return retry.Policy{Attempts: 1 + failFastRetries, Base: 250 * time.Millisecond, Max: time.Second}
+}
+
+func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool, creator githubapp.ClientCreator) *pipeline.Deps {
 	var (
 		mu      sync.Mutex
 		clients = map[string]*cloudflare.Client{}
 	)
-	if opts.BotLogin == "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		login, err := github.AppLogin(ctx, creator, cfg.GitHub.App.IntegrationID)
-		if err != nil {
-			return nil, err
-		}
-		opts.BotLogin = login
-		opts.Logger.Info().Str("login", login).Msg("the App's bot user")
+	db := neon.New(cfg.Neon.APIURL, cfg.Neon.APIKey.Value(), nil)
+	cfOpts := cloudflare.Options{APIToken: cfg.Cloudflare.APIToken.Value(), BaseURL: cfg.Cloudflare.APIURL}
+	if opts.FailFast {
+		client := &http.Client{Transport: opts.transport()}
+		db = neon.New(cfg.Neon.APIURL, cfg.Neon.APIKey.Value(), client).WithRetry(opts.retry()).WithLockWait(0)
+		cfOpts.HTTPClient = client
+		cfOpts.MaxRetries, cfOpts.RetryBaseDelay, cfOpts.RetryMaxDelay = failFastRetries, 250*time.Millisecond, time.Second
+		cfOpts.RequestTimeout = failFastAnswer
 	}
 	deps := &pipeline.Deps{
 		State:        state.New(pool),
@@ -245,14 +334,16 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 			}
 			return github.NewReporter(client, owner, name, github.WithBotLogin(opts.BotLogin)), nil
 		}),
-		Neon: neon.New(cfg.Neon.APIURL, cfg.Neon.APIKey.Value(), nil),
+		Neon: db,
 		Cloudflare: func(accountID string) (pipeline.Workers, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if c, ok := clients[accountID]; ok {
 				return c, nil
 			}
-			c, err := cloudflare.New(cloudflare.Options{AccountID: accountID, APIToken: cfg.Cloudflare.APIToken.Value(), BaseURL: cfg.Cloudflare.APIURL})
+			o := cfOpts
+			o.AccountID = accountID
+			c, err := cloudflare.New(o)
 			if err != nil {
 				return nil, err
 			}
@@ -278,7 +369,7 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 	if deps.HealthScheme == "" {
 		deps.HealthScheme = cfg.HealthCheck.Scheme
 	}
-	return deps, nil
+	return deps
 }
 
 // rateLimits turns github.budget into the clients' settings. github.RateLimits

@@ -334,14 +334,19 @@ func Defaults() Config {
 // as the GitHub App: without its id and private key it could store
 // deliveries but never read a pull request or report on one, and the work
 // they asked for would be silently lost. `bot migrate` does not need them;
-// `bot serve` and `bot sweep` do.
+// `bot serve` and `bot sweep` do. A key that is not an RSA private key in
+// PEM is refused here too, naming where it was read from, rather than when
+// the first request to GitHub is signed.
 func (c *Config) RequireApp() error {
 	var errs []error
 	if c.GitHub.App.IntegrationID == 0 {
 		errs = append(errs, c.lines.Errorf(c.file, "github.app.integration_id", "is not set: the GitHub App's numeric id (its settings page, \"App ID\") is needed to act on deliveries"))
 	}
-	if c.GitHub.App.PrivateKey.Value() == "" {
+	key := c.GitHub.App.PrivateKey
+	if key.Value() == "" {
 		errs = append(errs, c.lines.Errorf(c.file, "github.app.private_key", "is not set: the App's private key (PEM) is needed to act on deliveries (set it, or %s)", EnvPrivateKey))
+	} else if err := CheckAppPrivateKey([]byte(key.Value())); err != nil {
+		errs = append(errs, c.lines.Errorf(c.file, "github.app.private_key", "the key from %s %v", key.Source(), err))
 	}
 	return errors.Join(errs...)
 }

@@ -24,6 +24,9 @@ type Secret struct {
 	env   string
 	file  string
 	set   bool // written in the file, in any form
+	// defaultEnv is the default variable the secret was read from (or
+	// whose _FILE twin named its file), for Source.
+	defaultEnv string
 }
 
 // Value is the secret itself.
@@ -82,11 +85,11 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 func (s *Secret) resolve(getenv func(string) string, defaultEnv string) error {
 	if !s.set && defaultEnv != "" {
 		if v := getenv(defaultEnv); v != "" {
-			s.value = strings.Clone(v)
+			s.value, s.defaultEnv = strings.Clone(v), defaultEnv
 			return nil
 		}
 		if f := getenv(defaultEnv + "_FILE"); f != "" {
-			s.file = f
+			s.file, s.defaultEnv = f, defaultEnv
 		}
 	}
 	switch {
@@ -98,6 +101,9 @@ func (s *Secret) resolve(getenv func(string) string, defaultEnv string) error {
 	case s.file != "":
 		b, err := os.ReadFile(s.file)
 		if err != nil {
+			if s.defaultEnv != "" {
+				return fmt.Errorf("read secret file named by %s_FILE: %w", s.defaultEnv, err)
+			}
 			return fmt.Errorf("read secret file: %w", err)
 		}
 		// Files written by editors and `echo` end in a newline that is not

@@ -11,6 +11,7 @@ package github
 import (
 	"container/list"
 	"context"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -63,25 +64,59 @@ type Config struct {
 // and returns its bot user's login, "<slug>[bot]": the author of the
 // status comments, which the bot must tell from any other bot's. It also
 // proves the App id and private key are right, before any delivery is
-// accepted.
+// accepted. Its errors are *AppError: they say which URL was asked and
+// what (if anything) GitHub answered.
 func AppLogin(ctx context.Context, creator githubapp.ClientCreator, appID int64) (string, error) {
 	client, err := creator.NewAppClient()
 	if err != nil {
 		return "", fmt.Errorf("github: App %d: %w", appID, err)
 	}
+	u := client.BaseURL.JoinPath("app").String()
 	app, resp, err := client.Apps.Get(ctx, "")
 	if err != nil {
-		hint := ""
-		if resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusNotFound) {
-			hint = " (is github.app.integration_id the App's id, and the private key this App's?)"
+		ae := &AppError{AppID: appID, URL: u, Err: err}
+		var er *gh.ErrorResponse
+		switch {
+		case errors.As(err, &er):
+			ae.Status, ae.Message = er.Response.StatusCode, er.Message
+		case resp != nil && resp.Response != nil:
+			ae.Status = resp.StatusCode
 		}
-		return "", fmt.Errorf("github: read App %d (GET /app)%s: %w", appID, hint, err)
+		return "", ae
 	}
 	if app.GetSlug() == "" {
-		return "", fmt.Errorf("github: App %d: GET /app gave no slug", appID)
+		return "", &AppError{AppID: appID, URL: u, Status: resp.StatusCode, Err: errors.New("the answer has no slug")}
 	}
 	return app.GetSlug() + "[bot]", nil
 }
+
+// AppError is a failed GET /app: GitHub refused the App's credentials
+// (Status 401, or 404 for an App id it does not know), answered something
+// else, or was not reached at all (Status 0).
+type AppError struct {
+	AppID   int64
+	URL     string
+	Status  int    // 0 when GitHub did not answer
+	Message string // GitHub's message, when it sent one
+	Err     error
+}
+
+// Refused reports whether GitHub turned the App id and key down.
+func (e *AppError) Refused() bool {
+	return e.Status == http.StatusUnauthorized || e.Status == http.StatusNotFound
+}
+
+func (e *AppError) Error() string {
+	switch {
+	case e.Refused():
+		return fmt.Sprintf("github: App %d: GET %s answered %d %s: %q (is the id the App's, and the private key this App's?)", e.AppID, e.URL, e.Status, http.StatusText(e.Status), e.Message)
+	case e.Status == 0:
+		return fmt.Sprintf("github: GET %s: GitHub did not answer: %v", e.URL, e.Err)
+	}
+	return fmt.Sprintf("github: App %d: GET %s: %v", e.AppID, e.URL, e.Err)
+}
+
+func (e *AppError) Unwrap() error { return e.Err }
 
 // DefaultV4URL derives the GraphQL URL from a REST base URL the way GitHub
 // lays them out: api.github.com/graphql, and HOST/api/graphql on GitHub
@@ -263,8 +298,10 @@ func checkPrivateKey(pemBytes []byte) error {
 	if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
 		return nil
 	}
-	if _, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-		return nil
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		if _, ok := k.(*rsa.PrivateKey); ok {
+			return nil
+		}
 	}
 	return fmt.Errorf("github: app private key (PEM type %q) is neither PKCS#1 nor PKCS#8 RSA", block.Type)
 }

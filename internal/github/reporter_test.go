@@ -687,7 +687,9 @@ func TestAppLogin(t *testing.T) {
 	wrong.AppID++
 	creator, err = NewClientCreator(wrong)
 	must(t, err)
-	if _, err := AppLogin(t.Context(), creator, wrong.AppID); err == nil || !strings.Contains(err.Error(), "github.app.integration_id") {
+	_, err = AppLogin(t.Context(), creator, wrong.AppID)
+	var ae *AppError
+	if !errors.As(err, &ae) || !ae.Refused() || ae.URL != e.cfg.V3APIURL+"app" || !strings.Contains(err.Error(), "GET "+ae.URL+" answered 401 Unauthorized") {
 		t.Fatalf("a wrong App id: %v", err)
 	}
 }

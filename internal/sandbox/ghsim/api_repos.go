@@ -26,6 +26,7 @@ func (s *Server) routeTable() map[string]handlerFunc {
 		routeApp:                          s.getApp,
 		"GET /user":                       s.getUser,
 		"GET /repos/{owner}/{repo}":       s.getRepo,
+		routeManifestConversion:           s.convertManifest,
 		"GET /repos/{owner}/{repo}/pulls": s.listPulls,
 		"GET /repos/{owner}/{repo}/pulls/{pull_number}":                     s.getPull,
 		"GET /repos/{owner}/{repo}/collaborators/{username}/permission":     s.getPermission,

@@ -39,28 +39,26 @@ type window struct {
 }
 
 // verifyJWT checks an App JWT as GitHub does: RS256 signed by the App's
-// key, issued by the App ID, not expired, at most 10 minutes long.
-func (s *Server) verifyJWT(tok string) error {
+// key, issued by the App ID, not expired, at most 10 minutes long. It
+// returns the App's id: the sandbox's own App or one registered through the
+// manifest flow. Callers hold s.mu.
+func (s *Server) verifyJWT(tok string) (int64, error) {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
-		return fmt.Errorf("A JSON web token could not be decoded")
+		return 0, fmt.Errorf("A JSON web token could not be decoded")
 	}
 	var header struct {
 		Alg string `json:"alg"`
 	}
 	if err := decodeSegment(parts[0], &header); err != nil {
-		return fmt.Errorf("A JSON web token could not be decoded")
+		return 0, fmt.Errorf("A JSON web token could not be decoded")
 	}
 	if header.Alg != "RS256" {
-		return fmt.Errorf("'alg' must be RS256, got %q", header.Alg)
+		return 0, fmt.Errorf("'alg' must be RS256, got %q", header.Alg)
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil {
-		return fmt.Errorf("A JSON web token could not be decoded")
-	}
-	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if err := rsa.VerifyPKCS1v15(&s.key.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
-		return fmt.Errorf("'Issuer' claim ('iss') must be an Integer, or the JWT signature does not match the App's public key")
+		return 0, fmt.Errorf("A JSON web token could not be decoded")
 	}
 	var claims struct {
 		Iss json.RawMessage `json:"iss"`
@@ -68,24 +66,30 @@ func (s *Server) verifyJWT(tok string) error {
 		Exp int64           `json:"exp"`
 	}
 	if err := decodeSegment(parts[1], &claims); err != nil {
-		return fmt.Errorf("A JSON web token could not be decoded")
+		return 0, fmt.Errorf("A JSON web token could not be decoded")
 	}
+	// The issuer names the App, and so the key its signature must match.
 	iss := strings.Trim(string(claims.Iss), `"`)
-	if iss != strconv.FormatInt(s.opts.AppID, 10) {
-		return fmt.Errorf("Integration not found (iss %q)", iss)
+	key, appID, found := s.appKeyFor(iss)
+	if !found {
+		return 0, fmt.Errorf("Integration not found (iss %q)", iss)
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(key, crypto.SHA256, digest[:], sig); err != nil {
+		return 0, fmt.Errorf("'Issuer' claim ('iss') must be an Integer, or the JWT signature does not match the App's public key")
 	}
 	now := s.now().Unix()
 	switch {
 	case claims.Exp == 0 || claims.Iat == 0:
-		return fmt.Errorf("Missing 'issued at' or 'expiration time' claim ('iat', 'exp')")
+		return 0, fmt.Errorf("Missing 'issued at' or 'expiration time' claim ('iat', 'exp')")
 	case claims.Exp <= now:
-		return fmt.Errorf("'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires")
+		return 0, fmt.Errorf("'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires")
 	case claims.Iat > now+60:
-		return fmt.Errorf("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued")
+		return 0, fmt.Errorf("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued")
 	case claims.Exp-claims.Iat > 600:
-		return fmt.Errorf("'Expiration time' claim ('exp') is too far in the future")
+		return 0, fmt.Errorf("'Expiration time' claim ('exp') is too far in the future")
 	}
-	return nil
+	return appID, nil
 }
 
 func decodeSegment(seg string, v any) error {
@@ -114,11 +118,14 @@ func (s *Server) createAccessToken(r *http.Request) reply {
 	if jwt == "" {
 		return fail(http.StatusUnauthorized, "A JSON web token could not be decoded", doc)
 	}
-	if err := s.verifyJWT(jwt); err != nil {
+	appID, err := s.verifyJWT(jwt)
+	if err != nil {
 		return fail(http.StatusUnauthorized, err.Error(), doc)
 	}
+	// The one installation is the sandbox's own App's; an App registered
+	// through the manifest flow is installed nowhere.
 	id, err := strconv.ParseInt(apispec.PathParam(r.Context(), "installation_id"), 10, 64)
-	if err != nil || id != s.opts.InstallationID {
+	if err != nil || id != s.opts.InstallationID || appID != s.opts.AppID {
 		return fail(http.StatusNotFound, "Not Found", doc)
 	}
 	buf := make([]byte, 18)
@@ -142,8 +149,12 @@ func (s *Server) getApp(r *http.Request) reply {
 	if jwt == "" {
 		return fail(http.StatusUnauthorized, "A JSON web token could not be decoded", doc)
 	}
-	if err := s.verifyJWT(jwt); err != nil {
+	appID, err := s.verifyJWT(jwt)
+	if err != nil {
 		return fail(http.StatusUnauthorized, err.Error(), doc)
+	}
+	if app, registered := s.apps[appID]; registered {
+		return ok(s.registeredAppObject(app))
 	}
 	created := timestamp(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	return ok(map[string]any{

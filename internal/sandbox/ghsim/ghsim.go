@@ -107,6 +107,8 @@ type Server struct {
 	deliverySeq int
 	orgs        orgs       // organisations and their teams (orgs.go)
 	oauth       oauthState // the user login flow (oauth.go)
+	// apps are the Apps registered through the manifest flow (manifest.go).
+	apps map[int64]*registeredApp
 }
 
 // handlerFunc serves one route; the installation is already authenticated.
@@ -192,6 +194,11 @@ func New(opts Options) (*Server, error) {
 			s.serveOAuth(w, r)
 			return
 		}
+		if org, ok := isNewAppPage(r.URL.Path); ok {
+			// A web page, not the REST API: the manifest flow's first step.
+			s.serveNewAppPage(w, r, org)
+			return
+		}
 		api.ServeHTTP(w, acceptNullTokenBody(r))
 	}), writeFault)
 	return s, nil
@@ -273,7 +280,8 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), userKey{}, login))
-	} else if route != routeAccessTokens && route != routeApp { // these take the App's JWT
+	} else if route != routeAccessTokens && route != routeApp && route != routeManifestConversion {
+		// The App's routes take its JWT; the manifest conversion no credentials.
 		inst, denied := s.authenticate(r)
 		if denied != nil {
 			s.write(rec, r, *denied)

@@ -1,9 +1,7 @@
 package ghsim
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	htmltemplate "html/template"
 	"net/http"
@@ -59,12 +57,6 @@ type userToken struct {
 
 func newOAuthState() oauthState {
 	return oauthState{secret: randomHex(20), codes: map[string]oauthCode{}, users: map[string]userToken{}}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // ClientSecret is the App's OAuth client secret, made up at New.

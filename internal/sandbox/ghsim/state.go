@@ -16,6 +16,8 @@ type State struct {
 	Deployments  []DeploymentState  `json:"deployments"`
 	Tokens       TokenState         `json:"installation_tokens"`
 	Deliveries   []Delivery         `json:"deliveries"`
+	// Apps are the Apps registered through the manifest flow (bot setup).
+	Apps []AppState `json:"apps"`
 	// Requests counts requests per route template ("PATCH
 	// /repos/{owner}/{repo}/issues/comments/{comment_id}") that passed fault
 	// injection, valid or not; "unmatched" counts unknown routes.
@@ -148,6 +150,7 @@ func (s *Server) Snapshot() State {
 			st.Requests[route] = n
 		}
 	}
+	st.Apps = s.registeredApps()
 	now := s.now()
 	st.Tokens.Issued = s.tokensMade
 	for _, t := range s.tokens {
