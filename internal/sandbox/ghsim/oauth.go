@@ -46,6 +46,7 @@ type oauthState struct {
 }
 
 type oauthCode struct {
+	client             string // the client id it was issued to
 	login, redirectURI string
 	expires            time.Time
 }
@@ -100,6 +101,21 @@ func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// client returns the secret and callback URLs of the App whose OAuth
+// client id is id: the simulator's own App, or one registered from a
+// manifest (its callback_urls). Callers hold s.mu.
+func (s *Server) client(id string) (secret string, callbacks []string, found bool) {
+	if id == ClientID {
+		return s.oauth.secret, s.oauth.callbacks, true
+	}
+	for _, app := range s.apps {
+		if app.clientID == id {
+			return app.clientSecret, app.callbacks, true
+		}
+	}
+	return "", nil, false
+}
+
 // redirectFor checks an authorization request's client and redirect URI and
 // returns where the person goes back to. GitHub shows an error page for an
 // unknown client, and redirects to the first callback with
@@ -108,14 +124,15 @@ func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) {
 func (s *Server) redirectFor(clientID, redirectURI string) (string, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, callbacks, found := s.client(clientID)
 	switch {
-	case clientID != ClientID:
+	case !found:
 		return "", "unknown client_id " + clientID
-	case len(s.oauth.callbacks) == 0:
-		return "", "the App has no callback URL (ghsim.AddCallbackURL)"
+	case len(callbacks) == 0:
+		return "", "the App has no callback URL (ghsim.AddCallbackURL, or the manifest's callback_urls)"
 	case redirectURI == "":
-		return s.oauth.callbacks[0], ""
-	case !slices.Contains(s.oauth.callbacks, redirectURI):
+		return callbacks[0], ""
+	case !slices.Contains(callbacks, redirectURI):
 		return "", "redirect_uri_mismatch: the redirect_uri MUST match the registered callback URL for this application"
 	}
 	return redirectURI, ""
@@ -168,7 +185,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	code := randomHex(10)
 	s.mu.Lock()
-	s.oauth.codes[code] = oauthCode{login: login, redirectURI: r.PostForm.Get("redirect_uri"), expires: s.now().Add(codeTTL)}
+	s.oauth.codes[code] = oauthCode{client: r.PostForm.Get("client_id"), login: login, redirectURI: r.PostForm.Get("redirect_uri"), expires: s.now().Add(codeTTL)}
 	s.mu.Unlock()
 	u, err := url.Parse(redirect)
 	if err != nil {
@@ -207,7 +224,10 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 	refuse := func(code, desc string) {
 		answer(map[string]any{"error": code, "error_description": desc, "error_uri": errDocs + "#" + strings.ReplaceAll(code, "_", "-")})
 	}
-	if r.Form.Get("client_id") != ClientID || subtle.ConstantTimeCompare([]byte(r.Form.Get("client_secret")), []byte(s.oauth.secret)) != 1 {
+	s.mu.Lock()
+	secret, _, known := s.client(r.Form.Get("client_id"))
+	s.mu.Unlock()
+	if !known || subtle.ConstantTimeCompare([]byte(r.Form.Get("client_secret")), []byte(secret)) != 1 {
 		refuse("incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect.")
 		return
 	}
@@ -217,7 +237,7 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	s.mu.Unlock()
 	switch {
-	case !found || !now.Before(code.expires):
+	case !found || !now.Before(code.expires) || code.client != r.Form.Get("client_id"):
 		refuse("bad_verification_code", "The code passed is incorrect or expired.")
 		return
 	case r.Form.Get("redirect_uri") != "" && r.Form.Get("redirect_uri") != code.redirectURI:
