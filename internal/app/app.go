@@ -26,6 +26,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/health"
 	"github.com/revelations-studio/deploybot/internal/intake"
+	"github.com/revelations-studio/deploybot/internal/metrics"
 	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/pgcluster"
 	"github.com/revelations-studio/deploybot/internal/runner"
@@ -69,9 +70,14 @@ type Options struct {
 
 // App is the running bot.
 type App struct {
-	Pool    *pgxpool.Pool
-	Queue   *river.Client[pgx.Tx]
+	Pool  *pgxpool.Pool
+	Queue *river.Client[pgx.Tx]
+	// Handler serves the webhooks and probes, and GET /metrics unless
+	// server.metrics_address puts the metrics on a listener of their own.
 	Handler http.Handler
+	// Metrics serves the Prometheus metrics (GET /metrics on
+	// server.metrics_address).
+	Metrics http.Handler
 	deps    *pipeline.Deps
 	started bool
 	// stopLiveness ends the heartbeat after the queue stopped.
@@ -111,7 +117,8 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		return fail(err)
 	}
 
-	deps, err := pipelineDeps(cfg, opts, pool)
+	m := newMetrics(pool)
+	deps, err := pipelineDeps(cfg, opts, pool, m)
 	if err != nil {
 		return fail(err)
 	}
@@ -142,13 +149,17 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		go func() { live.Run(liveCtx); close(done) }()
 		stopLiveness = func() { cancel(); <-done }
 	}
-	handler := server.New(server.Options{
+	sopts := server.Options{
 		WebhookSecret: cfg.GitHub.App.WebhookSecret.Value(),
 		Handlers:      handlers.All(intake.New(pool, queue)),
 		Ready:         ready(pool),
 		Logger:        logger,
-	})
-	return &App{Pool: pool, Queue: queue, Handler: handler, deps: qopts.Pipelines, started: !opts.InsertOnly, stopLiveness: stopLiveness, closeDB: closeDB}, nil
+		Observe:       m.WebhookDelivered,
+	}
+	if cfg.Server.MetricsAddress == "" {
+		sopts.Metrics = m.Handler()
+	}
+	return &App{Pool: pool, Queue: queue, Handler: server.New(sopts), Metrics: m.Handler(), deps: qopts.Pipelines, started: !opts.InsertOnly, stopLiveness: stopLiveness, closeDB: closeDB}, nil
 }
 
 // Sweep runs the sweeper now (see pipeline.Sweep); teardowns are queued for
@@ -208,13 +219,38 @@ func orDefault(s, d string) string {
 	return s
 }
 
-func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeline.Deps, error) {
+// newMetrics makes the bot's metrics: deliveries of the events the
+// handlers take (and pings) are counted by name, the queue and the
+// previews are read from the database at each scrape.
+func newMetrics(pool *pgxpool.Pool) *metrics.Metrics {
+	st := state.New(pool)
+	return metrics.New(metrics.Options{
+		WebhookEvents: append(handlers.Events(), "ping"),
+		JobKinds:      pipeline.JobKinds(),
+		Queue: func(ctx context.Context) ([]metrics.QueuedJobs, error) {
+			kinds, err := st.Jobs.Waiting(ctx)
+			out := make([]metrics.QueuedJobs, len(kinds))
+			for i, k := range kinds {
+				out[i] = metrics.QueuedJobs{Kind: k.Kind, Jobs: k.ByState, OldestDue: k.OldestDue}
+			}
+			return out, err
+		},
+		Previews: st.Previews.Alive,
+	})
+}
+
+func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool, m *metrics.Metrics) (*pipeline.Deps, error) {
+	limits := rateLimits(cfg.GitHub.Budget, opts.GitHubWrites)
+	limits.OnQuota = m.GitHubQuota
 	creator, err := github.NewClientCreator(github.Config{
 		V3APIURL:   cfg.GitHub.V3APIURL,
 		V4APIURL:   cfg.GitHub.V4APIURL,
 		AppID:      cfg.GitHub.App.IntegrationID,
 		PrivateKey: []byte(cfg.GitHub.App.PrivateKey.Value()),
-		RateLimits: rateLimits(cfg.GitHub.Budget, opts.GitHubWrites),
+		RateLimits: limits,
+		// Under the ETag cache: every request that reaches GitHub is
+		// counted, 304s and installation tokens included.
+		Transport: m.Transport(metrics.GitHub, nil),
 	})
 	if err != nil {
 		return nil, err
@@ -245,14 +281,15 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 			}
 			return github.NewReporter(client, owner, name, github.WithBotLogin(opts.BotLogin)), nil
 		}),
-		Neon: neon.New(cfg.Neon.APIURL, cfg.Neon.APIKey.Value(), nil),
+		Neon: neon.New(cfg.Neon.APIURL, cfg.Neon.APIKey.Value(), m.Client(metrics.Neon, nil)),
 		Cloudflare: func(accountID string) (pipeline.Workers, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if c, ok := clients[accountID]; ok {
 				return c, nil
 			}
-			c, err := cloudflare.New(cloudflare.Options{AccountID: accountID, APIToken: cfg.Cloudflare.APIToken.Value(), BaseURL: cfg.Cloudflare.APIURL})
+			c, err := cloudflare.New(cloudflare.Options{AccountID: accountID, APIToken: cfg.Cloudflare.APIToken.Value(), BaseURL: cfg.Cloudflare.APIURL,
+				HTTPClient: m.Client(metrics.Cloudflare, nil)})
 			if err != nil {
 				return nil, err
 			}
@@ -268,6 +305,7 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*pipeli
 		Commands:     opts.Commands,
 		TestCommands: cfg.Jobs.TestCommands,
 		Logger:       opts.Logger,
+		Observer:     m,
 	}
 	if deps.Health == nil {
 		deps.Health = &http.Client{Timeout: 30 * time.Second}
