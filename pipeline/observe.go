@@ -92,5 +92,7 @@ func stepKind(runKind, name string) string {
 }
 
 // StepKinds are the values stepKind returns.
-var StepKinds = []string{"source", "setup", "validate", "database", "migrate", "build", "deploy", "health",
-	"keep", "rollback", "remove", "deployment", gateStep, "stage", "other"}
+func StepKinds() []string {
+	return []string{"source", "setup", "validate", "database", "migrate", "build", "deploy", "health",
+		"keep", "rollback", "remove", "deployment", gateStep, "stage", "other"}
+}

@@ -45,9 +45,11 @@ func (a API) classify(r *http.Request) string {
 }
 
 // GitHubRoutes are the values of the GitHub requests' route label.
-var GitHubRoutes = []string{
-	"checks", "comments", "reactions", "issues", "deployments", "pulls", "contents", "git", "compare",
-	"collaborators", "repository", "teams", "app", "app_tokens", "installation", "graphql", "rate_limit", "other",
+func GitHubRoutes() []string {
+	return []string{
+		"checks", "comments", "reactions", "issues", "deployments", "pulls", "contents", "git", "compare",
+		"collaborators", "repository", "teams", "app", "app_tokens", "installation", "graphql", "rate_limit", "other",
+	}
 }
 
 // GitHubRoute is the class of a GitHub API path: what part of GitHub a
@@ -208,8 +210,9 @@ func CloudflareOperation(method, path string) string {
 func NeonOperations() []string       { return neonOperations.Names() }
 func CloudflareOperations() []string { return cloudflareOperations.Names() }
 
-// The patterns are the paths of the official OpenAPI descriptions
-// (fixtures/openapi) the simulators serve.
+// The operation tables, built once and only read. The patterns are the
+// paths of the official OpenAPI descriptions (fixtures/openapi) the
+// simulators serve.
 var neonOperations = newOperations([]string{"projects"}, map[string]string{
 	"GET /projects/{project}":                                                "get_project",
 	"GET /projects/{project}/branches":                                       "list_branches",
