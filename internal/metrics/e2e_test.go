@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/revelations-studio/deploybot/internal/demo"
 	"github.com/revelations-studio/deploybot/internal/metrics"
 	"github.com/revelations-studio/deploybot/internal/pgtest"
-	"github.com/revelations-studio/deploybot/internal/server"
 	"github.com/revelations-studio/deploybot/pipeline"
 )
 
@@ -38,7 +36,7 @@ func TestMetricsFollowAPullRequest(t *testing.T) {
 	}
 	defer s.Close()
 	gh := s.Sandbox.GitHub
-	metricsURL := strings.TrimSuffix(s.HookURL, server.WebhookPath) + "/metrics"
+	metricsURL := s.BotURL + "/metrics"
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
