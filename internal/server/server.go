@@ -1,5 +1,5 @@
-// Package server is the bot's HTTP front: the GitHub webhook endpoint and
-// the health probes.
+// Package server is the bot's HTTP front: the GitHub webhook endpoint, the
+// health probes and, when given, the metrics.
 //
 // The endpoint is open to the internet, so it spends as little as it can on
 // a request before knowing GitHub sent it: a request without a well-formed
@@ -22,6 +22,10 @@
 //	413  body over MaxBodyBytes
 //	500  the database could not store it: GitHub shows it failed, redeliver
 //	503  too many deliveries at once: redeliver
+//
+// Options.Observe is told each request's outcome, for the metrics: the
+// status says it, but for 200, which the handlers tell apart (stored or a
+// duplicate) through handlers.WithOutcome.
 package server
 
 import (
