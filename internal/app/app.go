@@ -117,7 +117,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		return fail(err)
 	}
 
-	m := newMetrics(pool)
+	m := newMetrics(pool, logger)
 	deps, err := pipelineDeps(cfg, opts, pool, m)
 	if err != nil {
 		return fail(err)
@@ -222,7 +222,7 @@ func orDefault(s, d string) string {
 // newMetrics makes the bot's metrics: deliveries of the events the
 // handlers take (and pings) are counted by name, the queue and the
 // previews are read from the database at each scrape.
-func newMetrics(pool *pgxpool.Pool) *metrics.Metrics {
+func newMetrics(pool *pgxpool.Pool, logger zerolog.Logger) *metrics.Metrics {
 	st := state.New(pool)
 	return metrics.New(metrics.Options{
 		WebhookEvents: append(handlers.Events(), "ping"),
@@ -236,6 +236,9 @@ func newMetrics(pool *pgxpool.Pool) *metrics.Metrics {
 			return out, err
 		},
 		Previews: st.Previews.Alive,
+		ScrapeError: func(err error) {
+			logger.Warn().Err(err).Msg("metrics: a scrape left out what the database did not answer")
+		},
 	})
 }
 

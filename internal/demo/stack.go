@@ -88,10 +88,11 @@ type Stack struct {
 	Sandbox *sandbox.Sandbox
 	URLs    sandbox.URLs
 	App     *app.App
-	// HookURL is the bot's webhook endpoint, and BotURL the bot's own base
-	// URL (its probes and GET /metrics).
-	HookURL, BotURL string
-	Config  *config.Config
+	// HookURL is the bot's webhook endpoint.
+	HookURL string
+	// BotURL is the bot's base URL: its probes and GET /metrics.
+	BotURL string
+	Config *config.Config
 	// Web is an HTTP client that takes every hostname to the sandbox's
 	// edge, as DNS takes it to Cloudflare: what a visitor of a preview sees.
 	Web *http.Client

@@ -64,6 +64,9 @@ type Options struct {
 	// JobKinds are the kinds of job the bot queues: each is reported, at
 	// 0 when none is queued; a kind not listed is counted as "other".
 	JobKinds []string
+	// ScrapeError, when set, is told why a scrape left metrics out (the
+	// database did not answer).
+	ScrapeError func(error)
 }
 
 // Buckets of the histograms, in seconds. A webhook is answered in

@@ -217,10 +217,12 @@ func TestObservationsAreServed(t *testing.T) {
 // the scrape still serves every other metric.
 func TestScrapeSurvivesADatabaseError(t *testing.T) {
 	down := errors.New("connection refused")
+	var logged []error
 	m := metrics.New(metrics.Options{
-		JobKinds: []string{"sweep"},
-		Queue:    func(context.Context) ([]metrics.QueuedJobs, error) { return nil, down },
-		Previews: func(context.Context) (int, error) { return 0, down },
+		JobKinds:    []string{"sweep"},
+		Queue:       func(context.Context) ([]metrics.QueuedJobs, error) { return nil, down },
+		Previews:    func(context.Context) (int, error) { return 0, down },
+		ScrapeError: func(err error) { logged = append(logged, err) },
 	})
 	m.RunEnded("teardown", "done", time.Second)
 	srv := httptest.NewServer(m.Handler())
@@ -233,5 +235,8 @@ func TestScrapeSurvivesADatabaseError(t *testing.T) {
 		if _, ok := s.families[name]; ok {
 			t.Errorf("%s served although the database did not answer", name)
 		}
+	}
+	if len(logged) != 2 || !errors.Is(logged[0], down) || !errors.Is(logged[1], down) {
+		t.Errorf("logged %v, want the database's error for the queue and the previews", logged)
 	}
 }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,7 @@ var queueStates = []string{"available", "scheduled", "retryable", "running"}
 type stateCollector struct {
 	queue    func(context.Context) ([]QueuedJobs, error)
 	previews func(context.Context) (int, error)
+	failed   func(error) // Options.ScrapeError
 	kinds    map[string]bool
 	kindList []string
 
@@ -40,7 +42,7 @@ type stateCollector struct {
 const scrapeTimeout = 5 * time.Second
 
 func newStateCollector(opts Options) *stateCollector {
-	c := &stateCollector{queue: opts.Queue, previews: opts.Previews, kinds: map[string]bool{},
+	c := &stateCollector{queue: opts.Queue, previews: opts.Previews, failed: opts.ScrapeError, kinds: map[string]bool{},
 		jobs: prometheus.NewDesc(namespace+"_queue_jobs",
 			"Jobs in the queue, by kind and River state (available: due and waiting for a worker; scheduled: due later; retryable; running).",
 			[]string{"kind", "state"}, nil),
@@ -77,6 +79,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.previews != nil {
 		n, err := c.previews(ctx)
 		if err != nil {
+			c.fail(fmt.Errorf("previews alive: %w", err))
 			ch <- prometheus.NewInvalidMetric(c.alive, err)
 		} else {
 			ch <- prometheus.MustNewConstMetric(c.alive, prometheus.GaugeValue, float64(n))
@@ -84,9 +87,16 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+func (c *stateCollector) fail(err error) {
+	if c.failed != nil {
+		c.failed(err)
+	}
+}
+
 func (c *stateCollector) collectQueue(ctx context.Context, ch chan<- prometheus.Metric) {
 	queued, err := c.queue(ctx)
 	if err != nil {
+		c.fail(fmt.Errorf("job queue: %w", err))
 		ch <- prometheus.NewInvalidMetric(c.jobs, err)
 		ch <- prometheus.NewInvalidMetric(c.oldest, err)
 		return
