@@ -59,7 +59,7 @@ func TestOutcomeLogLine(t *testing.T) {
 	start := time.Now()
 	e := state.Ended{ID: 9, Kind: "preview", Repo: "acme/web", PR: 4, HeadSHA: "0123456789abcdef", Status: "failed", Started: start, Finished: start.Add(1500 * time.Millisecond),
 		Steps: []state.Step{failed("migrate", "connect postgres://app:s3cret@db.example/app: refused "+strings.Repeat("x", 500))}}
-	logOutcome(zerolog.New(&buf), e, errors.New("step migrate: …"))
+	logOutcome(zerolog.New(&buf), e, outcomeOf(e, errors.New("step migrate: …")))
 	var l map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &l); err != nil {
 		t.Fatal(err)
