@@ -105,6 +105,8 @@ type Server struct {
 	deliveries  []Delivery
 	deliverySeq int
 	orgs        orgs // organisations and their teams (orgs.go)
+	// installation is the state of the App's installation (installation.go).
+	installation InstallationState
 }
 
 // handlerFunc serves one route; the installation is already authenticated.
@@ -175,6 +177,8 @@ func New(opts Options) (*Server, error) {
 		realNow:   time.Now,
 		responses: map[string]map[int]int{},
 		grants:    map[string]grant{},
+
+		installation: InstallationActive,
 	}
 	s.routes = s.routeTable()
 	api := s.validator.Middleware(http.HandlerFunc(s.dispatch), writeInvalid)
