@@ -8,6 +8,7 @@
 //	bot sweep   [--config config.yml]   remove what closed PRs left
 //	bot check   [--config config.yml] [.github/deploybot.yml]
 //	                                    validate a pipeline file, print its plan
+//	bot db url  [--config config.yml]   the URL of the bot's database
 //	bot version                         the version and commit of the build
 //
 // This file and its neighbours only wire packages together; the behaviour
@@ -39,6 +40,7 @@ var commands = []struct{ name, synopsis, what string }{
 	{"sandbox", "[--addr 127.0.0.1:8900]", "serve simulated GitHub, Neon and Cloudflare APIs and their edge"},
 	{"sweep", "[--config FILE] [--dry-run] [--check-grace 1m]", "remove previews of closed PRs and orphaned branches the bot made; conclude check runs left open"},
 	{"check", "[--config FILE [--repo OWNER/NAME]] [PATH]", "validate a .github/deploybot.yml and print what the bot would do with it"},
+	{"db", "url [--config FILE] [--show-password]", "print the URL of the bot's database (the private cluster's, whose port stays the same, when database.url is not set)"},
 	{"version", "", "print the bot's version and the commit it was built from"},
 }
 
@@ -145,6 +147,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return sweepCmd(ctx, args, stdout, stderr, getenv)
 	case "check":
 		return checkCmd(args, stdout, stderr, getenv)
+	case "db":
+		return dbCmd(ctx, args, stdout, stderr, getenv)
 	case "version", "--version":
 		return versionCmd(stdout)
 	case "help", "-h", "--help":
