@@ -4,7 +4,8 @@
 //	bot demo    [--keep]                walk a sample PR through a local bot
 //	bot serve   [--config config.yml]   receive webhooks and run pipelines
 //	bot migrate [--config config.yml] up|down|status
-//	bot sandbox [--addr 127.0.0.1:8900]  simulated GitHub, Neon, Cloudflare
+//	bot sandbox [--addr 127.0.0.1:8900] [--serve-bot]
+//	                                    simulated GitHub, Neon, Cloudflare (and the bot)
 //	bot sweep   [--config config.yml]   remove what closed PRs left
 //	bot check   [--config config.yml] [.github/deploybot.yml]
 //	                                    validate a pipeline file, print its plan
@@ -37,7 +38,7 @@ var commands = []struct{ name, synopsis, what string }{
 	{"demo", "[--keep] [-v]", "run the bot on its embedded defaults and walk a sample PR through it"},
 	{"serve", "[--config FILE] [--addr HOST:PORT]", "receive GitHub webhooks and run pipelines"},
 	{"migrate", "[--config FILE] up|down|status", "manage the database schema (serve migrates up by itself): up applies every migration, down undoes the last one, status lists them"},
-	{"sandbox", "[--addr 127.0.0.1:8900]", "serve simulated GitHub, Neon and Cloudflare APIs and their edge"},
+	{"sandbox", "[--addr 127.0.0.1:8900] [--serve-bot]", "serve simulated GitHub, Neon and Cloudflare APIs and their edge, with control endpoints to act on them; --serve-bot also runs the bot against them"},
 	{"sweep", "[--config FILE] [--dry-run] [--check-grace 1m]", "remove previews of closed PRs and orphaned branches the bot made; conclude check runs left open"},
 	{"check", "[--config FILE [--repo OWNER/NAME]] [PATH]", "validate a .github/deploybot.yml and print what the bot would do with it"},
 	{"db", "url [--config FILE] [--show-password]", "print the URL of the bot's database (the private cluster's, whose port stays the same, when database.url is not set)"},
