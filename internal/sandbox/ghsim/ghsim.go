@@ -107,6 +107,8 @@ type Server struct {
 	orgs        orgs // organisations and their teams (orgs.go)
 	// apps are the Apps registered through the manifest flow (manifest.go).
 	apps map[int64]*registeredApp
+	// installation is the state of the App's installation (installation.go).
+	installation InstallationState
 }
 
 // handlerFunc serves one route; the installation is already authenticated.
@@ -177,6 +179,8 @@ func New(opts Options) (*Server, error) {
 		realNow:   time.Now,
 		responses: map[string]map[int]int{},
 		grants:    map[string]grant{},
+
+		installation: InstallationActive,
 	}
 	s.routes = s.routeTable()
 	api := s.validator.Middleware(http.HandlerFunc(s.dispatch), writeInvalid)
