@@ -36,6 +36,15 @@ func All(in Intake) []githubapp.EventHandler {
 	}
 }
 
+// Events are the GitHub events the handlers take.
+func Events() []string {
+	var out []string
+	for _, h := range All(nil) {
+		out = append(out, h.Handles()...)
+	}
+	return out
+}
+
 // BadPayloadError is a delivery whose body is not what its event promises
 // (not JSON, or a ref name git forbids); the server answers 400 and stores
 // nothing.
@@ -114,8 +123,10 @@ func (b base) accept(ctx context.Context, in intent.Intent) error {
 	}
 	logger := zerolog.Ctx(ctx)
 	if receipt.Duplicate {
+		setOutcome(ctx, OutcomeDuplicate)
 		logger.Info().Str("intent", in.Kind()).Msg("redelivery of a known delivery: nothing queued")
 	} else {
+		setOutcome(ctx, OutcomeStored)
 		logger.Info().Str("intent", in.Kind()).Int64("job_id", receipt.JobID).Msg("delivery stored and queued")
 	}
 	respond(ctx, http.StatusOK, map[string]any{
@@ -131,6 +142,7 @@ func (b base) accept(ctx context.Context, in intent.Intent) error {
 // log and to the response body, which GitHub shows in the App's delivery log.
 func ignore(ctx context.Context, format string, args ...any) error {
 	reason := fmt.Sprintf(format, args...)
+	setOutcome(ctx, OutcomeIgnored)
 	zerolog.Ctx(ctx).Debug().Str("reason", reason).Msg("delivery ignored")
 	respond(ctx, http.StatusAccepted, map[string]any{"ignored": reason})
 	return nil
@@ -146,3 +158,26 @@ func respond(ctx context.Context, status int, body map[string]any) {
 
 // noInstallation is the reason for ignoring a delivery meta rejected.
 const noInstallation = "no installation in the payload: deploybot acts only on deliveries to its GitHub App"
+
+// What became of a delivery the handlers took, as WithOutcome tells it.
+const (
+	OutcomeStored    = "stored"    // stored and its job queued
+	OutcomeDuplicate = "duplicate" // a redelivery: nothing queued
+	OutcomeIgnored   = "ignored"   // nothing to do
+)
+
+type outcomeKey struct{}
+
+// WithOutcome returns ctx in which the handlers write what became of the
+// delivery (OutcomeStored, OutcomeDuplicate, OutcomeIgnored) to *o, for
+// the server to count: a stored delivery and a redelivery are both
+// answered 200. *o is left alone when the handler failed.
+func WithOutcome(ctx context.Context, o *string) context.Context {
+	return context.WithValue(ctx, outcomeKey{}, o)
+}
+
+func setOutcome(ctx context.Context, outcome string) {
+	if o, ok := ctx.Value(outcomeKey{}).(*string); ok {
+		*o = outcome
+	}
+}

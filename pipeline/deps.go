@@ -55,6 +55,8 @@ type Deps struct {
 	// Commands runs the repository's commands (build, migrate, tests).
 	Commands Commands
 	Logger   zerolog.Logger
+	// Observer is told how runs and steps end (the metrics); nil: no one.
+	Observer Observer
 	// TestCommands bounds the test-stage and test-migration commands that
 	// run at once in this process, across all test runs (default 4).
 	TestCommands int

@@ -28,13 +28,14 @@ func endRun(ctx context.Context, deps Deps, id int64, status string, cause error
 	if ended.Kind == "" {
 		return nil // no such run: nothing ended
 	}
-	logOutcome(jobLogger(ctx, deps.Logger), ended, cause)
+	o := outcomeOf(ended, cause)
+	logOutcome(jobLogger(ctx, deps.Logger), ended, o)
+	observeRun(deps, ended, o)
 	return nil
 }
 
-// logOutcome writes the line that says how run e ended.
-func logOutcome(logger zerolog.Logger, e state.Ended, cause error) {
-	o := outcomeOf(e, cause)
+// logOutcome writes the line that says how run e ended (o).
+func logOutcome(logger zerolog.Logger, e state.Ended, o outcome) {
 	var ev *zerolog.Event
 	switch o.level {
 	case zerolog.ErrorLevel:

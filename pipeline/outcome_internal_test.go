@@ -59,7 +59,7 @@ func TestOutcomeLogLine(t *testing.T) {
 	start := time.Now()
 	e := state.Ended{ID: 9, Kind: "preview", Repo: "acme/web", PR: 4, HeadSHA: "0123456789abcdef", Status: "failed", Started: start, Finished: start.Add(1500 * time.Millisecond),
 		Steps: []state.Step{failed("migrate", "connect postgres://app:s3cret@db.example/app: refused "+strings.Repeat("x", 500))}}
-	logOutcome(zerolog.New(&buf), e, errors.New("step migrate: …"))
+	logOutcome(zerolog.New(&buf), e, outcomeOf(e, errors.New("step migrate: …")))
 	var l map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &l); err != nil {
 		t.Fatal(err)
@@ -124,13 +124,15 @@ func TestLogJobErrors(t *testing.T) {
 	}
 }
 
-// TestLogDeliveryOfJobArgs: the delivery id is read from any intent's
-// arguments (intent.Meta is embedded), and is empty for the bot's own jobs.
+// TestLogDeliveryOfJobArgs: the delivery id and repository are read from
+// any intent's arguments (intent.Meta is embedded), and are empty for the
+// bot's own jobs.
 func TestLogDeliveryOfJobArgs(t *testing.T) {
-	if got := deliveryOf([]byte(`{"delivery_id":"abc-1","event":"pull_request","pr":{"number":3}}`)); got != "abc-1" {
-		t.Errorf("delivery id %q, want abc-1", got)
+	m := metaOf([]byte(`{"delivery_id":"abc-1","event":"pull_request","repo":{"owner":"acme","name":"app"},"pr":{"number":3}}`))
+	if m.DeliveryID != "abc-1" || m.Repo.FullName() != "acme/app" {
+		t.Errorf("delivery id %q of %q, want abc-1 of acme/app", m.DeliveryID, m.Repo.FullName())
 	}
-	if got := deliveryOf([]byte(`{}`)); got != "" {
-		t.Errorf("delivery id of a sweep job %q, want none", got)
+	if m := metaOf([]byte(`{}`)); m.DeliveryID != "" || m.Repo.FullName() != "" {
+		t.Errorf("delivery of a sweep job %+v, want none", m)
 	}
 }

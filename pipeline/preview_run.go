@@ -212,7 +212,7 @@ func (r *previewRun) deploy(ctx context.Context, file *repoconfig.File, fileErr 
 	// (building, waiting for tests, failed): every step is on the check
 	// run, and each edit is a GitHub write, whose secondary limit is 80 a
 	// minute per installation.
-	states, runErr := execute(runCtx, r.p.deps.State.Steps, r.runID, steps, func(s []StepState) { r.progressComment(ctx, pl, s) })
+	states, runErr := execute(runCtx, observeSteps(r.p.deps, "preview", r.p.deps.State.Steps), r.runID, steps, func(s []StepState) { r.progressComment(ctx, pl, s) })
 	if err := <-reported; err != nil {
 		return r.checkFailed(ctx, err)
 	}

@@ -83,7 +83,7 @@ func (p *production) deploy(ctx context.Context, job *river.Job[intent.Productio
 	if err != nil {
 		return err
 	}
-	pr := &productionRun{deps: p.deps, steps: p.deps.State.Steps, repo: repo, meta: m, sha: in.After, branch: in.Branch, jobID: job.ID, logger: logger,
+	pr := &productionRun{deps: p.deps, steps: observeSteps(p.deps, "production", p.deps.State.Steps), repo: repo, meta: m, sha: in.After, branch: in.Branch, jobID: job.ID, logger: logger,
 		reason: map[bool]string{false: "push", true: "rerun"}[in.Redeploy]}
 	if err := pr.concludeAbandoned(ctx); err != nil {
 		return err

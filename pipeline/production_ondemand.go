@@ -86,7 +86,7 @@ func (p *production) rollback(ctx context.Context, job *river.Job[productionRoll
 	if err != nil {
 		return err
 	}
-	r := &productionRun{deps: p.deps, steps: p.deps.State.Steps, repo: repo, meta: a.Meta, sha: sha, branch: a.Meta.Repo.DefaultBranch,
+	r := &productionRun{deps: p.deps, steps: observeSteps(p.deps, "production", p.deps.State.Steps), repo: repo, meta: a.Meta, sha: sha, branch: a.Meta.Repo.DefaultBranch,
 		jobID: job.ID, logger: logger, reason: "rollback"}
 	if err := r.start(ctx); err != nil {
 		return err

@@ -39,6 +39,18 @@ type QueueOptions struct {
 	RetryPolicy river.ClientRetryPolicy
 }
 
+// JobKinds are the kinds of job the bot queues: every intent's and the
+// pipelines' own (the metrics report each, at 0 when none is queued).
+func JobKinds() []string {
+	return []string{
+		intent.PreviewRequested{}.Kind(), intent.PreviewDrafted{}.Kind(), intent.PreviewClosed{}.Kind(),
+		intent.CommentCommand{}.Kind(), intent.CheckRunAction{}.Kind(), intent.CheckSuiteRequested{}.Kind(),
+		intent.ProductionPush{}.Kind(), intent.TestRequested{}.Kind(), intent.BranchDeleted{}.Kind(),
+		intent.InstallationChanged{}.Kind(),
+		testRunArgs{}.Kind(), sweepArgs{}.Kind(), previewSweepArgs{}.Kind(), productionRollbackArgs{}.Kind(),
+	}
+}
+
 // NewQueue returns the River client that inserts and works the bot's jobs.
 // It is not started: Start it to work jobs; inserting works without.
 func NewQueue(pool *pgxpool.Pool, opts QueueOptions) (*river.Client[pgx.Tx], error) {

@@ -23,7 +23,7 @@ func (r *previewRun) teardown(ctx context.Context) error {
 	if err := r.startRun(ctx, "teardown"); err != nil {
 		return err
 	}
-	states, runErr := execute(ctx, r.p.deps.State.Steps, r.runID, r.teardownSteps(res), nil)
+	states, runErr := execute(ctx, observeSteps(r.p.deps, "teardown", r.p.deps.State.Steps), r.runID, r.teardownSteps(res), nil)
 	ctx = context.WithoutCancel(ctx)
 	if runErr != nil {
 		// What is left stays recorded; the job is retried and the sweeper

@@ -230,7 +230,7 @@ func (r *testRun) test(ctx context.Context) error {
 		return r.finish(ctx, "failed", err)
 	}
 
-	states, runErr := execute(ctx, deps.State.Steps, r.runID, r.steps(), func(s []StepState) { r.onChange(ctx, s) })
+	states, runErr := execute(ctx, observeSteps(deps, "test", deps.State.Steps), r.runID, r.steps(), func(s []StepState) { r.onChange(ctx, s) })
 	r.dropDatabase(ctx)
 	r.concludeAll(ctx, states, runErr)
 	status := "succeeded"

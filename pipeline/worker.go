@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
+	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/intent"
 )
 
@@ -42,17 +43,44 @@ type jobLogging struct {
 	logger zerolog.Logger
 }
 
-// Work runs the job with its logger in ctx and logs how it failed.
+// Work runs the job with its logger in ctx and logs how it failed. A job
+// that GitHub says cannot succeed (github.Permanent: the App uninstalled
+// or suspended, the repository gone) is cancelled at once with one line
+// saying why, rather than retried for days with the same answer.
 func (m *jobLogging) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
 	lc := m.logger.With().Str("job_kind", job.Kind).Int64("job_id", job.ID).Int("attempt", job.Attempt)
-	if id := deliveryOf(job.EncodedArgs); id != "" {
-		lc = lc.Str("delivery_id", id)
+	meta := metaOf(job.EncodedArgs)
+	if meta.DeliveryID != "" {
+		lc = lc.Str("delivery_id", meta.DeliveryID)
 	}
 	logger := lc.Logger()
 	ctx = context.WithValue(logger.WithContext(ctx), jobLoggerKey{}, &logger)
 	err := doInner(ctx)
+	if reason, ok := permanent(err); ok {
+		ev := logger.Error()
+		if repo := meta.Repo.FullName(); repo != "" {
+			ev = ev.Str("repo", repo)
+		}
+		ev.Str("reason", reason).Str("error", logValue(err.Error())).Msg("job ended without retries: GitHub says it cannot succeed")
+		return river.JobCancel(err)
+	}
 	logJobError(ctx, logger, job, err)
 	return err
+}
+
+// permanent is github.Permanent for a job's outcome; a job already
+// snoozed or cancelled keeps what it chose.
+func permanent(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	if _, snoozed := errors.AsType[*river.JobSnoozeError](err); snoozed {
+		return "", false
+	}
+	if _, cancelled := errors.AsType[*river.JobCancelError](err); cancelled {
+		return "", false
+	}
+	return github.Permanent(err)
 }
 
 // logJobError logs err, the outcome of one attempt of job: at warn when
@@ -79,14 +107,12 @@ func logJobError(ctx context.Context, logger zerolog.Logger, job *rivertype.JobR
 	ev.Int("max_attempts", job.MaxAttempts).Str("error", logValue(err.Error())).Msg(msg)
 }
 
-// deliveryOf is the webhook delivery id in a job's arguments: every intent
+// metaOf is the webhook delivery a job's arguments carry: every intent
 // embeds intent.Meta; jobs the bot queues itself (the sweep) have none.
-func deliveryOf(args []byte) string {
+func metaOf(args []byte) intent.Meta {
 	var m intent.Meta
-	if json.Unmarshal(args, &m) != nil {
-		return ""
-	}
-	return m.DeliveryID
+	_ = json.Unmarshal(args, &m)
+	return m
 }
 
 type jobLoggerKey struct{}

@@ -5,10 +5,12 @@
 //	bot setup   --public-url URL        register the GitHub App, write config.yml
 //	bot serve   [--config config.yml]   receive webhooks and run pipelines
 //	bot migrate [--config config.yml] up|down|status
-//	bot sandbox [--addr 127.0.0.1:8900]  simulated GitHub, Neon, Cloudflare
+//	bot sandbox [--addr 127.0.0.1:8900] [--serve-bot]
+//	                                    simulated GitHub, Neon, Cloudflare (and the bot)
 //	bot sweep   [--config config.yml]   remove what closed PRs left
 //	bot check   [--config config.yml] [.github/deploybot.yml]
 //	                                    validate a pipeline file, print its plan
+//	bot db url  [--config config.yml]   the URL of the bot's database
 //	bot version                         the version and commit of the build
 //	bot probe   [--url URL]             exit 0 if the bot's /healthz answers
 //
@@ -39,9 +41,10 @@ var commands = []struct{ name, synopsis, what string }{
 	{"setup", "--public-url URL [--github-url URL] [--org ORG] [--name NAME] [--config FILE]", "register the bot's GitHub App with GitHub's App-manifest flow (a page to open in a browser) and write its key, webhook secret and config"},
 	{"serve", "[--config FILE] [--addr HOST:PORT]", "receive GitHub webhooks and run pipelines"},
 	{"migrate", "[--config FILE] up|down|status", "manage the database schema (serve migrates up by itself): up applies every migration, down undoes the last one, status lists them"},
-	{"sandbox", "[--addr 127.0.0.1:8900]", "serve simulated GitHub, Neon and Cloudflare APIs and their edge"},
+	{"sandbox", "[--addr 127.0.0.1:8900] [--serve-bot]", "serve simulated GitHub, Neon and Cloudflare APIs and their edge, with control endpoints to act on them; --serve-bot also runs the bot against them"},
 	{"sweep", "[--config FILE] [--dry-run] [--check-grace 1m]", "remove previews of closed PRs and orphaned branches the bot made; conclude check runs left open"},
 	{"check", "[--config FILE [--repo OWNER/NAME]] [PATH]", "validate a .github/deploybot.yml and print what the bot would do with it"},
+	{"db", "url [--config FILE] [--show-password]", "print the URL of the bot's database (the private cluster's, whose port stays the same, when database.url is not set)"},
 	{"version", "", "print the bot's version and the commit it was built from"},
 	{"probe", "[--url http://127.0.0.1:8080/healthz] [--timeout 3s]", "GET the bot's /healthz and exit 0 if it answers 2xx, 1 if not (the Docker image's HEALTHCHECK)"},
 }
@@ -151,6 +154,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return sweepCmd(ctx, args, stdout, stderr, getenv)
 	case "check":
 		return checkCmd(args, stdout, stderr, getenv)
+	case "db":
+		return dbCmd(ctx, args, stdout, stderr, getenv)
 	case "version", "--version":
 		return versionCmd(stdout)
 	case "probe":

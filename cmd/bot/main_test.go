@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -67,13 +68,17 @@ func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
 	if err := os.WriteFile(keyFile, gh.AppPrivateKeyPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, "github:\n  v3_api_url: "+api.URL+"/\n  app:\n    integration_id: 1\n    webhook_secret: {env: HOOK_SECRET}\n    private_key: {file: "+keyFile+"}\nlog:\n  level: warn\n")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freeAddr := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr, metricsAddr := freeAddr(), freeAddr()
+	cfg := writeConfig(t, "github:\n  v3_api_url: "+api.URL+"/\n  app:\n    integration_id: 1\n    webhook_secret: {env: HOOK_SECRET}\n    private_key: {file: "+keyFile+"}\nlog:\n  level: warn\n"+
+		"server:\n  metrics_address: "+metricsAddr+"\n")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -103,6 +108,24 @@ func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
 			t.Fatalf("serve never became ready\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// server.metrics_address takes /metrics off the listener webhooks reach.
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if status, _ := get("http://" + addr + "/metrics"); status != http.StatusNotFound {
+		t.Errorf("GET /metrics on server.address: %d, want 404 when server.metrics_address is set", status)
+	}
+	status, body := get("http://" + metricsAddr + "/metrics")
+	if status != http.StatusOK || !strings.Contains(body, "deploybot_queue_jobs{") || !strings.Contains(body, "deploybot_previews_alive 0") {
+		t.Errorf("GET /metrics on server.metrics_address: %d\n%s", status, body)
 	}
 	cancel()
 	select {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 
 	"github.com/rs/zerolog"
 
@@ -47,10 +48,27 @@ func serve(ctx context.Context, cfg *config.Config, logger zerolog.Logger) error
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Address, err)
 	}
-	srv := server.HTTPServer(b.Handler, server.DefaultTimeouts)
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info().Str("addr", ln.Addr().String()).Str("webhook_path", server.WebhookPath).Msg("deploybot is serving")
+	servers := []*http.Server{server.HTTPServer(b.Handler, server.DefaultTimeouts)}
+	listeners := []net.Listener{ln}
+	if a := cfg.Server.MetricsAddress; a != "" {
+		mln, err := net.Listen("tcp", a)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (server.metrics_address): %w", a, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", b.Metrics)
+		servers, listeners = append(servers, server.HTTPServer(mux, server.DefaultTimeouts)), append(listeners, mln)
+	}
+	serveErr := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { serveErr <- srv.Serve(listeners[i]) }()
+	}
+	ev := logger.Info().Str("addr", ln.Addr().String()).Str("webhook_path", server.WebhookPath)
+	if len(listeners) > 1 {
+		ev = ev.Str("metrics_addr", listeners[1].Addr().String())
+	}
+	ev.Msg("deploybot is serving")
 
 	select {
 	case <-ctx.Done():
@@ -60,8 +78,10 @@ func serve(ctx context.Context, cfg *config.Config, logger zerolog.Logger) error
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logger.Warn().Err(err).Msg("http shutdown")
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			logger.Warn().Err(err).Msg("http shutdown")
+		}
 	}
 	return nil
 }

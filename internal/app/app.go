@@ -28,6 +28,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/health"
 	"github.com/revelations-studio/deploybot/internal/intake"
+	"github.com/revelations-studio/deploybot/internal/metrics"
 	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/pgcluster"
 	"github.com/revelations-studio/deploybot/internal/retry"
@@ -77,9 +78,14 @@ type Options struct {
 
 // App is the running bot.
 type App struct {
-	Pool    *pgxpool.Pool
-	Queue   *river.Client[pgx.Tx]
+	Pool  *pgxpool.Pool
+	Queue *river.Client[pgx.Tx]
+	// Handler serves the webhooks and probes, and GET /metrics unless
+	// server.metrics_address puts the metrics on a listener of their own.
 	Handler http.Handler
+	// Metrics serves the Prometheus metrics (GET /metrics on
+	// server.metrics_address).
+	Metrics http.Handler
 	deps    *pipeline.Deps
 	started bool
 	// stopLiveness ends the heartbeat after the queue stopped.
@@ -121,14 +127,22 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		}
 		opts.Commands = cmds
 	}
+	// The metrics exist before the database (GET /app below is counted);
+	// what they read from it at a scrape is bound once it is open.
+	var st *state.Store
+	m := newMetrics(func() *state.Store { return st }, logger)
+	limits := rateLimits(cfg.GitHub.Budget, opts.GitHubWrites)
+	limits.OnQuota = m.GitHubQuota
 	creator, err := github.NewClientCreator(github.Config{
 		V3APIURL:   cfg.GitHub.V3APIURL,
 		V4APIURL:   cfg.GitHub.V4APIURL,
 		AppID:      cfg.GitHub.App.IntegrationID,
 		PrivateKey: []byte(cfg.GitHub.App.PrivateKey.Value()),
-		RateLimits: rateLimits(cfg.GitHub.Budget, opts.GitHubWrites),
-		Transport:  opts.transport(),
-		Retry:      opts.retry(),
+		RateLimits: limits,
+		// Under the ETag cache: every request that reaches GitHub is
+		// counted, 304s and installation tokens included.
+		Transport: m.Transport(metrics.GitHub, opts.transport()),
+		Retry:     opts.retry(),
 	})
 	if err != nil {
 		return nil, err
@@ -157,7 +171,8 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		return fail(err)
 	}
 
-	deps := pipelineDeps(cfg, opts, pool, creator)
+	st = state.New(pool)
+	deps := pipelineDeps(cfg, opts, pool, creator, m)
 	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger, SweepEvery: opts.SweepEvery, Pipelines: deps, RetryPolicy: opts.RetryPolicy}
 	queue, err := pipeline.NewQueue(pool, qopts)
 	if err != nil {
@@ -185,13 +200,17 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		go func() { live.Run(liveCtx); close(done) }()
 		stopLiveness = func() { cancel(); <-done }
 	}
-	handler := server.New(server.Options{
+	sopts := server.Options{
 		WebhookSecret: cfg.GitHub.App.WebhookSecret.Value(),
 		Handlers:      handlers.All(intake.New(pool, queue)),
 		Ready:         ready(pool),
 		Logger:        logger,
-	})
-	return &App{Pool: pool, Queue: queue, Handler: handler, deps: qopts.Pipelines, started: !opts.InsertOnly, stopLiveness: stopLiveness, closeDB: closeDB}, nil
+		Observe:       m.WebhookDelivered,
+	}
+	if cfg.Server.MetricsAddress == "" {
+		sopts.Metrics = m.Handler()
+	}
+	return &App{Pool: pool, Queue: queue, Handler: server.New(sopts), Metrics: m.Handler(), deps: qopts.Pipelines, started: !opts.InsertOnly, stopLiveness: stopLiveness, closeDB: closeDB}, nil
 }
 
 // Sweep runs the sweeper now (see pipeline.Sweep); teardowns are queued for
@@ -308,17 +327,47 @@ func (o Options) retry() retry.Policy {
 	return retry.Policy{Attempts: 1 + failFastRetries, Base: 250 * time.Millisecond, Max: time.Second}
 }
 
-func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool, creator githubapp.ClientCreator) *pipeline.Deps {
+// newMetrics makes the bot's metrics: deliveries of the events the
+// handlers take (and pings) are counted by name, the queue and the
+// previews are read from the database (st, once it is open) at each scrape.
+func newMetrics(st func() *state.Store, logger zerolog.Logger) *metrics.Metrics {
+	return metrics.New(metrics.Options{
+		WebhookEvents: append(handlers.Events(), "ping"),
+		JobKinds:      pipeline.JobKinds(),
+		Queue: func(ctx context.Context) ([]metrics.QueuedJobs, error) {
+			if st() == nil {
+				return nil, errors.New("the database is not open yet")
+			}
+			kinds, err := st().Jobs.Waiting(ctx)
+			out := make([]metrics.QueuedJobs, len(kinds))
+			for i, k := range kinds {
+				out[i] = metrics.QueuedJobs{Kind: k.Kind, Jobs: k.ByState, OldestDue: k.OldestDue}
+			}
+			return out, err
+		},
+		Previews: func(ctx context.Context) (int, error) {
+			if st() == nil {
+				return 0, errors.New("the database is not open yet")
+			}
+			return st().Previews.Alive(ctx)
+		},
+		ScrapeError: func(err error) {
+			logger.Warn().Err(err).Msg("metrics: a scrape left out what the database did not answer")
+		},
+	})
+}
+
+func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool, creator githubapp.ClientCreator, m *metrics.Metrics) *pipeline.Deps {
 	var (
 		mu      sync.Mutex
 		clients = map[string]*cloudflare.Client{}
 	)
-	db := neon.New(cfg.Neon.APIURL, cfg.Neon.APIKey.Value(), nil)
-	cfOpts := cloudflare.Options{APIToken: cfg.Cloudflare.APIToken.Value(), BaseURL: cfg.Cloudflare.APIURL}
+	db := neon.New(cfg.Neon.APIURL, cfg.Neon.APIKey.Value(), m.Client(metrics.Neon, nil))
+	cfOpts := cloudflare.Options{APIToken: cfg.Cloudflare.APIToken.Value(), BaseURL: cfg.Cloudflare.APIURL, HTTPClient: m.Client(metrics.Cloudflare, nil)}
 	if opts.FailFast {
 		client := &http.Client{Transport: opts.transport()}
-		db = neon.New(cfg.Neon.APIURL, cfg.Neon.APIKey.Value(), client).WithRetry(opts.retry()).WithLockWait(0)
-		cfOpts.HTTPClient = client
+		db = neon.New(cfg.Neon.APIURL, cfg.Neon.APIKey.Value(), m.Client(metrics.Neon, client)).WithRetry(opts.retry()).WithLockWait(0)
+		cfOpts.HTTPClient = m.Client(metrics.Cloudflare, client)
 		cfOpts.MaxRetries, cfOpts.RetryBaseDelay, cfOpts.RetryMaxDelay = failFastRetries, 250*time.Millisecond, time.Second
 		cfOpts.RequestTimeout = failFastAnswer
 	}
@@ -359,6 +408,7 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool, creator 
 		Commands:     opts.Commands,
 		TestCommands: cfg.Jobs.TestCommands,
 		Logger:       opts.Logger,
+		Observer:     m,
 	}
 	if deps.Health == nil {
 		deps.Health = &http.Client{Timeout: 30 * time.Second}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -55,7 +56,11 @@ type Cache struct {
 
 // Server is the HTTP listener that receives webhooks.
 type Server struct {
-	Address         string   `yaml:"address"`
+	Address string `yaml:"address"`
+	// MetricsAddress, when set, is where GET /metrics is served, and the
+	// main listener does not serve it (keep the metrics off the internet
+	// while webhooks reach Address). Empty: /metrics is on Address.
+	MetricsAddress  string   `yaml:"metrics_address"`
 	PublicURL       string   `yaml:"public_url"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Admins are the GitHub logins who see the operator's pages of the web
@@ -517,6 +522,13 @@ func (c *Config) validate() error {
 	}
 	if c.Server.Address == "" {
 		fail("server.address", "is empty (e.g. \":8080\")")
+	}
+	if a := c.Server.MetricsAddress; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			fail("server.metrics_address", "%q is not host:port (e.g. \"127.0.0.1:9090\" or \":9090\")", a)
+		} else if a == c.Server.Address {
+			fail("server.metrics_address", "%q is server.address too: leave it empty to serve /metrics there", a)
+		}
 	}
 	if c.Server.ShutdownTimeout <= 0 {
 		fail("server.shutdown_timeout", "must be positive")

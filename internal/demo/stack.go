@@ -90,7 +90,9 @@ type Stack struct {
 	App     *app.App
 	// HookURL is the bot's webhook endpoint.
 	HookURL string
-	Config  *config.Config
+	// BotURL is the bot's base URL: its probes and GET /metrics.
+	BotURL string
+	Config *config.Config
 	// Web is an HTTP client that takes every hostname to the sandbox's
 	// edge, as DNS takes it to Cloudflare: what a visitor of a preview sees.
 	Web *http.Client
@@ -193,7 +195,7 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 	s.closers = append(s.closers, func() { a.Stop(10*time.Second, opts.Logger) })
 	botServer := httptest.NewServer(a.Handler)
 	s.closers = append(s.closers, botServer.Close)
-	s.HookURL = botServer.URL + server.WebhookPath
+	s.BotURL, s.HookURL = botServer.URL, botServer.URL+server.WebhookPath
 
 	if err := s.seedRepo(); err != nil {
 		return nil, err

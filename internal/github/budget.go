@@ -225,6 +225,11 @@ func (b *budget) observe(ctx context.Context, resp *http.Response, resource stri
 	changed := pace != q.pacing
 	q.pacing = pace
 	snap := *q
+	if b.p.OnQuota != nil && b.installation != 0 {
+		// Under the lock, so that answers are reported in the order
+		// they were recorded.
+		b.p.OnQuota(b.installation, resource, snap.remaining, snap.limit)
+	}
 	b.mu.Unlock()
 	if changed {
 		b.logPacing(ctx, resource, snap, pace)

@@ -37,6 +37,11 @@ type RateLimits struct {
 	// GitHub's secondary limit (see writes.go); the zero value is GitHub's
 	// 80 a minute and 500 an hour.
 	Writes WritePace
+	// OnQuota, when set, is told what GitHub says is left of an
+	// installation's quota of resource (core, graphql, …) each time an
+	// answer says it (the metrics). It is called with the installation's
+	// budget locked: it must only record.
+	OnQuota func(installationID int64, resource string, remaining, limit int)
 	// Now and Sleep are the clock; tests inject a fake one. Sleep must return
 	// ctx.Err() when ctx ends first.
 	Now   func() time.Time

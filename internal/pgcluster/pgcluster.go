@@ -43,6 +43,12 @@ const Superuser = "deploybot"
 // PasswordFile, in the data directory, holds Superuser's password.
 const PasswordFile = "superuser.password"
 
+// PortFile, in the data directory, holds the port the cluster listens on:
+// chosen once, when it is first started, and kept across restarts, so
+// that an operator (psql, a backup script) finds the bot's database where
+// it was yesterday.
+const PortFile = "deploybot.port"
+
 // hbaConf is the whole of pg_hba.conf, written at every start so that a
 // cluster initialised by an older version (--auth=trust) is closed too.
 const hbaConf = `# Written by deploybot (internal/pgcluster) at every start: edits are lost.
@@ -61,11 +67,11 @@ type Options struct {
 	Ephemeral bool
 	// Logf receives progress messages. Nil discards them.
 	Logf func(format string, args ...any)
-	// Port is the TCP port the server listens on; 0 picks a free one at
-	// every start. A client holding a URL across a restart of the server
-	// (a test stopping and starting the bot's database) needs the same
-	// port again: pass the first start's Cluster.Port. Start fails if the
-	// port is taken. A postmaster already running on DataDir is adopted on
+	// Port is the TCP port the server listens on; 0 means the port kept in
+	// DataDir's PortFile, or a free one at the first start (then kept
+	// there). Either way Start fails, saying so, if the port is taken: a
+	// client holding a URL across a restart of the server needs the same
+	// port again. A postmaster already running on DataDir is adopted on
 	// whatever port it has.
 	Port int
 }
@@ -142,6 +148,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		c.port = port
 		if err := c.adopt(ctx, owner); err == nil {
 			logf("adopted the PostgreSQL server already running on %s (port %d)", dataDir, port)
+			if err := writeFileAtomic(filepath.Join(dataDir, PortFile), []byte(strconv.Itoa(port)+"\n"), nil); err != nil {
+				return nil, err
+			}
 			return c, nil
 		} else if !errors.Is(err, errNotServing) {
 			return nil, err
@@ -171,27 +180,111 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 
-	// Another process may take the port between our probe and the server's
-	// bind; postgres then exits at once and we try the next free port.
-	// A given port is tried once: there is no other to fall back on.
+	port, kept, err := keptPort(dataDir, opts.Port)
+	if err != nil {
+		return nil, err
+	}
+	// A port this cluster already uses (given, or kept from an earlier
+	// start) is the only one it may have: when another process holds it,
+	// say so rather than move the database somewhere its clients do not
+	// look.
+	if port != 0 {
+		if err := checkFree(port); err != nil {
+			where := "asked for"
+			if kept {
+				where = fmt.Sprintf("kept in %s since its first start", filepath.Join(dataDir, PortFile))
+			}
+			return nil, fmt.Errorf("pgcluster: port %d of the PostgreSQL cluster in %s (%s) is taken by another process: stop that process, or delete %s to move the cluster to a free port at the next start: %w",
+				port, dataDir, where, filepath.Join(dataDir, PortFile), err)
+		}
+	}
+
+	// Another process may take a port picked here between our probe and the
+	// server's bind; postgres then exits at once and we try the next free
+	// port. A given or kept port is tried once: there is no other to fall
+	// back on.
 	var lastErr error
 	for range 5 {
-		c.port = opts.Port
+		c.port = port
 		if c.port == 0 {
 			if c.port, err = freePort(); err != nil {
 				return nil, err
 			}
 		}
 		if lastErr = c.start(ctx, owner, opts.Ephemeral); lastErr == nil {
+			if err := writeFileAtomic(filepath.Join(dataDir, PortFile), []byte(strconv.Itoa(c.port)+"\n"), nil); err != nil {
+				_ = c.Stop(ctx)
+				return nil, err
+			}
 			logf("started a private PostgreSQL server on 127.0.0.1:%d (data in %s)", c.port, dataDir)
 			return c, nil
 		}
-		if ctx.Err() != nil || opts.Port != 0 {
+		if ctx.Err() != nil || port != 0 {
 			break
 		}
 	}
 	return nil, lastErr
 }
+
+// keptPort is the port to start on: given when not 0, else the one in the
+// data directory's PortFile (kept reports that), else 0 (pick one).
+func keptPort(dataDir string, given int) (port int, kept bool, err error) {
+	if given != 0 {
+		return given, false, nil
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, PortFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("pgcluster: read the cluster's port: %w", err)
+	}
+	port, err = strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || port <= 0 || port > 65535 {
+		return 0, false, fmt.Errorf("pgcluster: %s holds %q, not a port: delete it to pick a free port at the next start", filepath.Join(dataDir, PortFile), strings.TrimSpace(string(b)))
+	}
+	return port, true, nil
+}
+
+// checkFree reports whether nothing listens on 127.0.0.1:port.
+func checkFree(port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+// Describe is the cluster in dataDir as its files say, without starting
+// it: its URLs reach it once it runs. running reports whether a postmaster
+// serves it now (its port is then the one it listens on).
+func Describe(dataDir string) (c *Cluster, running bool, err error) {
+	dataDir, err = filepath.Abs(dataDir)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err != nil {
+		return nil, false, fmt.Errorf("pgcluster: no cluster in %s: %w", dataDir, err)
+	}
+	c = &Cluster{dataDir: dataDir}
+	if c.password, err = readPassword(dataDir); err != nil {
+		return nil, false, err
+	}
+	if port, ok := runningPostmaster(dataDir); ok {
+		c.port = port
+		return c, true, nil
+	}
+	if c.port, _, err = keptPort(dataDir, 0); err != nil {
+		return nil, false, err
+	}
+	if c.port == 0 {
+		return nil, false, fmt.Errorf("pgcluster: the cluster in %s has no port yet (%s is missing): it gets one at its next start", dataDir, PortFile)
+	}
+	return c, false, nil
+}
+
+// PasswordPath is the file holding the superuser's password.
+func (c *Cluster) PasswordPath() string { return filepath.Join(c.dataDir, PasswordFile) }
 
 // Port is the TCP port the server listens on (on 127.0.0.1).
 func (c *Cluster) Port() int { return c.port }

@@ -2,8 +2,12 @@ package pgcluster_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +116,62 @@ func TestRestartOnTheSamePort(t *testing.T) {
 		t.Fatalf("restarted on port %d, want %d", second.Port(), first.Port())
 	}
 	exec(t, url, `SELECT 1`)
+}
+
+// TestKeepsItsPortAcrossRestarts: the bot's private cluster, started with
+// no port given, comes back on the port it had, so an operator's psql and
+// `bot db url` keep working; Describe gives the URL whether it runs or
+// not. When another process holds the port, Start says so and names the
+// file to delete to move it.
+func TestKeepsItsPortAcrossRestarts(t *testing.T) {
+	if _, err := pgcluster.FindBinaries(); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "pg")
+
+	if _, _, err := pgcluster.Describe(dir); err == nil {
+		t.Error("Describe found a cluster in an empty directory")
+	}
+	first, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := first.URL("postgres")
+	described, running, err := pgcluster.Describe(dir)
+	if err != nil || !running || described.URL("postgres") != url {
+		t.Errorf("Describe of the running cluster: %v running=%v %v, want %s", described, running, err, url)
+	}
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	described, running, err = pgcluster.Describe(dir)
+	if err != nil || running || described.URL("postgres") != url {
+		t.Errorf("Describe of the stopped cluster: running=%v %v, want its URL %s", running, err, url)
+	}
+
+	second, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Port() != first.Port() {
+		t.Errorf("restarted on port %d, want %d", second.Port(), first.Port())
+	}
+	exec(t, url, `SELECT 1`)
+	if err := second.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another process takes the port while the cluster is down.
+	squatter, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(first.Port())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, Ephemeral: true})
+	squatter.Close()
+	portFile := filepath.Join(dir, pgcluster.PortFile)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d", first.Port())) || !strings.Contains(err.Error(), "is taken by another process") || !strings.Contains(err.Error(), "delete "+portFile) {
+		t.Fatalf("start with its port taken: %v; want an error naming the port and %s", err, portFile)
+	}
 }

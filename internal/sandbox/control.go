@@ -12,12 +12,40 @@ import (
 
 // The control endpoints let a person (or a script) trying the bot against a
 // running `bot sandbox` do what the tests do through the Go API: make an
-// API fail or slow down, and make a hostname unhealthy.
+// API fail or slow down, make a hostname unhealthy, and act on the
+// simulated GitHub as a person would on github.com, with the webhooks
+// GitHub would send delivered to the bot (repos.go). JSON in, JSON out;
+// a malformed body or an unknown key is a 400 naming what is wrong.
 //
 //	PUT    /faults/{service}   a JSON list of rules for github, neon or cloudflare (replaces them)
 //	DELETE /faults/{service}   no more faults
 //	PUT    /health/{hostname}  how the edge answers that hostname's health checks
 //	DELETE /health/{hostname}  back to the default health
+//
+//	PUT    /hooks              {"url": "http://127.0.0.1:8080/api/github/hook"}: where webhooks go
+//	GET    /hooks              the URL registered
+//	POST   /repos              {"repo": "acme/shop", "sample": true} or {"repo": …, "dir": "/path"}
+//	                           [, "default_branch": "main"]: a repository the App is installed on
+//	POST   /repos/{owner}/{name}/pulls   {"head": "feature/x", "files": {"path": "content"} and/or
+//	                           "dir": "/path" [, "base", "title", "message", "fork", "draft"]}:
+//	                           commit the files on head, open the PR; delivers push and pull_request opened
+//	POST   /repos/{owner}/{name}/pulls/{n}/commits  {"files": …, "dir": … [, "message"]}: a new head;
+//	                           delivers push and pull_request synchronize
+//	POST   /repos/{owner}/{name}/pulls/{n}/close    {"merge": true|false}: delivers pull_request
+//	                           closed (and, merged, the push to the base branch)
+//	POST   /repos/{owner}/{name}/pulls/{n}/comments {"user": "alice", "body": "/redeploy"}:
+//	                           delivers issue_comment created
+//	PUT    /repos/{owner}/{name}/collaborators/{user}  {"permission": "write"} (admin, maintain,
+//	                           write, triage, read; "none" removes it); nothing is delivered
+//	PUT    /repos/{owner}/{name}/installation          {"installed": false}: the installation no
+//	                           longer covers the repository (its API answers 404)
+//	PUT    /installation       {"state": "suspended"|"deleted"|"active"}
+//	POST   /deliveries/{id}/redeliver  the same delivery again (same X-GitHub-Delivery)
+//
+// The endpoints that deliver answer with the repository, the pull request's
+// number, the new commit's SHA and each delivery: its id, event, action,
+// the bot's status code and the start of its answer. What they deliver and
+// everything the bot did is in GET /state.
 //
 // A rule's "path" is a prefix of the path as the simulated API sees it:
 // "/repos/…" for github, "/api/v2/…" for neon, "/client/v4/…" for

@@ -7,6 +7,8 @@
 //	/cloudflare/client/v4/…  Cloudflare API v4 (cfsim)
 //	/state           everything the simulators hold, as JSON
 //	/faults/{service}, /health/{hostname}  make an API fail, a hostname unhealthy (control.go)
+//	/hooks, /repos/…, /installation, /deliveries/…  act on GitHub as a person would, and
+//	                 deliver the webhooks to the bot (control.go, repos.go)
 //	any other Host   the edge: deployed Workers by hostname
 //
 // Requests to a hostname (anything but an IP address or localhost in the
@@ -24,6 +26,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/revelations-studio/deploybot/internal/sandbox/cfsim"
@@ -71,6 +74,14 @@ type Sandbox struct {
 	NeonProject neonsim.Project
 	// Zone and ZoneID name the Cloudflare zone of the account.
 	Zone, ZoneID string
+	// Sample returns the files of the sample repository that
+	// POST /repos {"sample": true} starts a repository with; nil: there is
+	// none. The demo's sample lives above this package, so the command
+	// that serves the sandbox hands it in.
+	Sample func() (map[string]string, error)
+
+	mu      sync.Mutex
+	hookURL string // where the control endpoints deliver webhooks (repos.go)
 }
 
 // Path prefixes of the APIs.
@@ -155,6 +166,7 @@ func (s *Sandbox) Handler() http.Handler {
 	mux.Handle(NeonPrefix+"/", http.StripPrefix(NeonPrefix, s.Neon.Handler()))
 	mux.Handle(CloudflarePrefix+"/", http.StripPrefix(CloudflarePrefix, s.Cloudflare.Handler()))
 	s.handleControl(mux)
+	s.handleGitHubControl(mux)
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
@@ -187,6 +199,14 @@ func isHostname(host string) bool {
 	}
 	host = strings.Trim(host, "[]")
 	return host != "" && host != "localhost" && net.ParseIP(host) == nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }
 
 func hexID(n int) string {

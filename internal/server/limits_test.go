@@ -116,7 +116,9 @@ func TestBusyEndpointAnswers503(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := blocker{entered: make(chan string), release: make(chan struct{})}
-			srv := httptest.NewServer(bare(server.Options{Handlers: []githubapp.EventHandler{b}, Limits: tc.limits}))
+			observed := make(chan string, tc.hold+2)
+			observe := func(event, outcome string, _ time.Duration) { observed <- event + " " + outcome }
+			srv := httptest.NewServer(bare(server.Options{Handlers: []githubapp.EventHandler{b}, Limits: tc.limits, Observe: observe}))
 			defer srv.Close()
 			send := func(id string, chunked bool) (*http.Response, error) {
 				payload := []byte(`{"installation":{"id":1}}`)
@@ -157,6 +159,11 @@ func TestBusyEndpointAnswers503(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 				t.Errorf("with the endpoint full: %d %q (Retry-After %q), want 503 with Retry-After", resp.StatusCode, msg, resp.Header.Get("Retry-After"))
+			}
+			// The held requests have not been answered: the first
+			// request observed is the one refused.
+			if got := <-observed; got != "hold busy" {
+				t.Errorf("the refused request was observed as %q, want \"hold busy\"", got)
 			}
 			close(b.release)
 			for range tc.hold {

@@ -1,5 +1,5 @@
-// Package server is the bot's HTTP front: the GitHub webhook endpoint and
-// the health probes.
+// Package server is the bot's HTTP front: the GitHub webhook endpoint, the
+// health probes and, when given, the metrics.
 //
 // The endpoint is open to the internet, so it spends as little as it can on
 // a request before knowing GitHub sent it: a request without a well-formed
@@ -22,6 +22,10 @@
 //	413  body over MaxBodyBytes
 //	500  the database could not store it: GitHub shows it failed, redeliver
 //	503  too many deliveries at once: redeliver
+//
+// Options.Observe is told each request's outcome, for the metrics: the
+// status says it, but for 200, which the handlers tell apart (stored or a
+// duplicate) through handlers.WithOutcome.
 package server
 
 import (
@@ -62,6 +66,13 @@ type Options struct {
 	// Limits bound the webhook requests in progress; zero fields take
 	// DefaultLimits' values.
 	Limits Limits
+	// Observe, when set, is told of every webhook request once it is
+	// answered: its X-GitHub-Event as sent (unchecked: the caller bounds
+	// it), what became of it (stored, duplicate, ignored, bad_request,
+	// unauthorized, too_large, busy, error) and how long the answer took.
+	Observe func(event, outcome string, took time.Duration)
+	// Metrics, when set, is served at GET /metrics.
+	Metrics http.Handler
 }
 
 // Limits bound what webhook requests can hold at once.
@@ -104,7 +115,14 @@ func New(opts Options) http.Handler {
 		githubapp.WithResponseCallback(respond),
 	)
 	mux := http.NewServeMux()
-	mux.Handle("POST "+WebhookPath, limit(opts.Limits.withDefaults(), verify(opts.WebhookSecret, dispatcher)))
+	hook := limit(opts.Limits.withDefaults(), verify(opts.WebhookSecret, dispatcher))
+	if opts.Observe != nil {
+		hook = observe(opts.Observe, hook)
+	}
+	mux.Handle("POST "+WebhookPath, hook)
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
@@ -250,7 +268,7 @@ func verify(secret string, next http.Handler) http.Handler {
 		if r.ContentLength > 0 {
 			buf.Grow(int(r.ContentLength))
 		}
-		_, err := buf.ReadFrom(io.TeeReader(http.MaxBytesReader(w, r.Body, MaxBodyBytes), mac))
+		_, err := buf.ReadFrom(io.TeeReader(http.MaxBytesReader(unwrap(w), r.Body, MaxBodyBytes), mac))
 		if err != nil {
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 				logger.Warn().Msg("webhook body too large")
@@ -312,4 +330,78 @@ func respond(w http.ResponseWriter, r *http.Request, event string, handled bool)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(map[string]string{"ignored": "deploybot does not act on " + event + " events"})
+}
+
+// Outcomes of webhook requests the handlers did not take (see
+// handlers.WithOutcome for those they did), as Options.Observe is told.
+const (
+	OutcomeBadRequest   = "bad_request"
+	OutcomeUnauthorized = "unauthorized"
+	OutcomeTooLarge     = "too_large"
+	OutcomeBusy         = "busy"
+	OutcomeError        = "error"
+)
+
+// observe tells report what became of each webhook request: what the
+// handlers said (stored, duplicate, ignored), or else what its status
+// says. It is outermost, so that a request refused for want of room (503)
+// is counted too.
+func observe(report func(event, outcome string, took time.Duration), next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		var handled string
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(handlers.WithOutcome(r.Context(), &handled)))
+		report(r.Header.Get("X-GitHub-Event"), outcomeOf(sw.status, handled), time.Since(start))
+	})
+}
+
+func outcomeOf(status int, handled string) string {
+	switch {
+	case handled != "":
+		return handled
+	case status < 300:
+		return handlers.OutcomeIgnored // an event no handler takes, a ping
+	case status == http.StatusBadRequest:
+		return OutcomeBadRequest
+	case status == http.StatusUnauthorized:
+		return OutcomeUnauthorized
+	case status == http.StatusRequestEntityTooLarge:
+		return OutcomeTooLarge
+	case status == http.StatusServiceUnavailable:
+		return OutcomeBusy
+	}
+	return OutcomeError
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController the server's own writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// unwrap is the server's own ResponseWriter under observe's: the one
+// http.MaxBytesReader tells to close the connection after a body too large.
+func unwrap(w http.ResponseWriter) http.ResponseWriter {
+	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+		return u.Unwrap()
+	}
+	return w
 }

@@ -38,6 +38,30 @@ type bot struct {
 	url   string
 	pool  *pgxpool.Pool
 	queue *river.Client[pgx.Tx]
+
+	mu       sync.Mutex
+	observed []string // "event outcome" of each request, as Options.Observe was told
+}
+
+// outcomes counts what Options.Observe was told, by "event outcome".
+func (b *bot) outcomes() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]int{}
+	for _, o := range b.observed {
+		out[o]++
+	}
+	return out
+}
+
+// lastOutcome is the outcome of the request answered last.
+func (b *bot) lastOutcome() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.observed) == 0 {
+		return ""
+	}
+	return b.observed[len(b.observed)-1]
 }
 
 func newBot(t *testing.T) *bot {
@@ -47,13 +71,23 @@ func newBot(t *testing.T) *bot {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := &bot{pool: pool, queue: queue}
 	srv := httptest.NewServer(server.New(server.Options{
 		WebhookSecret: secret,
 		Handlers:      handlers.All(intake.New(pool, queue)),
 		Logger:        zerolog.Nop(),
+		Observe: func(event, outcome string, took time.Duration) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if took <= 0 {
+				outcome += " (no duration)"
+			}
+			b.observed = append(b.observed, event+" "+outcome)
+		},
 	}))
 	t.Cleanup(srv.Close)
-	return &bot{url: srv.URL, pool: pool, queue: queue}
+	b.url = srv.URL
+	return b
 }
 
 func sign(body []byte) string {
@@ -409,19 +443,20 @@ func TestRejected(t *testing.T) {
 	huge := append(bytes.Repeat([]byte(" "), server.MaxBodyBytes), body...)
 
 	cases := []struct {
-		name   string
-		d      delivery
-		status int
+		name    string
+		d       delivery
+		status  int
+		outcome string // what the metrics count it as
 	}{
-		{"unsigned", delivery{event: "pull_request", id: "r1", body: body}, http.StatusUnauthorized},
-		{"wrong signature", delivery{event: "pull_request", id: "r2", body: body, signature: sign([]byte("something else"))}, http.StatusUnauthorized},
-		{"sha1 signature only", delivery{event: "pull_request", id: "r3", body: body, signature: "sha1=" + strings.Repeat("0", 40)}, http.StatusUnauthorized},
-		{"signed with another secret", delivery{event: "pull_request", id: "r4", body: body, signature: "sha256=" + hex.EncodeToString(hmac.New(sha256.New, []byte("nope")).Sum(nil))}, http.StatusUnauthorized},
-		{"malformed JSON", signed("pull_request", "r5", malformed), http.StatusBadRequest},
-		{"no delivery id", signed("pull_request", "", body), http.StatusBadRequest},
-		{"no event type", signed("", "r6", body), http.StatusBadRequest},
-		{"over 25 MiB", signed("pull_request", "r7", huge), http.StatusRequestEntityTooLarge},
-		{"unhandled event", signed("star", "r8", []byte(`{"action":"created"}`)), http.StatusAccepted},
+		{"unsigned", delivery{event: "pull_request", id: "r1", body: body}, http.StatusUnauthorized, "unauthorized"},
+		{"wrong signature", delivery{event: "pull_request", id: "r2", body: body, signature: sign([]byte("something else"))}, http.StatusUnauthorized, "unauthorized"},
+		{"sha1 signature only", delivery{event: "pull_request", id: "r3", body: body, signature: "sha1=" + strings.Repeat("0", 40)}, http.StatusUnauthorized, "unauthorized"},
+		{"signed with another secret", delivery{event: "pull_request", id: "r4", body: body, signature: "sha256=" + hex.EncodeToString(hmac.New(sha256.New, []byte("nope")).Sum(nil))}, http.StatusUnauthorized, "unauthorized"},
+		{"malformed JSON", signed("pull_request", "r5", malformed), http.StatusBadRequest, "bad_request"},
+		{"no delivery id", signed("pull_request", "", body), http.StatusBadRequest, "bad_request"},
+		{"no event type", signed("", "r6", body), http.StatusBadRequest, "bad_request"},
+		{"over 25 MiB", signed("pull_request", "r7", huge), http.StatusRequestEntityTooLarge, "too_large"},
+		{"unhandled event", signed("star", "r8", []byte(`{"action":"created"}`)), http.StatusAccepted, "ignored"},
 	}
 	b := newBot(t)
 	for _, c := range cases {
@@ -429,6 +464,9 @@ func TestRejected(t *testing.T) {
 			status, resp := b.deliver(t, c.d)
 			if status != c.status {
 				t.Errorf("status %d (%s), want %d", status, strings.TrimSpace(resp), c.status)
+			}
+			if got, want := b.lastOutcome(), c.d.event+" "+c.outcome; got != want {
+				t.Errorf("observed %q, want %q", got, want)
 			}
 			if s := b.stored(t, c.d.id); s.rowsTotal != 0 || s.jobCount != 0 {
 				t.Errorf("stored %d deliveries and %d jobs, want none", s.rowsTotal, s.jobCount)
@@ -460,6 +498,11 @@ func TestRedelivery(t *testing.T) {
 	wg.Wait()
 	if s := b.stored(t, "dup-1"); s.rowsTotal != 1 || s.jobCount != 1 {
 		t.Fatalf("after redeliveries: %d deliveries, %d jobs; want 1 and 1", s.rowsTotal, s.jobCount)
+	}
+	// The metrics tell a stored delivery from its redeliveries, although
+	// both are answered 200.
+	if got := b.outcomes(); got["pull_request stored"] != 1 || got["pull_request duplicate"] != 8 || len(got) != 2 {
+		t.Errorf("observed %v, want 1 stored and 8 duplicates", got)
 	}
 
 	// Simultaneous first deliveries of one id also queue one job.
@@ -599,6 +642,9 @@ func TestFailedQueueInsertStoresNothing(t *testing.T) {
 	d := signed("pull_request", "atomic-1", readFixture(t, "pull_request/opened.payload.json"))
 	if status, resp := b.deliver(t, d); status != http.StatusInternalServerError || !strings.Contains(resp, "safe to redeliver") {
 		t.Fatalf("got %d %s, want 500", status, resp)
+	}
+	if got := b.lastOutcome(); !strings.HasSuffix(got, " error") {
+		t.Errorf("observed %q, want an error", got)
 	}
 	var n int
 	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM deliveries`).Scan(&n); err != nil || n != 0 {

@@ -170,6 +170,19 @@ func (p Previews) Held(ctx context.Context) ([]Held, error) {
 	return out, nil
 }
 
+// Alive counts the previews that hold cloud resources now: a database
+// branch or Workers recorded and not yet torn down.
+func (p Previews) Alive(ctx context.Context) (int, error) {
+	var n int
+	err := p.pool.QueryRow(ctx, `
+		SELECT count(*) FROM previews
+		WHERE resources ? 'branch' OR jsonb_array_length(COALESCE(resources->'workers', '[]'::jsonb)) > 0`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count previews alive: %w", err)
+	}
+	return n, nil
+}
+
 // Holds reports whether pull request pr's preview holds something. When
 // the database cannot say, it answers yes: the sweeper must never delete
 // what a preview still uses.

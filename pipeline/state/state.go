@@ -27,6 +27,7 @@ type Store struct {
 	Intents    Intents
 	Tests      Tests
 	Checks     Checks
+	Jobs       Jobs
 
 	pool *pgxpool.Pool
 }
@@ -43,6 +44,7 @@ func New(pool *pgxpool.Pool) *Store {
 		Intents:    Intents{pool},
 		Tests:      Tests{pool},
 		Checks:     Checks{pool},
+		Jobs:       Jobs{pool},
 		pool:       pool,
 	}
 }

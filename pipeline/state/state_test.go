@@ -84,6 +84,89 @@ func TestPreviews(t *testing.T) {
 	}
 }
 
+// TestPreviewsAlive: a preview is alive while it holds a branch or Workers,
+// whatever its state; one waiting for approval, or torn down, is not.
+func TestPreviewsAlive(t *testing.T) {
+	st := state.New(pgtest.NewDatabase(t))
+	ctx := t.Context()
+	alive := func(want int) {
+		t.Helper()
+		n, err := st.Previews.Alive(ctx)
+		must(t, err)
+		if n != want {
+			t.Fatalf("%d previews alive, want %d", n, want)
+		}
+	}
+	save := func(pr int, status string, res state.Resources) {
+		t.Helper()
+		p, err := st.Previews.Load(ctx, "o/r", pr, 42)
+		must(t, err)
+		p.State, p.Resources = status, res
+		must(t, st.Previews.Save(ctx, p))
+	}
+	alive(0)
+	save(1, "ready", state.Resources{Project: "prj", Branch: "pr-1", Workers: []state.DeployedWorker{{Name: "web", Script: "web-preview-1"}}})
+	save(2, "awaiting_approval", state.Resources{})
+	save(3, "failed", state.Resources{Workers: []state.DeployedWorker{{Name: "web", Script: "web-preview-3"}}})
+	alive(2)
+	save(1, "destroyed", state.Resources{})
+	alive(1)
+}
+
+// TestJobsWaiting: the queue's jobs are counted by kind and state, and the
+// age of the oldest due job counts from when it became due: a job
+// scheduled for later, running or finished does not make a kind look
+// stuck.
+func TestJobsWaiting(t *testing.T) {
+	pool := pgtest.NewDatabase(t)
+	st := state.New(pool)
+	ctx := t.Context()
+	for _, j := range []struct {
+		kind, state string
+		due         string // interval from now
+	}{
+		{"preview_requested", "available", "-10 minutes"},
+		{"preview_requested", "available", "-1 minute"},
+		{"preview_requested", "scheduled", "+5 minutes"}, // snoozed behind its PR's lock
+		{"preview_requested", "running", "-1 hour"},
+		{"preview_closed", "retryable", "+1 minute"},
+		{"preview_closed", "completed", "-2 hours"},
+		{"sweep", "scheduled", "-30 seconds"}, // due, not yet moved to available
+	} {
+		_, err := pool.Exec(ctx, `
+			INSERT INTO river_job (kind, args, max_attempts, priority, queue, state, scheduled_at, attempt, attempted_at, finalized_at)
+			VALUES ($1, '{}', 5, 1, 'default', $2::river_job_state, now() + $3::interval,
+				CASE WHEN $2 IN ('running', 'retryable', 'completed') THEN 1 ELSE 0 END,
+				CASE WHEN $2 IN ('running', 'retryable', 'completed') THEN now() END,
+				CASE WHEN $2 = 'completed' THEN now() END)`, j.kind, j.state, j.due)
+		must(t, err)
+	}
+	got, err := st.Jobs.Waiting(ctx)
+	must(t, err)
+	byKind := map[string]state.JobsOfKind{}
+	for _, k := range got {
+		byKind[k.Kind] = k
+	}
+	if len(byKind) != 3 {
+		t.Fatalf("kinds %v, want preview_requested, preview_closed and sweep", got)
+	}
+	pr := byKind["preview_requested"]
+	if pr.ByState["available"] != 2 || pr.ByState["scheduled"] != 1 || pr.ByState["running"] != 1 || pr.ByState["retryable"] != 0 {
+		t.Errorf("preview_requested: %v", pr.ByState)
+	}
+	// Both times are the database's (scheduled_at was set from its now()),
+	// so the age is 10 minutes plus the time between insert and query.
+	if pr.OldestDue < 10*time.Minute || pr.OldestDue > 11*time.Minute {
+		t.Errorf("preview_requested's oldest due job waited %s, want 10 minutes", pr.OldestDue)
+	}
+	if c := byKind["preview_closed"]; c.ByState["retryable"] != 1 || c.OldestDue != 0 {
+		t.Errorf("preview_closed: %v, oldest %s; want 1 retryable not yet due", c.ByState, c.OldestDue)
+	}
+	if s := byKind["sweep"]; s.ByState["scheduled"] != 1 || s.OldestDue < 30*time.Second || s.OldestDue > 90*time.Second {
+		t.Errorf("sweep: %v, oldest %s; want 1 scheduled job due 30 s ago", s.ByState, s.OldestDue)
+	}
+}
+
 // TestRuns: a run's life, and what a newer job or a rescue sees of it.
 func TestRuns(t *testing.T) {
 	st := state.New(pgtest.NewDatabase(t))

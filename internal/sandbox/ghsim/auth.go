@@ -128,6 +128,9 @@ func (s *Server) createAccessToken(r *http.Request) reply {
 	if err != nil || id != s.opts.InstallationID || appID != s.opts.AppID {
 		return fail(http.StatusNotFound, "Not Found", doc)
 	}
+	if refused := s.installationRefusal(doc); refused != nil {
+		return *refused
+	}
 	buf := make([]byte, 18)
 	_, _ = rand.Read(buf)
 	value := "ghs_" + hex.EncodeToString(buf)

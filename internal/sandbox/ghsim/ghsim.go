@@ -109,6 +109,8 @@ type Server struct {
 	oauth       oauthState // the user login flow (oauth.go)
 	// apps are the Apps registered through the manifest flow (manifest.go).
 	apps map[int64]*registeredApp
+	// installation is the state of the App's installation (installation.go).
+	installation InstallationState
 }
 
 // handlerFunc serves one route; the installation is already authenticated.
@@ -180,6 +182,8 @@ func New(opts Options) (*Server, error) {
 		responses: map[string]map[int]int{},
 		grants:    map[string]grant{},
 		oauth:     newOAuthState(),
+
+		installation: InstallationActive,
 	}
 	s.routes = s.routeTable()
 	api := s.validator.Middleware(http.HandlerFunc(s.dispatch), writeInvalid)

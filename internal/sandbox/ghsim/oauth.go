@@ -324,6 +324,10 @@ func (s *Server) getRepo(r *http.Request) reply {
 	if login == "" {
 		return ok(m)
 	}
+	if rp.uninstalled || s.installation != InstallationActive {
+		// A user token reaches only what the App may reach too.
+		return notFound()
+	}
 	role := rp.perms[login]
 	if role == "" && strings.EqualFold(login, rp.owner) {
 		role = "admin"

@@ -30,6 +30,9 @@ type repo struct {
 	checkRuns     []*checkRun
 	comments      []*comment
 	deployments   []*deployment
+	// uninstalled: the App's installation does not cover this repository
+	// (SetInstalled).
+	uninstalled bool
 }
 
 func (rp *repo) fullName() string { return rp.owner + "/" + rp.name }
@@ -73,9 +76,14 @@ func (s *Server) repo(fullName string) (*repo, error) {
 	return rp, nil
 }
 
-// lookupRepo finds the repository of an API request; nil if unknown.
+// lookupRepo finds the repository of an API request; nil if unknown or
+// out of the installation's sight (GitHub answers both with 404).
 func (s *Server) lookupRepo(owner, name string) *repo {
-	return s.repos[strings.ToLower(owner+"/"+name)]
+	rp := s.repos[strings.ToLower(owner+"/"+name)]
+	if rp == nil || rp.uninstalled {
+		return nil
+	}
+	return rp
 }
 
 // CreateRepo creates owner/name with an empty initial commit on

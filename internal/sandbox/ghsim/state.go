@@ -15,7 +15,10 @@ type State struct {
 	Reactions    []ReactionState    `json:"reactions"`
 	Deployments  []DeploymentState  `json:"deployments"`
 	Tokens       TokenState         `json:"installation_tokens"`
-	Deliveries   []Delivery         `json:"deliveries"`
+	// Installation is the App installation's state: active, suspended or
+	// deleted (SetInstallationState).
+	Installation InstallationState `json:"installation"`
+	Deliveries   []Delivery        `json:"deliveries"`
 	// Apps are the Apps registered through the manifest flow (bot setup).
 	Apps []AppState `json:"apps"`
 	// Requests counts requests per route template ("PATCH
@@ -35,6 +38,8 @@ type RepoState struct {
 	Branches      map[string]string `json:"branches"`
 	Commits       []CommitState     `json:"commits"`
 	Permissions   map[string]string `json:"permissions"`
+	// Installed: the App's installation covers the repository (SetInstalled).
+	Installed bool `json:"installed"`
 }
 
 // CommitState is a commit and the files in its tree.
@@ -135,6 +140,7 @@ func (s *Server) Snapshot() State {
 		Responses:      map[string]map[int]int{},
 		FaultsInjected: injected,
 		Deliveries:     append([]Delivery(nil), s.deliveries...),
+		Installation:   s.installation,
 	}
 	for route, m := range s.responses {
 		cp := map[int]int{}
@@ -159,7 +165,7 @@ func (s *Server) Snapshot() State {
 		}
 	}
 	for _, rp := range s.repoOrder {
-		rs := RepoState{FullName: rp.fullName(), DefaultBranch: rp.defaultBranch, Branches: map[string]string{}, Permissions: map[string]string{}}
+		rs := RepoState{FullName: rp.fullName(), DefaultBranch: rp.defaultBranch, Branches: map[string]string{}, Permissions: map[string]string{}, Installed: !rp.uninstalled}
 		for k, v := range rp.branches {
 			rs.Branches[k] = v
 		}

@@ -32,6 +32,10 @@ type Delivery struct {
 	URL    string `json:"url"`
 	Status int    `json:"status"` // 0 when the request failed
 	Error  string `json:"error,omitempty"`
+	// Response is the start of the receiver's answer, as GitHub's
+	// "Recent Deliveries" page shows it: why a delivery was refused or
+	// ignored.
+	Response string `json:"response,omitempty"`
 
 	payload []byte
 }
@@ -337,6 +341,9 @@ func (s *Server) CheckRunEvent(repoName string, id int64, action, identifier str
 	return marshalEvent("check_run", action, m)
 }
 
+// maxResponseKept bounds the part of a receiver's answer a Delivery keeps.
+const maxResponseKept = 1 << 10
+
 // Deliver posts ev to url as GitHub does: signed with the webhook secret
 // (X-Hub-Signature-256, and the legacy SHA-1 X-Hub-Signature), with
 // X-GitHub-Event and a fresh X-GitHub-Delivery.
@@ -393,9 +400,11 @@ func (s *Server) deliver(ctx context.Context, url string, d Delivery) (Delivery,
 	if err != nil {
 		d.Error = err.Error()
 	} else {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseKept))
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
 		d.Status = resp.StatusCode
+		d.Response = strings.TrimSpace(string(body))
 	}
 	s.mu.Lock()
 	s.deliveries = append(s.deliveries, d)
