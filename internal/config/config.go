@@ -63,6 +63,9 @@ type Server struct {
 	MetricsAddress  string   `yaml:"metrics_address"`
 	PublicURL       string   `yaml:"public_url"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Admins are the GitHub logins who see the operator's pages of the web
+	// interface (every repository, the queue, River UI).
+	Admins []string `yaml:"admins"`
 }
 
 // Database says where the bot keeps its state.
@@ -74,9 +77,12 @@ type Database struct {
 
 // GitHub is the GitHub App the bot acts as.
 type GitHub struct {
-	V3APIURL string    `yaml:"v3_api_url"`
-	V4APIURL string    `yaml:"v4_api_url"`
-	App      GitHubApp `yaml:"app"`
+	V3APIURL string `yaml:"v3_api_url"`
+	V4APIURL string `yaml:"v4_api_url"`
+	// WebURL is where people sign in (https://github.com, or a GitHub
+	// Enterprise Server's root): the web interface's login goes there.
+	WebURL string    `yaml:"web_url"`
+	App    GitHubApp `yaml:"app"`
 	// Budget shares out each installation's hourly request quota.
 	Budget GitHubBudget `yaml:"budget"`
 }
@@ -100,6 +106,11 @@ type GitHubApp struct {
 	IntegrationID int64  `yaml:"integration_id"`
 	WebhookSecret Secret `yaml:"webhook_secret"`
 	PrivateKey    Secret `yaml:"private_key"`
+	// ClientID and ClientSecret are the App's OAuth client: with them (and
+	// server.public_url) the web interface asks people to sign in with
+	// GitHub, and shows each only the repositories GitHub lets them read.
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"client_secret"`
 }
 
 // Neon is the Neon API account used for database branches.
@@ -311,6 +322,7 @@ func Defaults() Config {
 		GitHub: GitHub{
 			V3APIURL: "https://api.github.com/",
 			V4APIURL: "https://api.github.com/graphql",
+			WebURL:   "https://github.com",
 			Budget:   GitHubBudget{Reserve: 10},
 		},
 		Neon:        Neon{APIURL: "https://console.neon.tech/api/v2"},
@@ -352,6 +364,7 @@ const (
 	EnvNeonAPIKey      = "DEPLOYBOT_NEON_API_KEY"
 	EnvCloudflareToken = "DEPLOYBOT_CLOUDFLARE_API_TOKEN"
 	EnvMasterKey       = "DEPLOYBOT_MASTER_KEY"
+	EnvClientSecret    = "DEPLOYBOT_GITHUB_CLIENT_SECRET"
 )
 
 // Load reads and validates the file at path. Secrets are resolved from the
@@ -405,7 +418,7 @@ func (c *Config) SecretFiles() []string {
 			out = append(out, s.file)
 		}
 	}
-	for _, s := range []Secret{c.Database.URL, c.GitHub.App.WebhookSecret, c.GitHub.App.PrivateKey, c.Neon.APIKey, c.Cloudflare.APIToken, c.MasterKey} {
+	for _, s := range []Secret{c.Database.URL, c.GitHub.App.WebhookSecret, c.GitHub.App.PrivateKey, c.Neon.APIKey, c.Cloudflare.APIToken, c.MasterKey, c.GitHub.App.ClientSecret} {
 		add(s)
 	}
 	for _, r := range c.Repositories {
@@ -431,6 +444,7 @@ func (c *Config) resolveSecrets(getenv func(string) string) error {
 		{"neon.api_key", &c.Neon.APIKey, EnvNeonAPIKey},
 		{"cloudflare.api_token", &c.Cloudflare.APIToken, EnvCloudflareToken},
 		{"master_key", &c.MasterKey, EnvMasterKey},
+		{"github.app.client_secret", &c.GitHub.App.ClientSecret, EnvClientSecret},
 	} {
 		if err := s.sec.resolve(getenv, s.env); err != nil {
 			errs = append(errs, c.lines.Errorf(c.file, s.key, "%v", err))
@@ -473,6 +487,7 @@ func (c *Config) validate() error {
 	for key, u := range map[string]string{
 		"github.v3_api_url":  c.GitHub.V3APIURL,
 		"github.v4_api_url":  c.GitHub.V4APIURL,
+		"github.web_url":     c.GitHub.WebURL,
 		"neon.api_url":       c.Neon.APIURL,
 		"cloudflare.api_url": c.Cloudflare.APIURL,
 	} {
@@ -486,6 +501,23 @@ func (c *Config) validate() error {
 	if c.Server.PublicURL != "" {
 		if p, err := url.Parse(c.Server.PublicURL); err != nil || p.Host == "" {
 			fail("server.public_url", "%q is not a URL", c.Server.PublicURL)
+		}
+	}
+	// Sign-in needs all three: a client without a public URL has nowhere to
+	// send people back to, and half a client cannot exchange a code.
+	if (c.GitHub.App.ClientID == "") != (c.GitHub.App.ClientSecret.Value() == "") {
+		if c.GitHub.App.ClientID == "" {
+			fail("github.app.client_id", "is empty although github.app.client_secret is set: sign-in with GitHub needs both (the App's settings page shows them)")
+		} else {
+			fail("github.app.client_secret", "is empty although github.app.client_id is set: sign-in with GitHub needs both (generate one on the App's settings page)")
+		}
+	}
+	if c.GitHub.App.ClientID != "" && c.Server.PublicURL == "" {
+		fail("github.app.client_id", "is set but server.public_url is not: sign-in with GitHub needs the URL people reach the bot at (its callback is <public_url>/login/callback)")
+	}
+	for i, login := range c.Server.Admins {
+		if login == "" || strings.ContainsAny(login, " /@") {
+			fail("server.admins", "item %d (%q) is not a GitHub login", i+1, login)
 		}
 	}
 	if c.Server.Address == "" {

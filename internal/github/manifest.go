@@ -20,6 +20,10 @@ type RegisteredApp struct {
 	HTMLURL       string
 	PrivateKey    []byte // PEM
 	WebhookSecret string
+	// ClientID and ClientSecret are the App's OAuth client, with which the
+	// web interface signs people in.
+	ClientID     string
+	ClientSecret string
 }
 
 // ConvertManifestCode trades the code GitHub's new-App page redirected with
@@ -43,6 +47,8 @@ func ConvertManifestCode(ctx context.Context, client *http.Client, v3, code stri
 		HTMLURL:       cfg.GetHTMLURL(),
 		PrivateKey:    []byte(cfg.GetPEM()),
 		WebhookSecret: cfg.GetWebhookSecret(),
+		ClientID:      cfg.GetClientID(),
+		ClientSecret:  cfg.GetClientSecret(),
 	}
 	var missing []string
 	for field, empty := range map[string]bool{"id": app.ID <= 0, "slug": app.Slug == "", "html_url": app.HTMLURL == "", "pem": len(app.PrivateKey) == 0, "webhook_secret": app.WebhookSecret == ""} {

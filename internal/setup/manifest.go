@@ -36,11 +36,14 @@ func events() []string {
 // Manifest is GitHub's App manifest: docs.github.com/apps/sharing-github-apps/
 // registering-a-github-app-from-a-manifest ("GitHub App Manifest parameters").
 type Manifest struct {
-	Name               string            `json:"name"`
-	URL                string            `json:"url"`
-	Description        string            `json:"description"`
-	HookAttributes     HookAttributes    `json:"hook_attributes"`
-	RedirectURL        string            `json:"redirect_url"`
+	Name           string         `json:"name"`
+	URL            string         `json:"url"`
+	Description    string         `json:"description"`
+	HookAttributes HookAttributes `json:"hook_attributes"`
+	RedirectURL    string         `json:"redirect_url"`
+	// CallbackURLs are where GitHub may send people back after they sign
+	// in to the web interface with the App (its OAuth client).
+	CallbackURLs       []string          `json:"callback_urls"`
 	Public             bool              `json:"public"`
 	DefaultPermissions map[string]string `json:"default_permissions"`
 	DefaultEvents      []string          `json:"default_events"`
@@ -55,7 +58,7 @@ type HookAttributes struct {
 // newManifest is the App deploybot needs, receiving webhooks at hookURL.
 // The App is private (public: false): only its owner's account can install
 // it, which is what a self-hosted bot wants.
-func newManifest(name, homepage, hookURL, redirectURL string, teams bool) Manifest {
+func newManifest(name, homepage, hookURL, redirectURL, loginCallback string, teams bool) Manifest {
 	perms := repositoryPermissions()
 	if teams {
 		maps.Copy(perms, teamPermissions())
@@ -66,6 +69,7 @@ func newManifest(name, homepage, hookURL, redirectURL string, teams bool) Manife
 		Description:        "deploybot: preview environments for pull requests and production deploys on merge.",
 		HookAttributes:     HookAttributes{URL: hookURL, Active: true},
 		RedirectURL:        redirectURL,
+		CallbackURLs:       []string{loginCallback},
 		Public:             false,
 		DefaultPermissions: perms,
 		DefaultEvents:      events(),

@@ -38,6 +38,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/revelations-studio/deploybot/internal/github"
+	"github.com/revelations-studio/deploybot/internal/login"
 	"github.com/revelations-studio/deploybot/internal/server"
 )
 
@@ -72,7 +73,11 @@ type Options struct {
 	// config file). Existing files are replaced only when Force is set.
 	KeyFile    string
 	SecretFile string
-	Force      bool
+	// ClientSecretFile receives the App's OAuth client secret, with which
+	// the web interface signs people in (default: github-client-secret
+	// beside the config file).
+	ClientSecretFile string
+	Force            bool
 	// Client makes the conversion request (default: 30 s timeout).
 	Client *http.Client
 	// Out receives what the person should do and what was written.
@@ -89,6 +94,10 @@ type App struct {
 	ConfigPath string
 	KeyFile    string
 	SecretFile string
+	// ClientID is the App's OAuth client (sign-in to the web interface);
+	// its secret is in ClientSecretFile.
+	ClientID         string
+	ClientSecretFile string
 }
 
 // Registration is one run of the manifest flow.
@@ -155,6 +164,9 @@ func New(opts Options) (*Registration, error) {
 	if opts.KeyFile == "" {
 		opts.KeyFile = filepath.Join(cfgDir, "github-app.pem")
 	}
+	if opts.ClientSecretFile == "" {
+		opts.ClientSecretFile = filepath.Join(cfgDir, "github-client-secret")
+	}
 	if opts.SecretFile == "" {
 		opts.SecretFile = filepath.Join(cfgDir, "github-webhook-secret")
 	}
@@ -164,13 +176,13 @@ func New(opts Options) (*Registration, error) {
 		return nil, fmt.Errorf("setup: %s already exists; setup writes a new config and never overwrites one (move it away, or pass --config NEW.yml)", opts.ConfigPath)
 	}
 	if !opts.Force {
-		for _, f := range []struct{ flag, path string }{{"--key-file", opts.KeyFile}, {"--secret-file", opts.SecretFile}} {
+		for _, f := range []struct{ flag, path string }{{"--key-file", opts.KeyFile}, {"--secret-file", opts.SecretFile}, {"--client-secret-file", opts.ClientSecretFile}} {
 			if _, err := os.Lstat(f.path); err == nil {
 				return nil, fmt.Errorf("setup: %s (%s) already exists; pass --force to replace it", f.path, f.flag)
 			}
 		}
 	}
-	for _, dir := range []string{cfgDir, filepath.Dir(opts.KeyFile), filepath.Dir(opts.SecretFile)} {
+	for _, dir := range []string{cfgDir, filepath.Dir(opts.KeyFile), filepath.Dir(opts.SecretFile), filepath.Dir(opts.ClientSecretFile)} {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("setup: directory %s does not exist", dir)
 		}
@@ -239,7 +251,7 @@ func isLogin(s string) bool {
 func (r *Registration) Run(ctx context.Context, ln net.Listener) (*App, error) {
 	local := localURL(ln.Addr())
 	r.mu.Lock()
-	r.manifest = newManifest(r.opts.Name, r.opts.PublicURL, r.hookURL, local+"/callback", r.opts.Teams)
+	r.manifest = newManifest(r.opts.Name, r.opts.PublicURL, r.hookURL, local+"/callback", strings.TrimSuffix(r.opts.PublicURL, "/")+login.PathCallback, r.opts.Teams)
 	r.mu.Unlock()
 
 	mux := http.NewServeMux()
@@ -272,8 +284,12 @@ func (r *Registration) Run(ctx context.Context, ln net.Listener) (*App, error) {
 		return nil, res.err
 	}
 	a := res.app
-	fmt.Fprintf(r.opts.Out, "\nRegistered the GitHub App %s (App ID %d): %s\nWrote %s, the private key to %s and the webhook secret to %s (each readable by you only).\n\nNext:\n  1. Install the App on the repositories it deploys: %s\n  2. Map each repository to its Cloudflare account under repositories: in %s (config.example.yml documents every key).\n  3. Start the bot: bot serve --config %s\n",
-		a.Slug, a.ID, a.HTMLURL, a.ConfigPath, a.KeyFile, a.SecretFile, a.InstallURL, a.ConfigPath, a.ConfigPath)
+	secrets := "the webhook secret to " + a.SecretFile
+	if a.ClientSecretFile != "" {
+		secrets += " and the sign-in client's secret to " + a.ClientSecretFile
+	}
+	fmt.Fprintf(r.opts.Out, "\nRegistered the GitHub App %s (App ID %d): %s\nWrote %s, the private key to %s and %s (each readable by you only).\n\nNext:\n  1. Install the App on the repositories it deploys: %s\n  2. Map each repository to its Cloudflare account under repositories: in %s (config.example.yml documents every key).\n  3. Start the bot: bot serve --config %s\n",
+		a.Slug, a.ID, a.HTMLURL, a.ConfigPath, a.KeyFile, secrets, a.InstallURL, a.ConfigPath, a.ConfigPath)
 	return a, nil
 }
 
@@ -396,6 +412,10 @@ func (r *Registration) complete(ctx context.Context, code string) (*App, error) 
 		ConfigPath: r.opts.ConfigPath,
 		KeyFile:    r.opts.KeyFile,
 		SecretFile: r.opts.SecretFile,
+		ClientID:   reg.ClientID,
+	}
+	if reg.ClientSecret != "" {
+		app.ClientSecretFile = r.opts.ClientSecretFile
 	}
 	// From here on the App exists on GitHub: a failure says how to finish
 	// by hand rather than leave an App nobody can use.
@@ -408,6 +428,11 @@ func (r *Registration) complete(ctx context.Context, code string) (*App, error) 
 	}
 	if err := writePrivate(app.SecretFile, []byte(reg.WebhookSecret+"\n"), r.opts.Force); err != nil {
 		return nil, lost("its webhook secret could not be written", err)
+	}
+	if app.ClientSecretFile != "" {
+		if err := writePrivate(app.ClientSecretFile, []byte(reg.ClientSecret+"\n"), r.opts.Force); err != nil {
+			return nil, lost("its client secret could not be written", err)
+		}
 	}
 	body, err := r.configFile(app)
 	if err != nil {
@@ -449,10 +474,13 @@ func (r *Registration) configFile(app *App) ([]byte, error) {
 			V3APIURL string `yaml:"v3_api_url"`
 			V4APIURL string `yaml:"v4_api_url"`
 			App      struct {
-				IntegrationID int64   `yaml:"integration_id"`
-				WebhookSecret fileRef `yaml:"webhook_secret"`
-				PrivateKey    fileRef `yaml:"private_key"`
+				IntegrationID int64    `yaml:"integration_id"`
+				WebhookSecret fileRef  `yaml:"webhook_secret"`
+				PrivateKey    fileRef  `yaml:"private_key"`
+				ClientID      string   `yaml:"client_id,omitempty"`
+				ClientSecret  *fileRef `yaml:"client_secret,omitempty"`
 			} `yaml:"app"`
+			WebURL string `yaml:"web_url"`
 		} `yaml:"github"`
 	}
 	doc.Server.PublicURL = r.opts.PublicURL
@@ -461,6 +489,15 @@ func (r *Registration) configFile(app *App) ([]byte, error) {
 	doc.GitHub.App.IntegrationID = app.ID
 	doc.GitHub.App.WebhookSecret = fileRef{File: secretFile}
 	doc.GitHub.App.PrivateKey = fileRef{File: keyFile}
+	doc.GitHub.WebURL = r.webURL
+	if app.ClientSecretFile != "" && app.ClientID != "" {
+		clientSecretFile, err := filepath.Abs(app.ClientSecretFile)
+		if err != nil {
+			return nil, err
+		}
+		doc.GitHub.App.ClientID = app.ClientID
+		doc.GitHub.App.ClientSecret = &fileRef{File: clientSecretFile}
+	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by `bot setup` for the GitHub App %s (%s).\n", app.Slug, app.HTMLURL)

@@ -179,7 +179,7 @@ func TestSetupRegistersAnAppTheBotCanRun(t *testing.T) {
 		t.Fatalf("setup: %v\n%s", err, f.out)
 	}
 
-	for _, p := range []string{app.ConfigPath, app.KeyFile, app.SecretFile} {
+	for _, p := range []string{app.ConfigPath, app.KeyFile, app.SecretFile, app.ClientSecretFile} {
 		if m := mode(t, p); m != 0o600 {
 			t.Errorf("%s has mode %v, want 0600", p, m)
 		}
@@ -193,6 +193,19 @@ func TestSetupRegistersAnAppTheBotCanRun(t *testing.T) {
 	}
 	if cfg.GitHub.App.IntegrationID != app.ID || cfg.Server.PublicURL != "https://bot.example.com" || cfg.GitHub.V3APIURL != gh+"/" {
 		t.Errorf("config: id %d public_url %q v3 %q; want %d, https://bot.example.com, %s/", cfg.GitHub.App.IntegrationID, cfg.Server.PublicURL, cfg.GitHub.V3APIURL, app.ID, gh)
+	}
+	// The App's OAuth client signs people in to the web interface: GitHub
+	// knows the bot's callback, and the config holds the client.
+	if cfg.GitHub.App.ClientID == "" || cfg.GitHub.App.ClientSecret.Value() == "" || cfg.GitHub.WebURL != gh {
+		t.Errorf("config: client_id %q, client secret set %v, web_url %q; want the App's client and %s", cfg.GitHub.App.ClientID, cfg.GitHub.App.ClientSecret.Value() != "", cfg.GitHub.WebURL, gh)
+	}
+	authorize, err := http.Get(gh + "/login/oauth/authorize?" + url.Values{"client_id": {cfg.GitHub.App.ClientID}, "redirect_uri": {"https://bot.example.com/login/callback"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorize.Body.Close()
+	if authorize.StatusCode != http.StatusOK {
+		t.Errorf("GitHub's sign-in page for the App and the bot's callback: %d, want 200 (callback_urls in the manifest)", authorize.StatusCode)
 	}
 	creator, err := github.NewClientCreator(github.Config{V3APIURL: cfg.GitHub.V3APIURL, V4APIURL: cfg.GitHub.V4APIURL, AppID: cfg.GitHub.App.IntegrationID, PrivateKey: []byte(cfg.GitHub.App.PrivateKey.Value())})
 	if err != nil {

@@ -24,6 +24,8 @@ func (s *Server) routeTable() map[string]handlerFunc {
 	return map[string]handlerFunc{
 		routeAccessTokens:                 s.createAccessToken,
 		routeApp:                          s.getApp,
+		"GET /user":                       s.getUser,
+		"GET /repos/{owner}/{repo}":       s.getRepo,
 		routeManifestConversion:           s.convertManifest,
 		"GET /repos/{owner}/{repo}/pulls": s.listPulls,
 		"GET /repos/{owner}/{repo}/pulls/{pull_number}":                     s.getPull,

@@ -163,7 +163,7 @@ func (s *Server) getApp(r *http.Request) reply {
 	return ok(map[string]any{
 		"id":           s.opts.AppID,
 		"slug":         s.opts.AppSlug,
-		"client_id":    "Iv1.0123456789abcdef",
+		"client_id":    ClientID,
 		"node_id":      "A_kwDOAAAB",
 		"owner":        s.userObject("revelations-studio"),
 		"name":         s.opts.AppSlug,

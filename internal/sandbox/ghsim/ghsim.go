@@ -28,6 +28,7 @@ package ghsim
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -104,7 +105,8 @@ type Server struct {
 	grants      map[string]grant // codeload download tokens
 	deliveries  []Delivery
 	deliverySeq int
-	orgs        orgs // organisations and their teams (orgs.go)
+	orgs        orgs       // organisations and their teams (orgs.go)
+	oauth       oauthState // the user login flow (oauth.go)
 	// apps are the Apps registered through the manifest flow (manifest.go).
 	apps map[int64]*registeredApp
 	// installation is the state of the App's installation (installation.go).
@@ -179,6 +181,7 @@ func New(opts Options) (*Server, error) {
 		realNow:   time.Now,
 		responses: map[string]map[int]int{},
 		grants:    map[string]grant{},
+		oauth:     newOAuthState(),
 
 		installation: InstallationActive,
 	}
@@ -188,6 +191,11 @@ func New(opts Options) (*Server, error) {
 		if strings.HasPrefix(r.URL.Path, codeloadPrefix) {
 			// The download host is not part of the REST API description.
 			s.serveCodeload(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, oauthPrefix) {
+			// The login pages are github.com's, not the REST API's.
+			s.serveOAuth(w, r)
 			return
 		}
 		if org, ok := isNewAppPage(r.URL.Path); ok {
@@ -269,8 +277,15 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		s.write(rec, r, fail(http.StatusNotFound, "Not Found (ghsim does not simulate "+route+")", ""))
 		return
 	}
-	// The App's routes take its JWT; the manifest conversion no credentials.
-	if route != routeAccessTokens && route != routeApp && route != routeManifestConversion {
+	if login, isUser, denied := s.userOf(r); isUser {
+		// A person's user access token (oauth.go): no installation.
+		if denied != nil {
+			s.write(rec, r, *denied)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), userKey{}, login))
+	} else if route != routeAccessTokens && route != routeApp && route != routeManifestConversion {
+		// The App's routes take its JWT; the manifest conversion no credentials.
 		inst, denied := s.authenticate(r)
 		if denied != nil {
 			s.write(rec, r, *denied)

@@ -54,6 +54,7 @@ type registeredApp struct {
 	clientID      string
 	clientSecret  string
 	hookURL       string
+	callbacks     []string // the sign-in flow's redirect URLs (oauth.go)
 	homepage      string
 	permissions   map[string]string
 	events        []string
@@ -385,6 +386,7 @@ func (s *Server) registerApp(m manifest, owner string) (*registeredApp, error) {
 		clientSecret:  randomHex(20),
 		permissions:   map[string]string{},
 		events:        slices.Clone(m.DefaultEvents),
+		callbacks:     slices.Clone(m.CallbackURLs),
 		homepage:      m.URL,
 		created:       s.now(),
 		code:          randomHex(20),

@@ -26,6 +26,7 @@ type repo struct {
 	lastIssue     int
 	pulls         map[int]*pull
 	perms         map[string]string // login → role
+	private       bool              // hidden from whoever has no role (SetPrivate)
 	checkRuns     []*checkRun
 	comments      []*comment
 	deployments   []*deployment

@@ -81,9 +81,12 @@ func (s *Server) repoObject(tmpl map[string]any, fullName string, rp *repo, fork
 	m["name"] = name
 	m["owner"] = s.userObject(owner)
 	m["fork"] = fork
-	m["private"] = false
+	m["private"] = rp != nil && rp.private
 	if _, ok := m["visibility"]; ok {
 		m["visibility"] = "public"
+		if rp != nil && rp.private {
+			m["visibility"] = "private"
+		}
 	}
 	m["description"] = nil
 	m["homepage"] = nil
