@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -712,7 +713,7 @@ func (r *previewRun) fail(ctx context.Context, title, summary string, cause erro
 func (r *previewRun) startRun(ctx context.Context, kind string) error {
 	id, err := r.p.deps.State.Runs.Start(ctx, state.Run{
 		Kind: kind, Repo: r.meta.Repo.FullName(), PR: r.pr.Number, HeadSHA: r.pr.HeadSHA, JobID: r.jobID,
-		Reason: r.meta.Event + "." + r.meta.Action,
+		Reason: r.meta.Event + "." + r.meta.Action, Actor: r.meta.Sender,
 	})
 	r.runID = id
 	return err
@@ -833,14 +834,35 @@ func withEnv(base, extra map[string]string) map[string]string {
 
 // runCommand runs c with cmds and writes its output to log.
 func runCommand(ctx context.Context, cmds Commands, log *Log, c runner.Command) error {
-	res, err := cmds.Run(ctx, c)
-	if res.Output != "" {
-		log.Write([]byte(res.Output))
-	}
+	res, err := runLogged(ctx, cmds, log, c)
 	if err != nil {
 		return err
 	}
 	return res.Err()
+}
+
+// runLogged runs c with cmds, its output streaming into log as it comes
+// (the run's page shows it live). A Commands that does not stream has its
+// captured output written to log when it is done.
+func runLogged(ctx context.Context, cmds Commands, log *Log, c runner.Command) (runner.Result, error) {
+	out := &countingWriter{w: log}
+	c.Output = out
+	res, err := cmds.Run(ctx, c)
+	if out.n == 0 && res.Output != "" {
+		log.Write([]byte(res.Output))
+	}
+	return res, err
+}
+
+// countingWriter counts what passes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.w.Write(p)
 }
 
 // uriSecrets are what of a branch's connection URIs must never be shown:

@@ -155,7 +155,7 @@ type prodWorker struct {
 }
 
 func (r *productionRun) start(ctx context.Context) error {
-	id, err := r.deps.State.Runs.Start(ctx, state.Run{Kind: "production", Repo: r.meta.Repo.FullName(), HeadSHA: r.sha, Branch: r.branch, JobID: r.jobID, Reason: r.reason})
+	id, err := r.deps.State.Runs.Start(ctx, state.Run{Kind: "production", Repo: r.meta.Repo.FullName(), HeadSHA: r.sha, Branch: r.branch, JobID: r.jobID, Reason: r.reason, Actor: r.meta.Sender})
 	if err != nil {
 		return err
 	}
