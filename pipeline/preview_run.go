@@ -43,7 +43,8 @@ type previewRun struct {
 
 	runID int64
 	// checkID and checkURL are set once checkReady is closed: the check
-	// run is created while the first steps run (see deploy).
+	// run is created while the first steps run (see deploy). checkURL is
+	// where people read the run: its page, or the check run without one.
 	checkID    int64
 	checkURL   string
 	checkReady chan struct{}
@@ -729,14 +730,23 @@ func (r *previewRun) startCheck(ctx context.Context) error {
 	defer cancel()
 	ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 		Name: CheckPreview, HeadSHA: r.pr.HeadSHA, Status: github.StatusInProgress, StartedAt: time.Now(),
-		ExternalID: strconv.FormatInt(r.runID, 10),
+		ExternalID: strconv.FormatInt(r.runID, 10), DetailsURL: r.p.deps.runPage(r.runID),
 		Output:     &github.CheckOutput{Title: "Building the preview", Summary: "deploybot is building the preview of #" + strconv.Itoa(r.pr.Number) + "."},
 	})
 	if err != nil {
 		return fmt.Errorf("create check run: %w", err)
 	}
-	r.checkID, r.checkURL = ref.ID, ref.URL
+	r.checkID, r.checkURL = ref.ID, detailsURL(r.p.deps, r.runID, ref)
 	return r.p.deps.State.Runs.AttachCheckRun(ctx, r.runID, ref.ID)
+}
+
+// detailsURL is where the status comment's "Details" and a deployment's
+// log link: the run's page when the bot has one, else its check run.
+func detailsURL(deps Deps, runID int64, ref github.CheckRunRef) string {
+	if page := deps.runPage(runID); page != "" {
+		return page
+	}
+	return ref.URL
 }
 
 // checkCreateTimeout bounds creating and recording a check run, which a

@@ -166,13 +166,13 @@ func (r *productionRun) start(ctx context.Context) error {
 	defer cancel()
 	ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 		Name: CheckProduction, HeadSHA: r.sha, Status: github.StatusInProgress, StartedAt: time.Now(),
-		ExternalID: strconv.FormatInt(r.runID, 10),
+		ExternalID: strconv.FormatInt(r.runID, 10), DetailsURL: r.deps.runPage(r.runID),
 		Output:     r.startOutput(),
 	})
 	if err != nil {
 		return fmt.Errorf("create production check run: %w", err)
 	}
-	r.checkID, r.checkURL = ref.ID, ref.URL
+	r.checkID, r.checkURL = ref.ID, detailsURL(r.deps, r.runID, ref)
 	return r.deps.State.Runs.AttachCheckRun(ctx, r.runID, ref.ID)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -48,9 +49,14 @@ func serve(ctx context.Context, cfg *config.Config, logger zerolog.Logger) error
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Address, err)
 	}
 	srv := server.HTTPServer(b.Handler, server.DefaultTimeouts)
+	srv.RegisterOnShutdown(b.EndStreams)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info().Str("addr", ln.Addr().String()).Str("webhook_path", server.WebhookPath).Msg("deploybot is serving")
+	ev := logger.Info().Str("addr", ln.Addr().String()).Str("webhook_path", server.WebhookPath)
+	if cfg.Server.PublicURL != "" {
+		ev = ev.Str("run_pages", strings.TrimSuffix(cfg.Server.PublicURL, "/")+"/runs/{id}")
+	}
+	ev.Msg("deploybot is serving")
 
 	select {
 	case <-ctx.Done():

@@ -1,5 +1,5 @@
 // Package server is the bot's HTTP front: the GitHub webhook endpoint and
-// the health probes.
+// the health probes, and the web pages beside them (Options.Pages).
 //
 // The endpoint is open to the internet, so it spends as little as it can on
 // a request before knowing GitHub sent it: a request without a well-formed
@@ -62,6 +62,9 @@ type Options struct {
 	// Limits bound the webhook requests in progress; zero fields take
 	// DefaultLimits' values.
 	Limits Limits
+	// Pages serves every path the webhook and the probes do not: the web
+	// interface (internal/web), or nil for none.
+	Pages http.Handler
 }
 
 // Limits bound what webhook requests can hold at once.
@@ -109,6 +112,9 @@ func New(opts Options) http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /readyz", readiness(opts.Ready))
+	if opts.Pages != nil {
+		mux.Handle("/", opts.Pages)
+	}
 	return withLogger(opts.Logger, mux)
 }
 

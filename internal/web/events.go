@@ -87,6 +87,8 @@ func (h *Handler) runEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-h.closed:
+			return // the client reconnects, to this replica or another
 		case <-wake:
 		case <-poll.C:
 			s.comment("keep-alive") // also tells a proxy the stream is alive

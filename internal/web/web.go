@@ -27,6 +27,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -114,6 +115,15 @@ type Handler struct {
 	opts  Options
 	pages *template.Template
 	mux   *http.ServeMux
+	// closed ends the live streams (Close).
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// Close ends the live streams: an HTTP server's graceful shutdown waits for
+// every request to end, and a stream would not until its run does.
+func (h *Handler) Close() {
+	h.closeOnce.Do(func() { close(h.closed) })
 }
 
 // New parses the embedded templates and returns the pages' handler.
@@ -140,7 +150,7 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: templates: %w", err)
 	}
-	h := &Handler{opts: opts, pages: pages, mux: http.NewServeMux()}
+	h := &Handler{opts: opts, pages: pages, mux: http.NewServeMux(), closed: make(chan struct{})}
 	h.routes(h.mux)
 	return h, nil
 }

@@ -42,7 +42,9 @@
     return el;
   }
 
-  var source = new EventSource("/runs/" + run.dataset.run + "/events?after=" + run.dataset.lastId);
+  // Relative, like every link of the pages: they work under a proxy that
+  // serves the bot below a path.
+  var source = new EventSource(run.dataset.run + "/events?after=" + run.dataset.lastId);
   source.addEventListener("log", function (e) {
     var c = JSON.parse(e.data);
     step(c.step);
