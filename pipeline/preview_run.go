@@ -730,7 +730,8 @@ func (r *previewRun) startCheck(ctx context.Context) error {
 	defer cancel()
 	ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 		Name: CheckPreview, HeadSHA: r.pr.HeadSHA, Status: github.StatusInProgress, StartedAt: time.Now(),
-		ExternalID: strconv.FormatInt(r.runID, 10), DetailsURL: r.p.deps.runPage(r.runID),
+		ExternalID: strconv.FormatInt(r.runID, 10),
+		DetailsURL: r.p.deps.runPage(r.runID),
 		Output:     &github.CheckOutput{Title: "Building the preview", Summary: "deploybot is building the preview of #" + strconv.Itoa(r.pr.Number) + "."},
 	})
 	if err != nil {

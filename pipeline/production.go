@@ -166,7 +166,8 @@ func (r *productionRun) start(ctx context.Context) error {
 	defer cancel()
 	ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 		Name: CheckProduction, HeadSHA: r.sha, Status: github.StatusInProgress, StartedAt: time.Now(),
-		ExternalID: strconv.FormatInt(r.runID, 10), DetailsURL: r.deps.runPage(r.runID),
+		ExternalID: strconv.FormatInt(r.runID, 10),
+		DetailsURL: r.deps.runPage(r.runID),
 		Output:     r.startOutput(),
 	})
 	if err != nil {
