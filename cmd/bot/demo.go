@@ -66,8 +66,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	fmt.Fprintln(stdout, "\nThe demo passed: the preview was built, updated in place and deleted with the PR, and the merge reached production.")
 	if *keep {
-		fmt.Fprintf(stdout, "\nStill running. Sandbox: %s (state: %s); bot webhooks: %s. Ctrl-C to stop.\n",
-			stack.URLs.GitHub, stack.URLs.State, stack.HookURL)
+		fmt.Fprintf(stdout, "\nStill running. Sandbox: %s (state: %s); bot webhooks: %s; runs' pages: %s/runs/{id}. Ctrl-C to stop.\n",
+			stack.URLs.GitHub, stack.URLs.State, stack.HookURL, stack.BotURL)
 		<-ctx.Done()
 	}
 	return nil
