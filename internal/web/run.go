@@ -30,6 +30,8 @@ type runView struct {
 
 	Steps  []stepView
 	LastID int64 // the last log chunk shown: the stream goes on after it
+
+	logBytes int
 }
 
 type link struct{ Text, URL string }
@@ -61,6 +63,7 @@ func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf bytes.Buffer
+	buf.Grow(v.logBytes + v.logBytes/8 + 32<<10) // a page is mostly its log, a little escaped
 	if err := h.pages.ExecuteTemplate(&buf, "run.html", v); err != nil {
 		h.fail(w, r, err)
 		return
@@ -108,14 +111,20 @@ func (h *Handler) runView(ctx context.Context, d state.Detail) (runView, error) 
 		}
 	}
 
-	logs := map[string][]logPart{}
+	logs := map[string]*stepLog{}
 	for after := int64(0); ; {
 		chunks, err := h.opts.Reader.Log(ctx, d.ID, after, logPage)
 		if err != nil {
 			return v, err
 		}
 		for _, c := range chunks {
-			logs[c.Step] = appendChunk(logs[c.Step], c)
+			l := logs[c.Step]
+			if l == nil {
+				l = &stepLog{}
+				logs[c.Step] = l
+			}
+			l.add(c)
+			v.logBytes += len(c.Text)
 			after, v.LastID = c.ID, c.ID
 		}
 		if len(chunks) < logPage {
@@ -124,7 +133,10 @@ func (h *Handler) runView(ctx context.Context, d state.Detail) (runView, error) 
 	}
 	total := end.Sub(d.Started)
 	for _, s := range d.Steps {
-		sv := stepView{Step: s, Log: logs[s.Name]}
+		sv := stepView{Step: s}
+		if l := logs[s.Name]; l != nil {
+			sv.Log = l.parts()
+		}
 		if !s.Started.IsZero() {
 			stop := s.Finished
 			if stop.IsZero() {
@@ -142,18 +154,35 @@ func (h *Handler) runView(ctx context.Context, d state.Detail) (runView, error) 
 	return v, nil
 }
 
-// appendChunk adds c to a step's log parts, joining text to text.
-func appendChunk(parts []logPart, c state.LogChunk) []logPart {
+// stepLog gathers a step's chunks into parts: its text, joined once, and
+// where it was cut.
+type stepLog struct {
+	done []logPart
+	text []string // chunks of the text part being gathered
+}
+
+func (l *stepLog) add(c state.LogChunk) {
 	switch {
 	case c.Marker && c.Cut == 0:
-		return parts // its head filled, nothing cut yet
+		// Its head filled, nothing cut yet.
 	case c.Marker:
-		return append(parts, logPart{Cut: c.Cut})
-	case len(parts) > 0 && parts[len(parts)-1].Cut == 0:
-		parts[len(parts)-1].Text += c.Text
-		return parts
+		l.endText()
+		l.done = append(l.done, logPart{Cut: c.Cut})
+	default:
+		l.text = append(l.text, c.Text)
 	}
-	return append(parts, logPart{Text: c.Text})
+}
+
+func (l *stepLog) endText() {
+	if len(l.text) > 0 {
+		l.done = append(l.done, logPart{Text: strings.Join(l.text, "")})
+		l.text = l.text[:0]
+	}
+}
+
+func (l *stepLog) parts() []logPart {
+	l.endText()
+	return l.done
 }
 
 func clampPercent(p float64) float64 { return min(max(p, 0), 100) }
