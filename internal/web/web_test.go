@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -131,6 +133,36 @@ func TestRunPage(t *testing.T) {
 	}
 	if code, _ := denied.get(t, "/runs/"+strconv.FormatInt(run2, 10)+"/events"); code != http.StatusNotFound {
 		t.Errorf("the stream of a run the viewer may not read: %d, want 404", code)
+	}
+}
+
+// TestUnderAPath: behind a proxy that serves the bot under a path and
+// strips it, the page's relative links still reach its style sheet,
+// script and stream.
+func TestUnderAPath(t *testing.T) {
+	pool := pgtest.NewDatabase(t)
+	st := state.New(pool)
+	run, err := st.Runs.Start(t.Context(), state.Run{Kind: "test", Repo: "acme/shop", Branch: "main", HeadSHA: "abc"})
+	must(t, err)
+	must(t, st.Runs.Finish(t.Context(), run, "succeeded", ""))
+	h, err := web.New(web.Options{Reader: web.StateReader(st), Logger: zerolog.Nop()})
+	must(t, err)
+	srv := httptest.NewServer(http.StripPrefix("/deploybot", h))
+	defer srv.Close()
+	page, err := url.Parse(fmt.Sprintf("%s/deploybot/runs/%d", srv.URL, run))
+	must(t, err)
+	for _, ref := range []string{"", "../assets/web.css", "../assets/run.js", strconv.FormatInt(run, 10) + "/events"} {
+		u := page.ResolveReference(&url.URL{Path: ref})
+		resp, err := http.Get(u.String())
+		must(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", u, resp.StatusCode)
+		}
+		if ref == "" && (!strings.Contains(string(body), `href="../assets/web.css"`) || !strings.Contains(string(body), `src="../assets/run.js"`)) {
+			t.Errorf("the page does not link its assets relatively")
+		}
 	}
 }
 
