@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -53,8 +55,12 @@ func writeConfig(t *testing.T, body string) string {
 	return path
 }
 
+// TestServeBecomesReadyAndStopsOnSignal: serve answers its probes and,
+// with public_url, the runs' pages; a signal stops it at once even while a
+// browser streams a running run (the stream would otherwise hold the
+// shutdown for its whole timeout, 5 minutes here).
 func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
-	_, dbURL := pgtest.NewDatabaseURL(t)
+	pool, dbURL := pgtest.NewDatabaseURL(t)
 	// serve asks GitHub who the App is at start: a simulated GitHub answers.
 	gh, err := ghsim.New(ghsim.Options{})
 	if err != nil {
@@ -67,13 +73,14 @@ func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
 	if err := os.WriteFile(keyFile, gh.AppPrivateKeyPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, "github:\n  v3_api_url: "+api.URL+"/\n  app:\n    integration_id: 1\n    webhook_secret: {env: HOOK_SECRET}\n    private_key: {file: "+keyFile+"}\nlog:\n  level: warn\n")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	cfg := writeConfig(t, "server:\n  public_url: http://"+addr+"\n  shutdown_timeout: 5m\n"+
+		"github:\n  v3_api_url: "+api.URL+"/\n  app:\n    integration_id: 1\n    webhook_secret: {env: HOOK_SECRET}\n    private_key: {file: "+keyFile+"}\nlog:\n  level: warn\n")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -103,6 +110,29 @@ func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
 			t.Fatalf("serve never became ready\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	var run int64
+	if err := pool.QueryRow(context.Background(), `INSERT INTO runs (kind, repo, head_sha) VALUES ('test', 'acme/shop', 'abc') RETURNING id`).Scan(&run); err != nil {
+		t.Fatal(err)
+	}
+	page := fmt.Sprintf("http://%s/runs/%d", addr, run)
+	resp, err := http.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `<dd id="run-repo">acme/shop</dd>`) {
+		t.Fatalf("the run's page: %d\n%s", resp.StatusCode, body)
+	}
+	stream, err := http.Get(page + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	if stream.StatusCode != http.StatusOK {
+		t.Fatalf("the run's stream: %d", stream.StatusCode)
 	}
 	cancel()
 	select {

@@ -50,6 +50,7 @@ func (h *Handler) runEvents(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("X-Accel-Buffering", "no") // a proxy in front must not hold events back
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	_ = rc.Flush() // the client knows it is connected before anything happens
 	s := &stream{w: w, rc: rc, sent: map[string]string{}}
 	poll := time.NewTicker(h.opts.PollEvery)
 	defer poll.Stop()
