@@ -325,7 +325,13 @@ func (l *runLog) forget(batch []*storedLine) {
 	for _, sl := range batch {
 		lost[sl] = true
 	}
+	l.mu.Lock() // steps may be added meanwhile; their flush side is flushMu's
+	steps := make([]*stepLog, 0, len(l.steps))
 	for _, s := range l.steps {
+		steps = append(steps, s)
+	}
+	l.mu.Unlock()
+	for _, s := range steps {
 		kept := s.tail[:0]
 		for _, sl := range s.tail {
 			if lost[sl] {

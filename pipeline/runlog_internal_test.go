@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -148,4 +149,44 @@ func (n *notifySteps) WriteLog(ctx context.Context, run int64, w state.LogWrite)
 	ids, err := n.memSteps.WriteLog(ctx, run, w)
 	signal(n.wrote)
 	return ids, err
+}
+
+// A batch the database refused is lost, and only it: what comes after is
+// stored, and nothing is dropped or counted that was never stored.
+func TestRunLogSurvivesAFailedWrite(t *testing.T) {
+	rec := &failingSteps{memSteps: newMemSteps(), fail: 1}
+	l := newRunLog(t.Context(), rec, 1, logLimits{head: 100, tail: 200, run: 1 << 20, least: 10})
+	s := l.step("build")
+	l.write(s, []byte(strings.Repeat("a", 150)+"\n")) // head, marker and tail in one batch
+	l.flush()                                         // refused
+	for i := range 20 {
+		l.write(s, []byte(fmt.Sprintf("line %02d of the rest\n", i)))
+		l.flush()
+	}
+	l.Close()
+	got := rec.log("build")
+	if !strings.HasPrefix(got, "[cut ") || !strings.HasSuffix(got, "line 19 of the rest\n") {
+		t.Fatalf("after a refused batch the log is %q: want a marker, then the latest lines", got)
+	}
+	for _, id := range rec.dropped {
+		if id <= 0 || id > rec.lastID {
+			t.Fatalf("dropped chunk %d, which was never stored", id)
+		}
+	}
+}
+
+// failingSteps refuses its first fail writes of a log.
+type failingSteps struct {
+	*memSteps
+	fail    int
+	dropped []int64
+}
+
+func (f *failingSteps) WriteLog(ctx context.Context, run int64, w state.LogWrite) ([]int64, error) {
+	if f.fail > 0 {
+		f.fail--
+		return nil, errors.New("the database is gone")
+	}
+	f.dropped = append(f.dropped, w.Drop...)
+	return f.memSteps.WriteLog(ctx, run, w)
 }
