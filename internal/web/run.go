@@ -46,10 +46,12 @@ type stepView struct {
 	Log         []logPart
 }
 
-// logPart is a piece of a step's log: text, or where text was cut.
+// logPart is a piece of a step's log: text, where text was cut, or a note
+// on what follows.
 type logPart struct {
 	Text string
 	Cut  int64
+	Note string
 }
 
 func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
@@ -131,6 +133,9 @@ func (h *Handler) runView(ctx context.Context, d state.Detail) (runView, error) 
 			break
 		}
 	}
+	if err := h.addTails(ctx, d, logs); err != nil {
+		return v, err
+	}
 	total := end.Sub(d.Started)
 	for _, s := range d.Steps {
 		sv := stepView{Step: s}
@@ -152,6 +157,29 @@ func (h *Handler) runView(ctx context.Context, d state.Detail) (runView, error) 
 		v.Steps = append(v.Steps, sv)
 	}
 	return v, nil
+}
+
+// addTails gives the steps that ran but have no stored output their
+// tail, as the check run shows it: a run from before whole logs were kept,
+// or one whose log the database refused.
+func (h *Handler) addTails(ctx context.Context, d state.Detail, logs map[string]*stepLog) error {
+	var missing []string
+	for _, s := range d.Steps {
+		if logs[s.Name] == nil && !s.Started.IsZero() && !s.Finished.IsZero() {
+			missing = append(missing, s.Name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	tails, err := h.opts.Reader.Tails(ctx, d.ID, missing)
+	if err != nil {
+		return err
+	}
+	for name, tail := range tails {
+		logs[name] = &stepLog{done: []logPart{{Note: "This step's whole output was not kept: its last 8 KiB, as its check run shows them."}, {Text: tail}}}
+	}
+	return nil
 }
 
 // stepLog gathers a step's chunks into parts: its text, joined once, and

@@ -48,6 +48,9 @@ type Reader interface {
 	Run(ctx context.Context, id int64) (run state.Detail, found bool, err error)
 	// Log returns up to limit chunks of run's log after chunk after.
 	Log(ctx context.Context, run, after int64, limit int) ([]state.LogChunk, error)
+	// Tails returns the last 8 KiB of the output of run's steps names, for
+	// steps whose whole output was not kept.
+	Tails(ctx context.Context, run int64, steps []string) (map[string]string, error)
 	// Preview returns pull request pr's preview as stored.
 	Preview(ctx context.Context, repo string, pr int) (state.Preview, bool, error)
 }
@@ -63,6 +66,10 @@ func (r stateReader) Run(ctx context.Context, id int64) (state.Detail, bool, err
 
 func (r stateReader) Log(ctx context.Context, run, after int64, limit int) ([]state.LogChunk, error) {
 	return r.st.Steps.LogSince(ctx, run, after, limit)
+}
+
+func (r stateReader) Tails(ctx context.Context, run int64, steps []string) (map[string]string, error) {
+	return r.st.Steps.Tails(ctx, run, steps)
 }
 
 func (r stateReader) Preview(ctx context.Context, repo string, pr int) (state.Preview, bool, error) {

@@ -76,6 +76,8 @@ func TestRunPage(t *testing.T) {
 	must(t, s.st.Runs.AttachCheckRun(ctx, run, 4242))
 	must(t, s.st.Steps.Plan(ctx, run, []string{"source", "build:web"}))
 	t0 := time.Now().Add(-time.Minute)
+	must(t, s.st.Steps.Plan(ctx, run, []string{"database"}))
+	must(t, s.st.Steps.Update(ctx, run, state.Step{Name: "database", Status: "succeeded", Started: t0, Finished: t0.Add(time.Second), Log: "branch pr-12 ready\n"}))
 	must(t, s.st.Steps.Update(ctx, run, state.Step{Name: "source", Status: "succeeded", Started: t0, Finished: t0.Add(2 * time.Second)}))
 	must(t, s.st.Steps.Update(ctx, run, state.Step{Name: "build:web", Status: "failed", Started: t0.Add(2 * time.Second), Finished: t0.Add(40 * time.Second), Err: "runner: command exited with status 2"}))
 	_, err = s.st.Steps.WriteLog(ctx, run, state.LogWrite{Chunks: []state.LogChunk{
@@ -106,6 +108,8 @@ func TestRunPage(t *testing.T) {
 		`<span class="cut">… 4.9 KiB cut …</span>`,
 		"error TS2304\n</pre>",
 		`<pre class="log" id="log-source">fetched 0123456` + "\n</pre>",
+		// A step whose whole log was not kept shows its tail, and says so.
+		`<pre class="log" id="log-database"><span class="cut">This step&#39;s whole output was not kept: its last 8 KiB, as its check run shows them.</span>` + "\nbranch pr-12 ready\n</pre>",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %s", want)

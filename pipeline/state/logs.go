@@ -78,6 +78,26 @@ func (s Steps) LogSince(ctx context.Context, run, after int64, limit int) ([]Log
 	return out, nil
 }
 
+// Tails returns the stored tails (run_steps.log_tail, the last 8 KiB) of
+// run's steps names: what is left of a step whose whole log was not kept
+// (a run from before it was, or a write the database refused).
+func (s Steps) Tails(ctx context.Context, run int64, names []string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, log_tail FROM run_steps WHERE run_id = $1 AND name = ANY($2) AND log_tail <> ''`, run, names)
+	if err != nil {
+		return nil, fmt.Errorf("read the log tails of run %d: %w", run, err)
+	}
+	out := map[string]string{}
+	var name, tail string
+	_, err = pgx.ForEachRow(rows, []any{&name, &tail}, func() error {
+		out[name] = tail
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the log tails of run %d: %w", run, err)
+	}
+	return out, nil
+}
+
 // LogBytes is how much of run's log is stored: a rescued run's writer
 // counts it against the run's bound.
 func (s Steps) LogBytes(ctx context.Context, run int64) (int64, error) {
