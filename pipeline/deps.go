@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -63,6 +64,27 @@ type Deps struct {
 	// GateEvery is how often a deploy that waits for tests reads their
 	// results (default 5 s).
 	GateEvery time.Duration
+	// RunURL is the address of a run's page (internal/web), where check
+	// runs' details, deployments' logs and the status comment's "Details"
+	// link; nil when the bot has no public URL (they link the check run).
+	RunURL func(runID int64) string
+}
+
+// runPage is the address of run id's page, "" when there is none.
+func (d Deps) runPage(id int64) string {
+	if d.RunURL == nil || id == 0 {
+		return ""
+	}
+	return d.RunURL(id)
+}
+
+// stepPage is the address of a step on its run's page.
+func (d Deps) stepPage(id int64, step string) string {
+	page := d.runPage(id)
+	if page == "" {
+		return ""
+	}
+	return page + "#" + (&url.URL{Fragment: "step-" + step}).EscapedFragment()
 }
 
 // Commands runs the repository's commands; *runner.Runner implements it,

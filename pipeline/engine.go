@@ -58,19 +58,27 @@ func (s StepState) Duration() time.Duration {
 // run's per-step excerpt, small enough to store for every step.
 const maxLogTail = 8 << 10
 
-// Log collects the tail of a step's output.
+// Log collects a step's output: its tail, for the check run, and, in a
+// run that keeps it, all of it for the run's page (runLog).
 type Log struct {
 	mu  sync.Mutex
 	buf []byte
+	// run and full keep the whole output; nil for none.
+	run  *runLog
+	full *stepLog
 }
 
-// Write keeps the last maxLogTail bytes written.
+// Write keeps the last maxLogTail bytes written, and passes everything to
+// the run's full log.
 func (l *Log) Write(p []byte) (int, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.buf = append(l.buf, p...)
 	if over := len(l.buf) - maxLogTail; over > 0 {
 		l.buf = slices.Clone(l.buf[over:])
+	}
+	l.mu.Unlock()
+	if l.run != nil {
+		l.run.write(l.full, p)
 	}
 	return len(p), nil
 }
@@ -87,11 +95,12 @@ func (l *Log) String() string {
 	return string(l.buf)
 }
 
-// stepRecorder records a run's steps as they go (state.Steps in the bot;
-// the engine's tests keep them in memory).
+// stepRecorder records a run's steps and their whole output as they go
+// (state.Steps in the bot; the engine's tests keep them in memory).
 type stepRecorder interface {
 	Plan(ctx context.Context, run int64, names []string) error
 	Update(ctx context.Context, run int64, s state.Step) error
+	logStore
 }
 
 // execute runs steps as a dependency graph, records each step's status,
@@ -107,6 +116,10 @@ func execute(ctx context.Context, rec stepRecorder, runID int64, steps []Step, o
 	if err := rec.Plan(ctx, runID, stepNames(steps)); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
+	// Stored before execute returns, so before the run's end is recorded:
+	// a page told the run ended has all of its log.
+	g.logs = newRunLog(ctx, rec, runID, defaultLogLimits)
+	defer g.logs.Close()
 	notify := func() {
 		if onChange != nil {
 			onChange(g.snapshot())
@@ -141,6 +154,8 @@ type graphRun struct {
 	mu       sync.Mutex // guards states and firstErr
 	states   []StepState
 	firstErr error
+
+	logs *runLog // every step's whole output
 
 	wg      sync.WaitGroup
 	done    chan int // a finished step's position
@@ -218,8 +233,10 @@ func (g *graphRun) advance() bool {
 // run runs step i and records how it ended.
 func (g *graphRun) run(i int) {
 	defer g.wg.Done()
-	log := &Log{}
+	name := g.steps[i].Name
+	log := &Log{run: g.logs, full: g.logs.step(name)}
 	err := runStep(g.ctx, g.steps[i], log)
+	g.logs.endStep(name)
 	g.mu.Lock()
 	st := &g.states[i]
 	st.Finished = time.Now()

@@ -3,7 +3,9 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,8 @@ type memSteps struct {
 	mu      sync.Mutex
 	planned map[int64][]string
 	steps   map[string]state.Step
+	chunks  []state.LogChunk
+	lastID  int64
 }
 
 func newMemSteps() *memSteps {
@@ -37,6 +41,51 @@ func (m *memSteps) Update(_ context.Context, _ int64, s state.Step) error {
 	defer m.mu.Unlock()
 	m.steps[s.Name] = s
 	return nil
+}
+
+func (m *memSteps) WriteLog(_ context.Context, _ int64, w state.LogWrite) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []int64
+	for _, c := range w.Chunks {
+		m.lastID++
+		c.ID = m.lastID
+		m.chunks = append(m.chunks, c)
+		ids = append(ids, c.ID)
+	}
+	m.chunks = slices.DeleteFunc(m.chunks, func(c state.LogChunk) bool { return slices.Contains(w.Drop, c.ID) })
+	for i, c := range m.chunks {
+		m.chunks[i].Cut += w.Cut[c.ID]
+	}
+	return ids, nil
+}
+
+func (m *memSteps) LogBytes(context.Context, int64) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for _, c := range m.chunks {
+		n += int64(len(c.Text))
+	}
+	return n, nil
+}
+
+// log is what is stored of step's whole output, a marker written as the
+// page shows it.
+func (m *memSteps) log(step string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b strings.Builder
+	for _, c := range m.chunks {
+		if c.Step != step {
+			continue
+		}
+		if c.Marker {
+			fmt.Fprintf(&b, "[cut %d]", c.Cut)
+		}
+		b.WriteString(c.Text)
+	}
+	return b.String()
 }
 
 func TestExecuteRunsTheGraph(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -42,7 +43,8 @@ type previewRun struct {
 
 	runID int64
 	// checkID and checkURL are set once checkReady is closed: the check
-	// run is created while the first steps run (see deploy).
+	// run is created while the first steps run (see deploy). checkURL is
+	// where people read the run: its page, or the check run without one.
 	checkID    int64
 	checkURL   string
 	checkReady chan struct{}
@@ -712,7 +714,7 @@ func (r *previewRun) fail(ctx context.Context, title, summary string, cause erro
 func (r *previewRun) startRun(ctx context.Context, kind string) error {
 	id, err := r.p.deps.State.Runs.Start(ctx, state.Run{
 		Kind: kind, Repo: r.meta.Repo.FullName(), PR: r.pr.Number, HeadSHA: r.pr.HeadSHA, JobID: r.jobID,
-		Reason: r.meta.Event + "." + r.meta.Action,
+		Reason: r.meta.Event + "." + r.meta.Action, Actor: r.meta.Sender,
 	})
 	r.runID = id
 	return err
@@ -729,13 +731,23 @@ func (r *previewRun) startCheck(ctx context.Context) error {
 	ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 		Name: CheckPreview, HeadSHA: r.pr.HeadSHA, Status: github.StatusInProgress, StartedAt: time.Now(),
 		ExternalID: strconv.FormatInt(r.runID, 10),
+		DetailsURL: r.p.deps.runPage(r.runID),
 		Output:     &github.CheckOutput{Title: "Building the preview", Summary: "deploybot is building the preview of #" + strconv.Itoa(r.pr.Number) + "."},
 	})
 	if err != nil {
 		return fmt.Errorf("create check run: %w", err)
 	}
-	r.checkID, r.checkURL = ref.ID, ref.URL
+	r.checkID, r.checkURL = ref.ID, detailsURL(r.p.deps, r.runID, ref)
 	return r.p.deps.State.Runs.AttachCheckRun(ctx, r.runID, ref.ID)
+}
+
+// detailsURL is where the status comment's "Details" and a deployment's
+// log link: the run's page when the bot has one, else its check run.
+func detailsURL(deps Deps, runID int64, ref github.CheckRunRef) string {
+	if page := deps.runPage(runID); page != "" {
+		return page
+	}
+	return ref.URL
 }
 
 // checkCreateTimeout bounds creating and recording a check run, which a
@@ -833,14 +845,35 @@ func withEnv(base, extra map[string]string) map[string]string {
 
 // runCommand runs c with cmds and writes its output to log.
 func runCommand(ctx context.Context, cmds Commands, log *Log, c runner.Command) error {
-	res, err := cmds.Run(ctx, c)
-	if res.Output != "" {
-		log.Write([]byte(res.Output))
-	}
+	res, err := runLogged(ctx, cmds, log, c)
 	if err != nil {
 		return err
 	}
 	return res.Err()
+}
+
+// runLogged runs c with cmds, its output streaming into log as it comes
+// (the run's page shows it live). A Commands that does not stream has its
+// captured output written to log when it is done.
+func runLogged(ctx context.Context, cmds Commands, log *Log, c runner.Command) (runner.Result, error) {
+	out := &countingWriter{w: log}
+	c.Output = out
+	res, err := cmds.Run(ctx, c)
+	if out.n == 0 && res.Output != "" {
+		log.Write([]byte(res.Output))
+	}
+	return res, err
+}
+
+// countingWriter counts what passes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.w.Write(p)
 }
 
 // uriSecrets are what of a branch's connection URIs must never be shown:

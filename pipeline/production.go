@@ -155,7 +155,7 @@ type prodWorker struct {
 }
 
 func (r *productionRun) start(ctx context.Context) error {
-	id, err := r.deps.State.Runs.Start(ctx, state.Run{Kind: "production", Repo: r.meta.Repo.FullName(), HeadSHA: r.sha, Branch: r.branch, JobID: r.jobID, Reason: r.reason})
+	id, err := r.deps.State.Runs.Start(ctx, state.Run{Kind: "production", Repo: r.meta.Repo.FullName(), HeadSHA: r.sha, Branch: r.branch, JobID: r.jobID, Reason: r.reason, Actor: r.meta.Sender})
 	if err != nil {
 		return err
 	}
@@ -167,12 +167,13 @@ func (r *productionRun) start(ctx context.Context) error {
 	ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 		Name: CheckProduction, HeadSHA: r.sha, Status: github.StatusInProgress, StartedAt: time.Now(),
 		ExternalID: strconv.FormatInt(r.runID, 10),
+		DetailsURL: r.deps.runPage(r.runID),
 		Output:     r.startOutput(),
 	})
 	if err != nil {
 		return fmt.Errorf("create production check run: %w", err)
 	}
-	r.checkID, r.checkURL = ref.ID, ref.URL
+	r.checkID, r.checkURL = ref.ID, detailsURL(r.deps, r.runID, ref)
 	return r.deps.State.Runs.AttachCheckRun(ctx, r.runID, ref.ID)
 }
 

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,6 +112,22 @@ func TestProductionDeploysWorkersInOrder(t *testing.T) {
 	}
 	if !deployed {
 		t.Errorf("no successful production deployment: %+v", e.gh.Snapshot().Deployments)
+	}
+	// Its check run's Details and its deployment's log are the run's page.
+	var run int64
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT id FROM runs WHERE kind = 'production' AND head_sha = $1`, sha).Scan(&run))
+	page := fmt.Sprintf("%s/runs/%d", e.s.BotURL, run)
+	for _, c := range e.gh.Snapshot().CheckRuns {
+		if c.HeadSHA == sha && c.Name == "deploybot/production" && c.DetailsURL != page {
+			t.Errorf("the production check run's details_url is %q, want %s", c.DetailsURL, page)
+		}
+	}
+	for _, d := range e.gh.Snapshot().Deployments {
+		for _, st := range d.Statuses {
+			if d.Environment == "production" && d.SHA == sha && st.LogURL != page {
+				t.Errorf("the production deployment's %s status links %q, want %s", st.State, st.LogURL, page)
+			}
+		}
 	}
 	if v, _ := e.s.Sandbox.Cloudflare.SecretValue("ecom-api", "STRIPE_SECRET_KEY"); !strings.HasPrefix(v, "sk_live_") {
 		t.Error("production api lacks its configured (live) secret")

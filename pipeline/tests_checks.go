@@ -45,6 +45,7 @@ func (r *testRun) createChecks(ctx context.Context) error {
 		ref, err := r.repo.CreateCheckRun(ctx, github.CheckRun{
 			Name: checkTestPrefix + s.Name, HeadSHA: r.req.sha, Status: github.StatusQueued,
 			ExternalID: strconv.FormatInt(r.runID, 10),
+			DetailsURL: r.t.deps.stepPage(r.runID, s.Name),
 			Output:     &github.CheckOutput{Title: "Queued", Summary: "Waiting for the stages it needs, the source and a free runner."},
 		})
 		if err != nil {

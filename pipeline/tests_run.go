@@ -531,10 +531,7 @@ func (r *testRun) runStage(ctx context.Context, log *Log, s repoconfig.Stage) er
 	if err := r.stageSecrets(log, &cmd); err != nil {
 		return err
 	}
-	res, err := r.t.deps.Commands.Run(ctx, cmd)
-	if res.Output != "" {
-		log.Write([]byte(res.Output))
-	}
+	res, err := runLogged(ctx, r.t.deps.Commands, log, cmd)
 	result := stageResult{
 		ran: err == nil, exitCode: res.ExitCode, duration: res.Duration, timedOut: res.TimedOut, timeout: timeout,
 		output: res.Output,
@@ -585,7 +582,7 @@ func (r *testRun) result(stage string) (stageResult, bool) {
 // record stores the run as queued (or directly as finished, for a skip).
 func (r *testRun) record(ctx context.Context, status, msg string) error {
 	id, err := r.t.deps.State.Tests.Record(ctx, state.TestRun{
-		Repo: r.req.meta.Repo.FullName(), Key: r.req.key, SHA: r.req.sha, JobID: r.jobID, Reason: r.req.reason,
+		Repo: r.req.meta.Repo.FullName(), Key: r.req.key, SHA: r.req.sha, JobID: r.jobID, Reason: r.req.reason, Actor: r.req.meta.Sender,
 	}, status, msg)
 	if err != nil {
 		return err

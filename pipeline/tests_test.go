@@ -163,6 +163,12 @@ func TestPushRunsStagesInOrder(t *testing.T) {
 	if got := e.runStatuses(sha); !slices.Equal(got, []string{"succeeded"}) {
 		t.Errorf("runs: %v", got)
 	}
+	// A stage's Details is its step on the run's page.
+	var run int64
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT id FROM runs WHERE kind = 'test' AND head_sha = $1`, sha).Scan(&run))
+	if got, want := e.stageCheck(sha, "integration").DetailsURL, fmt.Sprintf("%s/runs/%d#step-integration", e.s.BotURL, run); got != want {
+		t.Errorf("the integration stage's details_url is %q, want %q", got, want)
+	}
 }
 
 // TestFailingStage: a failing stage fails its check run with annotations on

@@ -66,8 +66,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	fmt.Fprintln(stdout, "\nThe demo passed: the preview was built, updated in place and deleted with the PR, and the merge reached production.")
 	if *keep {
-		fmt.Fprintf(stdout, "\nStill running. Sandbox: %s (state: %s); bot webhooks: %s; metrics: %s/metrics. Ctrl-C to stop.\n",
-			stack.URLs.GitHub, stack.URLs.State, stack.HookURL, stack.BotURL)
+		fmt.Fprintf(stdout, "\nStill running. Sandbox: %s (state: %s); bot webhooks: %s; runs' pages: %s/runs/{id}; metrics: %s/metrics. Ctrl-C to stop.\n",
+			stack.URLs.GitHub, stack.URLs.State, stack.HookURL, stack.BotURL, stack.BotURL)
 		<-ctx.Done()
 	}
 	return nil

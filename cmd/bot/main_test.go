@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -54,8 +55,12 @@ func writeConfig(t *testing.T, body string) string {
 	return path
 }
 
+// TestServeBecomesReadyAndStopsOnSignal: serve answers its probes and,
+// with public_url, the runs' pages; a signal stops it at once even while a
+// browser streams a running run (the stream would otherwise hold the
+// shutdown for its whole timeout, 5 minutes here).
 func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
-	_, dbURL := pgtest.NewDatabaseURL(t)
+	pool, dbURL := pgtest.NewDatabaseURL(t)
 	// serve asks GitHub who the App is at start: a simulated GitHub answers.
 	gh, err := ghsim.New(ghsim.Options{})
 	if err != nil {
@@ -77,8 +82,8 @@ func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
 		return ln.Addr().String()
 	}
 	addr, metricsAddr := freeAddr(), freeAddr()
-	cfg := writeConfig(t, "github:\n  v3_api_url: "+api.URL+"/\n  app:\n    integration_id: 1\n    webhook_secret: {env: HOOK_SECRET}\n    private_key: {file: "+keyFile+"}\nlog:\n  level: warn\n"+
-		"server:\n  metrics_address: "+metricsAddr+"\n")
+	cfg := writeConfig(t, "server:\n  public_url: http://"+addr+"\n  shutdown_timeout: 5m\n  metrics_address: "+metricsAddr+"\n"+
+		"github:\n  v3_api_url: "+api.URL+"/\n  app:\n    integration_id: 1\n    webhook_secret: {env: HOOK_SECRET}\n    private_key: {file: "+keyFile+"}\nlog:\n  level: warn\n")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -126,6 +131,23 @@ func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
 	status, body := get("http://" + metricsAddr + "/metrics")
 	if status != http.StatusOK || !strings.Contains(body, "deploybot_queue_jobs{") || !strings.Contains(body, "deploybot_previews_alive 0") {
 		t.Errorf("GET /metrics on server.metrics_address: %d\n%s", status, body)
+	}
+
+	var run int64
+	if err := pool.QueryRow(context.Background(), `INSERT INTO runs (kind, repo, head_sha) VALUES ('test', 'acme/shop', 'abc') RETURNING id`).Scan(&run); err != nil {
+		t.Fatal(err)
+	}
+	page := fmt.Sprintf("http://%s/runs/%d", addr, run)
+	if status, body := get(page); status != http.StatusOK || !strings.Contains(body, `<dd id="run-repo">acme/shop</dd>`) {
+		t.Fatalf("the run's page: %d\n%s", status, body)
+	}
+	stream, err := http.Get(page + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	if stream.StatusCode != http.StatusOK {
+		t.Fatalf("the run's stream: %d", stream.StatusCode)
 	}
 	cancel()
 	select {

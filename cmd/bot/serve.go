@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -48,7 +49,11 @@ func serve(ctx context.Context, cfg *config.Config, logger zerolog.Logger) error
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Address, err)
 	}
-	servers := []*http.Server{server.HTTPServer(b.Handler, server.DefaultTimeouts)}
+	mainSrv := server.HTTPServer(b.Handler, server.DefaultTimeouts)
+	// A live run page's stream would hold a graceful shutdown until its
+	// run ends: the shutdown ends the streams first.
+	mainSrv.RegisterOnShutdown(b.EndStreams)
+	servers := []*http.Server{mainSrv}
 	listeners := []net.Listener{ln}
 	if a := cfg.Server.MetricsAddress; a != "" {
 		mln, err := net.Listen("tcp", a)
@@ -67,6 +72,9 @@ func serve(ctx context.Context, cfg *config.Config, logger zerolog.Logger) error
 	ev := logger.Info().Str("addr", ln.Addr().String()).Str("webhook_path", server.WebhookPath)
 	if len(listeners) > 1 {
 		ev = ev.Str("metrics_addr", listeners[1].Addr().String())
+	}
+	if cfg.Server.PublicURL != "" {
+		ev = ev.Str("run_pages", strings.TrimSuffix(cfg.Server.PublicURL, "/")+"/runs/{id}")
 	}
 	ev.Msg("deploybot is serving")
 

@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +37,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/server"
 	"github.com/revelations-studio/deploybot/internal/store"
+	"github.com/revelations-studio/deploybot/internal/web"
 	"github.com/revelations-studio/deploybot/pipeline"
 	"github.com/revelations-studio/deploybot/pipeline/state"
 )
@@ -90,7 +93,11 @@ type App struct {
 	started bool
 	// stopLiveness ends the heartbeat after the queue stopped.
 	stopLiveness func()
-	closeDB      func()
+	// pages are the web pages (nil without public_url); stopPages ends
+	// their database listener.
+	pages     *web.Handler
+	stopPages func()
+	closeDB   func()
 }
 
 // Start checks the configuration and the App's credentials, then opens the
@@ -173,6 +180,10 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 
 	st = state.New(pool)
 	deps := pipelineDeps(cfg, opts, pool, creator, m)
+	pages, hub, err := newPages(cfg, opts, pool)
+	if err != nil {
+		return fail(err)
+	}
 	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger, SweepEvery: opts.SweepEvery, Pipelines: deps, RetryPolicy: opts.RetryPolicy}
 	queue, err := pipeline.NewQueue(pool, qopts)
 	if err != nil {
@@ -200,17 +211,88 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		go func() { live.Run(liveCtx); close(done) }()
 		stopLiveness = func() { cancel(); <-done }
 	}
+	stopPages := func() {}
+	if pages != nil {
+		stopPages = listenRuns(ctx, pool, hub)
+	}
 	sopts := server.Options{
 		WebhookSecret: cfg.GitHub.App.WebhookSecret.Value(),
 		Handlers:      handlers.All(intake.New(pool, queue)),
 		Ready:         ready(pool),
 		Logger:        logger,
 		Observe:       m.WebhookDelivered,
+		Pages:         pagesHandler(pages),
 	}
 	if cfg.Server.MetricsAddress == "" {
 		sopts.Metrics = m.Handler()
 	}
-	return &App{Pool: pool, Queue: queue, Handler: server.New(sopts), Metrics: m.Handler(), deps: qopts.Pipelines, started: !opts.InsertOnly, stopLiveness: stopLiveness, closeDB: closeDB}, nil
+	return &App{Pool: pool, Queue: queue, Handler: server.New(sopts), Metrics: m.Handler(), deps: qopts.Pipelines, started: !opts.InsertOnly, stopLiveness: stopLiveness,
+		pages: pages, stopPages: stopPages, closeDB: closeDB}, nil
+}
+
+// newPages builds the web pages when server.public_url is set: the bot
+// then links its runs' pages from GitHub, and serves them beside the
+// webhook. Without it no page is served (nil). The pages' live streams are
+// woken through hub (listenRuns).
+//
+// Who may read the pages is web.Access; until the GitHub login exists it is
+// web.AllowAll: whoever reaches public_url reads every run's log (secrets
+// masked).
+func newPages(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*web.Handler, *web.Hub, error) {
+	if cfg.Server.PublicURL == "" || opts.InsertOnly {
+		return nil, nil, nil
+	}
+	hub := web.NewHub()
+	scheme := opts.HealthScheme
+	if scheme == "" {
+		scheme = cfg.HealthCheck.Scheme
+	}
+	h, err := web.New(web.Options{
+		Reader:        web.StateReader(state.New(pool)),
+		Hub:           hub,
+		Access:        web.AllowAll{},
+		GitHubURL:     github.WebURL(cfg.GitHub.V3APIURL),
+		PreviewScheme: scheme,
+		Logger:        opts.Logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, hub, nil
+}
+
+// pagesHandler is pages as the server takes it: a nil *web.Handler must be
+// a nil http.Handler.
+func pagesHandler(pages *web.Handler) http.Handler {
+	if pages == nil {
+		return nil
+	}
+	return pages
+}
+
+// EndStreams ends the pages' live streams, which would hold an HTTP
+// server's graceful shutdown until their runs end (http.Server's
+// RegisterOnShutdown).
+func (a *App) EndStreams() {
+	if a.pages != nil {
+		a.pages.Close()
+	}
+}
+
+// listenRuns wakes hub's streams on the database's notifications of runs'
+// changes, from this process's runs and from other replicas', until the
+// returned function is called.
+func listenRuns(ctx context.Context, pool *pgxpool.Pool, hub *web.Hub) (stop func()) {
+	listenCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { state.ListenRuns(listenCtx, pool, hub.Notify); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+// RunURL is the address of run id's page under public_url.
+func RunURL(publicURL string) func(id int64) string {
+	base := strings.TrimSuffix(publicURL, "/")
+	return func(id int64) string { return base + "/runs/" + strconv.FormatInt(id, 10) }
 }
 
 // Sweep runs the sweeper now (see pipeline.Sweep); teardowns are queued for
@@ -230,7 +312,9 @@ func (a *App) Sweep(ctx context.Context, opts pipeline.SweepOptions) ([]pipeline
 func (a *App) Stop(timeout time.Duration, logger zerolog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	a.EndStreams()
 	if !a.started {
+		a.stopPages()
 		a.closeDB()
 		return
 	}
@@ -241,6 +325,7 @@ func (a *App) Stop(timeout time.Duration, logger zerolog.Logger) {
 		_ = a.Queue.StopAndCancel(hardCtx)
 	}
 	a.stopLiveness()
+	a.stopPages()
 	a.closeDB()
 }
 
@@ -409,6 +494,9 @@ func pipelineDeps(cfg *config.Config, opts Options, pool *pgxpool.Pool, creator 
 		TestCommands: cfg.Jobs.TestCommands,
 		Logger:       opts.Logger,
 		Observer:     m,
+	}
+	if cfg.Server.PublicURL != "" {
+		deps.RunURL = RunURL(cfg.Server.PublicURL)
 	}
 	if deps.Health == nil {
 		deps.Health = &http.Client{Timeout: 30 * time.Second}

@@ -73,6 +73,11 @@ func Walk(ctx context.Context, s *Stack, out io.Writer) error {
 	if err := settle(pr, pushEvent("feature/login"), prEvent(pr, "opened")); err != nil {
 		return err
 	}
+	page, err := s.RunPage(ctx, "preview", pr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nThe preview's run, step by step, each step's whole log: %s\n", page)
 	s.showTests(out, sha1)
 	if err := s.expectLive(ctx, pr, sha1); err != nil {
 		return err
@@ -174,6 +179,18 @@ func (s *Stack) show(out io.Writer, pr int) error {
 	fmt.Fprintf(w, "    Custom domains\t%s\n", strings.Join(r.Domains, ", "))
 	fmt.Fprintf(w, "    Check runs\t%s\n", strings.Join(r.CheckRuns, ", "))
 	return w.Flush()
+}
+
+// RunPage is the address of the page of pull request pr's latest run of
+// kind (the bot serves it at its public_url).
+func (s *Stack) RunPage(ctx context.Context, kind string, pr int) (string, error) {
+	var id int64
+	err := s.App.Pool.QueryRow(ctx, `SELECT id FROM runs WHERE repo = $1 AND kind = $2 AND pr_number = $3 ORDER BY id DESC LIMIT 1`,
+		Repo, kind, pr).Scan(&id)
+	if err != nil {
+		return "", fmt.Errorf("find the %s run of #%d: %w", kind, pr, err)
+	}
+	return fmt.Sprintf("%s/runs/%d", s.BotURL, id), nil
 }
 
 // Comments are the bot's status comments on pr (there should be one);

@@ -90,7 +90,8 @@ type Stack struct {
 	App     *app.App
 	// HookURL is the bot's webhook endpoint.
 	HookURL string
-	// BotURL is the bot's base URL: its probes and GET /metrics.
+	// BotURL is the bot's address, its public_url: the runs' pages are
+	// under it, and its probes and GET /metrics.
 	BotURL string
 	Config *config.Config
 	// Web is an HTTP client that takes every hostname to the sandbox's
@@ -174,6 +175,12 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 		cmds = r
 	}
 	s.Web = health.ClientResolvingTo(strings.TrimPrefix(sbServer.URL, "http://"))
+	// The bot's address is known before it starts, so that its check runs
+	// link its runs' pages there.
+	botServer := httptest.NewUnstartedServer(http.NotFoundHandler())
+	s.closers = append(s.closers, botServer.Close)
+	s.BotURL = "http://" + botServer.Listener.Addr().String()
+	cfg.Server.PublicURL = s.BotURL
 	a, err := app.Start(ctx, app.Options{
 		Commands:     cmds,
 		Config:       &cfg,
@@ -193,9 +200,9 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 	}
 	s.App = a
 	s.closers = append(s.closers, func() { a.Stop(10*time.Second, opts.Logger) })
-	botServer := httptest.NewServer(a.Handler)
-	s.closers = append(s.closers, botServer.Close)
-	s.BotURL, s.HookURL = botServer.URL, botServer.URL+server.WebhookPath
+	botServer.Config.Handler = a.Handler
+	botServer.Start()
+	s.HookURL = botServer.URL + server.WebhookPath
 
 	if err := s.seedRepo(); err != nil {
 		return nil, err

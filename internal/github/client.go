@@ -132,6 +132,18 @@ func DefaultV4URL(v3 string) string {
 	return base + "/graphql"
 }
 
+// WebURL is where people see the GitHub a REST base URL belongs to (pull
+// requests, commits, check runs): HOST on GitHub Enterprise Server (REST at
+// HOST/api/v3/), https://github.com otherwise — the sandbox's GitHub too
+// links there, as its html_url fields do.
+func WebURL(v3 string) string {
+	base := strings.TrimSuffix(v3, "/")
+	if b, ok := strings.CutSuffix(base, "/api/v3"); ok {
+		return b
+	}
+	return "https://github.com"
+}
+
 // NewClientCreator returns go-githubapp's caching ClientCreator (installation
 // clients are reused per installation) configured for the bot:
 //

@@ -65,6 +65,16 @@ func TestConfig(t *testing.T) {
 			t.Errorf("DefaultV4URL(%q) = %q, want %q", v3, got, want)
 		}
 	}
+	for v3, want := range map[string]string{
+		"":                                "https://github.com",
+		"https://api.github.com/":         "https://github.com",
+		"https://ghe.example.com/api/v3/": "https://ghe.example.com",
+		"http://127.0.0.1:8081/github/":   "https://github.com",
+	} {
+		if got := WebURL(v3); got != want {
+			t.Errorf("WebURL(%q) = %q, want %q", v3, got, want)
+		}
+	}
 	key, err := rsaPEM()
 	must(t, err)
 	if _, err := NewClientCreator(Config{AppID: 1, PrivateKey: []byte("not a key")}); err == nil {

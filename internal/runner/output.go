@@ -17,9 +17,11 @@ const mask = "***"
 // a single "***", so no part of any secret survives (masking "abc" and then
 // looking for "bcd" in what is left would show the "d").
 //
-// It holds back at most the longest secret's length minus one byte: a
-// position is decided only when enough bytes follow it to tell whether a
-// secret starts there.
+// It holds back only what may be the start of a secret: the last bytes of
+// a write, when they are the beginning of one (at most the longest
+// secret's length minus one byte). Everything else goes out at once, so a
+// line printed before a command pauses is seen live (the run page streams
+// it), not when the next write comes.
 type masker struct {
 	secrets [][]byte // longest first, so the first match at a position is the longest
 	longest int
@@ -84,17 +86,13 @@ func (m *masker) process(final bool) {
 	out := m.scratch[:0]
 	i := 0
 	for i < len(buf) {
-		if !final && len(buf)-i < m.longest {
+		if !final && len(buf)-i < m.longest && m.mayStart(buf[i:]) {
 			break // a secret might start here and continue in the next write
 		}
 		if i >= m.covered && !m.first[buf[i]] {
 			// Fast path: copy up to the next byte that could start a secret.
 			j := i + 1
-			limit := len(buf)
-			if !final {
-				limit = len(buf) - m.longest + 1
-			}
-			for j < limit && !m.first[buf[j]] {
+			for j < len(buf) && !m.first[buf[j]] {
 				j++
 			}
 			out = append(out, buf[i:j]...)
@@ -127,6 +125,20 @@ func (m *masker) process(final bool) {
 	m.scratch = out[:0]
 	m.covered = max(m.covered-i, 0)
 	m.pending = append(m.pending[:0], buf[i:]...)
+}
+
+// mayStart reports whether rest, the undecided end of the stream, is the
+// beginning of a secret longer than it: only then must it wait for more.
+func (m *masker) mayStart(rest []byte) bool {
+	if !m.first[rest[0]] {
+		return false
+	}
+	for _, s := range m.secrets {
+		if len(s) > len(rest) && bytes.HasPrefix(s, rest) {
+			return true
+		}
+	}
+	return false
 }
 
 // maskString masks a whole string at once.

@@ -136,3 +136,24 @@ func TestSecretAcrossCutIsMasked(t *testing.T) {
 		}
 	}
 }
+
+// Output that cannot be the start of a secret goes out at once: the last
+// line a command prints before it pauses is seen while it pauses. Only
+// bytes that begin a secret wait for the next write.
+func TestMaskerHoldsBackOnlyASecretsBeginning(t *testing.T) {
+	var got strings.Builder
+	m := newMasker([]string{"postgres://u:pw@db/x"}, func(p []byte) { got.Write(p) })
+	m.Write([]byte("migrating…\n"))
+	if got.String() != "migrating…\n" {
+		t.Fatalf("after a line with no secret in it, %q went out; want the whole line", got.String())
+	}
+	m.Write([]byte("url=postgres://u:"))
+	if got.String() != "migrating…\nurl=" {
+		t.Fatalf("the beginning of a secret went out before the rest of it could be seen: %q", got.String())
+	}
+	m.Write([]byte("pw@db/x done\n"))
+	m.Flush()
+	if want := "migrating…\nurl=*** done\n"; got.String() != want {
+		t.Fatalf("got %q, want %q", got.String(), want)
+	}
+}

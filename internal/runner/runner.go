@@ -42,6 +42,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -103,6 +104,11 @@ type Command struct {
 	// Untrusted marks code nobody with write access wrote (a fork's): a
 	// Runner without a sandbox refuses to run it.
 	Untrusted bool
+	// Output, when set, receives the whole output as it comes, secrets
+	// already masked, from one goroutine; Run returns only after its last
+	// write. It is how a run's page streams a build's log live and keeps
+	// all of it, where Result.Output keeps a head and a tail.
+	Output io.Writer
 }
 
 // Result is what happened.
@@ -255,7 +261,14 @@ func execute(ctx context.Context, c Command, wrap wrapper) (Result, error) {
 	pgid := cmd.Process.Pid
 
 	out := newCapped(head, tail)
-	m := newMasker(c.Secrets, out.Write)
+	emit := out.Write
+	if c.Output != nil {
+		emit = func(p []byte) {
+			out.Write(p)
+			_, _ = c.Output.Write(p)
+		}
+	}
+	m := newMasker(c.Secrets, emit)
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)

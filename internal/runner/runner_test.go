@@ -422,3 +422,26 @@ func assertGone(t *testing.T, pid int) {
 	syscall.Kill(pid, syscall.SIGKILL) // do not leave it behind
 	t.Fatalf("process %d still exists after Run returned (kill 0: %v; stat: %s)", pid, err, state)
 }
+
+// Command.Output gets the whole output, masked, while Result.Output keeps
+// only a head and a tail: the run page shows all of a long build's log.
+func TestOutputStreamsEverythingMasked(t *testing.T) {
+	var streamed strings.Builder
+	res := run(t, Command{
+		Script:     `echo "token=$TOKEN"; i=0; while [ $i -lt 2000 ]; do echo "line $i"; i=$((i+1)); done`,
+		Env:        map[string]string{"TOKEN": "s3cr3t-token-value"},
+		Secrets:    []string{"s3cr3t-token-value"},
+		OutputHead: 1 << 10, OutputTail: 1 << 10,
+		Output: &streamed,
+	})
+	got := streamed.String()
+	if !strings.HasPrefix(got, "token=***\nline 0\n") || !strings.HasSuffix(got, "line 1999\n") || !strings.Contains(got, "\nline 1000\n") {
+		t.Fatalf("streamed output is not the whole masked output: %d bytes, starting %q", len(got), got[:min(len(got), 40)])
+	}
+	if strings.Contains(got, "s3cr3t") {
+		t.Fatal("the streamed output shows the secret")
+	}
+	if !res.Truncated || strings.Contains(res.Output, "\nline 1000\n") {
+		t.Fatalf("Result.Output should still keep only a head and a tail (truncated %v)", res.Truncated)
+	}
+}

@@ -1,5 +1,6 @@
 // Package server is the bot's HTTP front: the GitHub webhook endpoint, the
-// health probes and, when given, the metrics.
+// health probes, the metrics when given, and the web pages beside them
+// (Options.Pages).
 //
 // The endpoint is open to the internet, so it spends as little as it can on
 // a request before knowing GitHub sent it: a request without a well-formed
@@ -73,6 +74,9 @@ type Options struct {
 	Observe func(event, outcome string, took time.Duration)
 	// Metrics, when set, is served at GET /metrics.
 	Metrics http.Handler
+	// Pages serves every path the webhook and the probes do not: the web
+	// interface (internal/web), or nil for none.
+	Pages http.Handler
 }
 
 // Limits bound what webhook requests can hold at once.
@@ -127,6 +131,9 @@ func New(opts Options) http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /readyz", readiness(opts.Ready))
+	if opts.Pages != nil {
+		mux.Handle("/", opts.Pages)
+	}
 	return withLogger(opts.Logger, mux)
 }
 

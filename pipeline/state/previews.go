@@ -206,3 +206,23 @@ func (p Previews) Projects(ctx context.Context) ([][2]string, error) {
 		return pair, r.Scan(&pair[0], &pair[1])
 	})
 }
+
+// Find returns the stored state of pull request pr's preview without
+// recording anything (found false when the bot never saw the PR).
+func (p Previews) Find(ctx context.Context, repo string, pr int) (Preview, bool, error) {
+	out := Preview{Repo: repo, PR: pr, Known: true}
+	var raw []byte
+	err := p.pool.QueryRow(ctx, `
+		SELECT state, deployed_sha, resources FROM previews WHERE repo = $1 AND pr_number = $2`, repo, pr).
+		Scan(&out.State, &out.DeployedSHA, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Preview{}, false, nil
+	}
+	if err != nil {
+		return Preview{}, false, fmt.Errorf("read the preview of %s#%d: %w", repo, pr, err)
+	}
+	if err := json.Unmarshal(raw, &out.Resources); err != nil {
+		return Preview{}, false, fmt.Errorf("read the resources of %s#%d: %w", repo, pr, err)
+	}
+	return out, true, nil
+}

@@ -27,15 +27,17 @@ type Run struct {
 	JobID  int64
 	// Reason is what started it, e.g. "pull_request.synchronize" or "push".
 	Reason string
+	// Actor is who started it: the login of the webhook's sender.
+	Actor string
 }
 
 // Start records a run as running and returns its id.
 func (r Runs) Start(ctx context.Context, run Run) (int64, error) {
 	var id int64
 	err := r.pool.QueryRow(ctx, `
-		INSERT INTO runs (kind, repo, pr_number, head_sha, job_id, reason, branch)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		run.Kind, run.Repo, run.PR, run.HeadSHA, run.JobID, run.Reason, run.Branch).Scan(&id)
+		INSERT INTO runs (kind, repo, pr_number, head_sha, job_id, reason, branch, actor)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		run.Kind, run.Repo, run.PR, run.HeadSHA, run.JobID, run.Reason, run.Branch, run.Actor).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record %s run of %s: %w", run.Kind, run.Repo, err)
 	}
@@ -291,4 +293,68 @@ func (r Runs) DeployedBy(ctx context.Context, repo string, checkRunID int64) (sh
 		return "", nil, false, fmt.Errorf("read the versions of check run %d: %w", checkRunID, err)
 	}
 	return sha, versions, len(versions) > 0, nil
+}
+
+// Detail is all that is recorded of a run: what its page shows.
+type Detail struct {
+	ID         int64
+	Kind       string
+	Repo       string
+	PR         int
+	Branch     string
+	HeadSHA    string
+	Reason     string
+	Actor      string
+	Status     string // queued, running, succeeded, failed, cancelled, skipped, blocked
+	Error      string
+	CheckRunID int64
+	Started    time.Time
+	Finished   time.Time // zero while it runs
+	// Steps are its steps in the order they started (those not started
+	// last, by name).
+	Steps []Step
+}
+
+// Ended reports whether the run is over.
+func (d Detail) Ended() bool { return !d.Finished.IsZero() }
+
+// Get returns run id with its steps (found false when there is none).
+func (r Runs) Get(ctx context.Context, id int64) (Detail, bool, error) {
+	d := Detail{ID: id}
+	var finished *time.Time
+	err := r.pool.QueryRow(ctx, `
+		SELECT kind, repo, pr_number, branch, head_sha, reason, actor, status, error, check_run_id, started_at, finished_at
+		FROM runs WHERE id = $1`, id).
+		Scan(&d.Kind, &d.Repo, &d.PR, &d.Branch, &d.HeadSHA, &d.Reason, &d.Actor, &d.Status, &d.Error, &d.CheckRunID, &d.Started, &finished)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("read run %d: %w", id, err)
+	}
+	if finished != nil {
+		d.Finished = *finished
+	}
+	rows, err := r.pool.Query(ctx, `
+		SELECT name, status, started_at, finished_at, error, check_run_id FROM run_steps WHERE run_id = $1
+		ORDER BY started_at NULLS LAST, name`, id)
+	if err != nil {
+		return d, false, fmt.Errorf("read the steps of run %d: %w", id, err)
+	}
+	d.Steps, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Step, error) {
+		var s Step
+		var started, finished *time.Time
+		err := row.Scan(&s.Name, &s.Status, &started, &finished, &s.Err, &s.CheckRunID)
+		if started != nil {
+			s.Started = *started
+		}
+		if finished != nil {
+			s.Finished = *finished
+		}
+		return s, err
+	})
+	if err != nil {
+		return d, false, fmt.Errorf("read the steps of run %d: %w", id, err)
+	}
+	return d, true, nil
 }

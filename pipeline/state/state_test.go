@@ -3,7 +3,9 @@ package state_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -267,5 +269,61 @@ func TestRunEndOutcome(t *testing.T) {
 	}
 	if e, err := st.Runs.End(ctx, id+100, "failed", ""); err != nil || e.Kind != "" {
 		t.Errorf("ending a run that does not exist: %+v, %v; want nothing", e, err)
+	}
+}
+
+// TestRunLog: a run's log is read back in order after any chunk; a batch
+// drops chunks and counts them on its marker at once; the run's page reads
+// the run with its steps and who started it.
+func TestRunLog(t *testing.T) {
+	st := state.New(pgtest.NewDatabase(t))
+	ctx := t.Context()
+	run, err := st.Runs.Start(ctx, state.Run{Kind: "preview", Repo: "o/r", PR: 3, HeadSHA: "abc", Reason: "pull_request.opened", Actor: "octocat"})
+	must(t, err)
+	must(t, st.Steps.Plan(ctx, run, []string{"source", "build:web"}))
+	ids, err := st.Steps.WriteLog(ctx, run, state.LogWrite{Chunks: []state.LogChunk{
+		{Step: "build:web", Text: "head\n"}, {Step: "build:web", Marker: true}, {Step: "build:web", Text: "old\n"}, {Step: "source", Text: "café\n"},
+	}})
+	must(t, err)
+	if len(ids) != 4 || !(ids[0] < ids[1] && ids[1] < ids[2] && ids[2] < ids[3]) {
+		t.Fatalf("ids %v: want four, in order", ids)
+	}
+	_, err = st.Steps.WriteLog(ctx, run, state.LogWrite{Chunks: []state.LogChunk{{Step: "build:web", Text: "new\n"}},
+		Drop: []int64{ids[2]}, Cut: map[int64]int64{ids[1]: 4}})
+	must(t, err)
+	all, err := st.Steps.LogSince(ctx, run, 0, 100)
+	must(t, err)
+	var got []string
+	for _, c := range all {
+		got = append(got, fmt.Sprintf("%s:%q:%v:%d", c.Step, c.Text, c.Marker, c.Cut))
+	}
+	want := []string{`build:web:"head\n":false:0`, `build:web:"":true:4`, `source:"café\n":false:0`, `build:web:"new\n":false:0`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("log: %q, want %q", got, want)
+	}
+	after, err := st.Steps.LogSince(ctx, run, ids[3], 100)
+	must(t, err)
+	if len(after) != 1 || after[0].Text != "new\n" {
+		t.Fatalf("after chunk %d: %+v, want the last one", ids[3], after)
+	}
+	n, err := st.Steps.LogBytes(ctx, run)
+	must(t, err)
+	if n != int64(len("head\ncafé\nnew\n")) {
+		t.Fatalf("LogBytes = %d", n)
+	}
+
+	start := time.Now()
+	must(t, st.Steps.Update(ctx, run, state.Step{Name: "source", Status: "succeeded", Started: start, Finished: start.Add(time.Second)}))
+	must(t, st.Runs.Finish(ctx, run, "succeeded", ""))
+	d, found, err := st.Runs.Get(ctx, run)
+	must(t, err)
+	if !found || d.Actor != "octocat" || d.PR != 3 || d.Reason != "pull_request.opened" || !d.Ended() || d.Status != "succeeded" {
+		t.Fatalf("run: %+v", d)
+	}
+	if len(d.Steps) != 2 || d.Steps[0].Name != "source" || d.Steps[0].Status != "succeeded" || d.Steps[1].Status != "pending" {
+		t.Fatalf("steps: %+v, want source (started) then build:web (pending)", d.Steps)
+	}
+	if _, found, err := st.Runs.Get(ctx, run+100); err != nil || found {
+		t.Fatalf("an unknown run: found %v, %v", found, err)
 	}
 }

@@ -20,6 +20,9 @@ type Step struct {
 	Finished time.Time
 	Log      string
 	Err      string
+	// CheckRunID is a test stage's own check run (read only: Tests
+	// records it).
+	CheckRunID int64
 }
 
 // Plan records run's steps as pending; steps already recorded (a rescued

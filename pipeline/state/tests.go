@@ -23,6 +23,7 @@ type TestRun struct {
 	SHA    string
 	JobID  int64
 	Reason string // push, rerun, fork
+	Actor  string // who pushed or asked
 }
 
 // Record stores run as queued, or directly as ended with status and msg
@@ -47,9 +48,9 @@ func (t Tests) Record(ctx context.Context, run TestRun, status, msg string) (int
 		return 0, fmt.Errorf("record test run of %s@%s: %w", run.Repo, run.SHA, err)
 	}
 	err = t.pool.QueryRow(ctx, `
-		INSERT INTO runs (kind, repo, head_sha, job_id, reason, branch, status, error, finished_at)
-		VALUES ('test', $1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-		run.Repo, run.SHA, run.JobID, run.Reason, run.Key, status, msg, finished).Scan(&id)
+		INSERT INTO runs (kind, repo, head_sha, job_id, reason, branch, status, error, finished_at, actor)
+		VALUES ('test', $1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+		run.Repo, run.SHA, run.JobID, run.Reason, run.Key, status, msg, finished, run.Actor).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record test run of %s@%s: %w", run.Repo, run.SHA, err)
 	}

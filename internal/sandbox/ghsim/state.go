@@ -79,6 +79,8 @@ type CheckRunState struct {
 	TextBytes    int `json:"text_bytes"`
 	Annotations  int `json:"annotations"`
 	Actions      int `json:"actions"`
+	// DetailsURL is the details_url the App gave ("" for none).
+	DetailsURL string `json:"details_url,omitempty"`
 }
 
 // CommentState is an issue or pull request comment.
@@ -197,6 +199,7 @@ func (s *Server) Snapshot() State {
 			st.CheckRuns = append(st.CheckRuns, CheckRunState{
 				Repo: rp.fullName(), ID: cr.id, Name: cr.name, HeadSHA: cr.headSHA, Status: cr.status, Conclusion: cr.conclusion,
 				OutputTitle: cr.title, SummaryBytes: len(cr.summary), TextBytes: text, Annotations: cr.annotations, Actions: len(cr.actions),
+				DetailsURL: cr.detailsURL,
 			})
 		}
 		for _, c := range rp.comments {
