@@ -53,6 +53,9 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fmt.Fprintln(stdout, "Starting the sandbox (GitHub, Neon, Cloudflare) and deploybot…")
 	stack, err := demo.StartStack(ctx, demo.StackOptions{
 		AdminURL: adminURL, DatabaseURL: botURL, DataDir: filepath.Join(dir, "bot"), Logger: logger,
+		// The pages ask to sign in with the sandbox's GitHub, as a real
+		// bot's do with github.com.
+		SignIn: true,
 	})
 	if err != nil {
 		return err
@@ -66,7 +69,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	fmt.Fprintln(stdout, "\nThe demo passed: the preview was built, updated in place and deleted with the PR, and the merge reached production.")
 	if *keep {
-		fmt.Fprintf(stdout, "\nStill running. Sandbox: %s (state: %s); bot webhooks: %s; runs' pages: %s/runs/{id}; metrics: %s/metrics. Ctrl-C to stop.\n",
+		fmt.Fprintf(stdout, "\nStill running. Sandbox: %s (state: %s); bot webhooks: %s; runs' pages: %s/runs/{id} (sign in on the sandbox's GitHub as any login: it has no passwords); metrics: %s/metrics. Ctrl-C to stop.\n",
 			stack.URLs.GitHub, stack.URLs.State, stack.HookURL, stack.BotURL, stack.BotURL)
 		<-ctx.Done()
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/health"
 	"github.com/revelations-studio/deploybot/internal/intake"
+	"github.com/revelations-studio/deploybot/internal/login"
 	"github.com/revelations-studio/deploybot/internal/metrics"
 	"github.com/revelations-studio/deploybot/internal/neon"
 	"github.com/revelations-studio/deploybot/internal/pgcluster"
@@ -72,6 +73,9 @@ type Options struct {
 	Commands pipeline.Commands
 	// RetryPolicy: see pipeline.QueueOptions.
 	RetryPolicy river.ClientRetryPolicy
+	// SignInClient talks to GitHub for the web pages' sign-in (default: a
+	// client with a 15 s timeout).
+	SignInClient *http.Client
 	// FailFast makes the GitHub, Neon and Cloudflare clients give up on an
 	// API that does not answer after one quick retry and at most a few
 	// seconds a request (see failFastDial), for commands a person waits on
@@ -235,9 +239,11 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 // webhook. Without it no page is served (nil). The pages' live streams are
 // woken through hub (listenRuns).
 //
-// Who may read the pages is web.Access; until the GitHub login exists it is
-// web.AllowAll: whoever reaches public_url reads every run's log (secrets
-// masked).
+// With the App's OAuth client configured (github.app.client_id), viewers
+// sign in with GitHub and see the repositories GitHub lets them read
+// (internal/login); without it, whoever reaches public_url reads every
+// run's log (secrets masked), for the demo or behind an authenticating
+// proxy.
 func newPages(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*web.Handler, *web.Hub, error) {
 	if cfg.Server.PublicURL == "" || opts.InsertOnly {
 		return nil, nil, nil
@@ -247,10 +253,23 @@ func newPages(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*web.Handle
 	if scheme == "" {
 		scheme = cfg.HealthCheck.Scheme
 	}
+	var signIn *login.Service
+	if cfg.GitHub.App.ClientID != "" {
+		var err error
+		signIn, err = login.New(pool, login.Options{
+			WebURL: cfg.GitHub.WebURL, APIURL: cfg.GitHub.V3APIURL,
+			ClientID: cfg.GitHub.App.ClientID, ClientSecret: cfg.GitHub.App.ClientSecret.Value(),
+			PublicURL: cfg.Server.PublicURL, MasterKey: []byte(cfg.MasterKey.Value()),
+			Admins: cfg.Server.Admins, HTTPClient: opts.SignInClient, Logger: opts.Logger,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
 	h, err := web.New(web.Options{
 		Reader:        web.StateReader(state.New(pool)),
 		Hub:           hub,
-		Access:        web.AllowAll{},
+		Login:         signIn,
 		GitHubURL:     github.WebURL(cfg.GitHub.V3APIURL),
 		PreviewScheme: scheme,
 		Logger:        opts.Logger,

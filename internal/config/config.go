@@ -512,6 +512,9 @@ func (c *Config) validate() error {
 			fail("github.app.client_secret", "is empty although github.app.client_id is set: sign-in with GitHub needs both (generate one on the App's settings page)")
 		}
 	}
+	if c.GitHub.App.ClientID != "" && c.MasterKey.Value() == "" {
+		fail("github.app.client_id", "is set but master_key is not: sign-in keeps each person's GitHub token sealed with a key derived from master_key")
+	}
 	if c.GitHub.App.ClientID != "" && c.Server.PublicURL == "" {
 		fail("github.app.client_id", "is set but server.public_url is not: sign-in with GitHub needs the URL people reach the bot at (its callback is <public_url>/login/callback)")
 	}

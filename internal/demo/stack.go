@@ -21,6 +21,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/health"
+	"github.com/revelations-studio/deploybot/internal/login"
 	"github.com/revelations-studio/deploybot/internal/runner"
 	"github.com/revelations-studio/deploybot/internal/sandbox"
 	"github.com/revelations-studio/deploybot/internal/sandbox/cfsim"
@@ -80,6 +81,11 @@ type StackOptions struct {
 	// Repository changes the sample repository's entry of the bot's
 	// config before the bot starts (its secret values, say).
 	Repository func(*config.Repository)
+	// SignIn makes the bot's pages ask viewers to sign in with the
+	// simulated GitHub (the App's OAuth client), as a bot configured with
+	// github.app.client_id does; Admins are the logins that see everything.
+	SignIn bool
+	Admins []string
 }
 
 // Stack is the bot running against the sandbox: what `bot demo` shows and
@@ -181,6 +187,13 @@ func StartStack(ctx context.Context, opts StackOptions) (_ *Stack, err error) {
 	s.closers = append(s.closers, botServer.Close)
 	s.BotURL = "http://" + botServer.Listener.Addr().String()
 	cfg.Server.PublicURL = s.BotURL
+	if opts.SignIn {
+		sb.GitHub.AddCallbackURL(s.BotURL + login.PathCallback)
+		cfg.GitHub.WebURL = strings.TrimSuffix(s.URLs.GitHub, "/")
+		cfg.GitHub.App.ClientID = ghsim.ClientID
+		cfg.GitHub.App.ClientSecret = config.NewSecret(sb.GitHub.ClientSecret())
+		cfg.Server.Admins = opts.Admins
+	}
 	a, err := app.Start(ctx, app.Options{
 		Commands:     cmds,
 		Config:       &cfg,

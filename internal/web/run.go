@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/revelations-studio/deploybot/internal/login"
 	"github.com/revelations-studio/deploybot/pipeline/state"
 )
 
@@ -20,6 +21,7 @@ const logPage = 2000
 type runView struct {
 	Run      state.Detail
 	Title    string
+	Viewer   *login.User // who is signed in (nil without sign-in)
 	Target   string // "#12" or the branch
 	Duration string
 	Started  string
@@ -64,6 +66,7 @@ func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	v.Viewer = Viewer(r.Context())
 	var buf bytes.Buffer
 	buf.Grow(v.logBytes + v.logBytes/8 + 32<<10) // a page is mostly its log, a little escaped
 	if err := h.pages.ExecuteTemplate(&buf, "run.html", v); err != nil {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/revelations-studio/deploybot/internal/login"
 	"github.com/revelations-studio/deploybot/pipeline/state"
 )
 
@@ -101,8 +102,12 @@ type Options struct {
 	// Hub wakes the live streams when a run changes (fed by
 	// state.ListenRuns); nil: streams only poll, every PollEvery.
 	Hub *Hub
-	// Access decides who may read what; nil is AllowAll.
+	// Access decides who may read what; nil is AllowAll, or, with Login,
+	// what GitHub lets the signed-in viewer read.
 	Access Access
+	// Login, when set, signs viewers in with GitHub before any page
+	// (signin.go); nil serves the pages to whoever reaches them.
+	Login *login.Service
 	// GitHubURL is where the pages link pull requests, commits and check
 	// runs (github.WebURL; default https://github.com).
 	GitHubURL string
@@ -140,6 +145,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.Access == nil {
 		opts.Access = AllowAll{}
+		if opts.Login != nil {
+			opts.Access = signedIn{opts.Login}
+		}
 	}
 	if opts.GitHubURL == "" {
 		opts.GitHubURL = "https://github.com"
@@ -168,6 +176,9 @@ func (h *Handler) routes(mux *http.ServeMux) {
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
 	mux.HandleFunc("GET /runs/{id}", h.runPage)
 	mux.HandleFunc("GET /runs/{id}/events", h.runEvents)
+	if h.opts.Login != nil {
+		h.opts.Login.Register(mux)
+	}
 }
 
 // ServeHTTP serves a page, with headers that keep it from running or
@@ -179,7 +190,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "same-origin")
-	h.mux.ServeHTTP(w, r.WithContext(h.opts.Logger.WithContext(r.Context())))
+	r = h.signIn(w, r.WithContext(h.opts.Logger.WithContext(r.Context())))
+	if r == nil {
+		return
+	}
+	h.mux.ServeHTTP(w, r)
 }
 
 // run reads run {id} of the request if the viewer may read it; otherwise
