@@ -22,7 +22,7 @@ type runView struct {
 	Run      state.Detail
 	Title    string
 	Viewer   *login.User // who is signed in (nil without sign-in)
-	Target   string // "#12" or the branch
+	Target   string      // "#12" or the branch
 	Duration string
 	Started  string
 	Live     bool // still running: the page streams it
