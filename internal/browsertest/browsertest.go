@@ -83,25 +83,19 @@ func New(t testing.TB, timeout time.Duration) context.Context {
 	return ctx
 }
 
-// Screenshot saves a full-page PNG of what ctx shows as name under the
-// test's output directory ($DEPLOYBOT_SCREENSHOTS, or testdata/screenshots
-// beside the test) and returns its path.
+// Screenshot saves a full-page PNG of what ctx shows as name in the test's
+// artifact directory (kept under the output directory with go test
+// -artifacts, removed after the test otherwise) and returns its path.
 func Screenshot(t testing.TB, ctx context.Context, name string) string {
 	t.Helper()
-	dir := os.Getenv("DEPLOYBOT_SCREENSHOTS")
-	if dir == "" {
-		dir = filepath.Join("testdata", "screenshots")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 makes a PNG
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	path := filepath.Join(dir, name)
+	path := filepath.Join(t.ArtifactDir(), name)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("screenshot: %s", path)
 	return path
 }
