@@ -20,8 +20,10 @@ import (
 
 	"github.com/revelations-studio/deploybot/internal/demo"
 	"github.com/revelations-studio/deploybot/internal/logging"
+	"github.com/revelations-studio/deploybot/internal/login"
 	"github.com/revelations-studio/deploybot/internal/pgcluster"
 	"github.com/revelations-studio/deploybot/internal/sandbox"
+	"github.com/revelations-studio/deploybot/internal/sandbox/ghsim"
 	"github.com/revelations-studio/deploybot/internal/server"
 )
 
@@ -234,21 +236,32 @@ func botDatabase(ctx context.Context, adminURL string, cluster *pgcluster.Cluste
 // simulated account with Stripe keys for the sample's pipeline file.
 func sandboxBotConfig(sb *sandbox.Sandbox, urls sandbox.URLs, sandboxAddr, botAddr, dbURL, keyPath, secret, isolation, dataDir string, repos []string) []byte {
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) } // a JSON string is a YAML string
+	publicURL := "http://" + botAddr
+	if strings.HasPrefix(botAddr, ":") {
+		publicURL = "http://127.0.0.1" + botAddr
+	}
+	sb.GitHub.AddCallbackURL(publicURL + login.PathCallback)
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by bot sandbox: the bot's config for this sandbox, removed when it stops.
 # go run ./cmd/bot serve --config %s
 server:
   address: %s
+  # The run pages, behind sign-in on the sandbox's GitHub (any login: it
+  # has no passwords).
+  public_url: %s
 database:
   url: %s
 data_dir: %s
 github:
   v3_api_url: %s
   v4_api_url: %s
+  web_url: %s
   app:
     integration_id: %d
     private_key: {file: %s}
     webhook_secret: %s
+    client_id: %s
+    client_secret: %s
 neon:
   api_url: %s
   api_key: sandbox-neon-key          # the sandbox takes any key
@@ -267,8 +280,9 @@ log:
   level: info
   format: console
 repositories:
-`, q(filepath.Join(filepath.Dir(keyPath), "bot.yml")), q(botAddr), q(dbURL), q(dataDir),
-		q(urls.GitHub), q(strings.TrimSuffix(urls.GitHub, "/")+"/graphql"), sb.GitHub.AppID(), q(keyPath), q(secret),
+`, q(filepath.Join(filepath.Dir(keyPath), "bot.yml")), q(botAddr), q(publicURL), q(dbURL), q(dataDir),
+		q(urls.GitHub), q(strings.TrimSuffix(urls.GitHub, "/")+"/graphql"), q(strings.TrimSuffix(urls.GitHub, "/")),
+		sb.GitHub.AppID(), q(keyPath), q(secret), q(ghsim.ClientID), q(sb.GitHub.ClientSecret()),
 		q(urls.Neon), q(urls.Cloudflare), q(randomHex(32)), q(sandboxAddr), q(isolation))
 	testKey, liveKey := q("sk_test_"+randomHex(12)), q("sk_live_"+randomHex(12))
 	for _, repo := range append([]string{demo.Repo}, repos...) {
