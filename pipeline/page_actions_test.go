@@ -197,3 +197,80 @@ func TestPageActionsOnAPreview(t *testing.T) {
 		t.Errorf("Destroy left %d teardown runs requested from the page, want 1", n)
 	}
 }
+
+// runPage is the page of the newest run of kind at sha.
+func (e *env) runPage(kind, sha string) string {
+	e.t.Helper()
+	var id int64
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT max(id) FROM runs WHERE kind = $1 AND head_sha = $2`, kind, sha).Scan(&id))
+	return e.s.BotURL + "/runs/" + strconv.FormatInt(id, 10)
+}
+
+// newestRun is the reason and actor of the newest run of kind at sha.
+func (e *env) newestRun(kind, sha string) (reason, actor string) {
+	e.t.Helper()
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT reason, actor FROM runs WHERE kind = $1 AND head_sha = $2 ORDER BY id DESC LIMIT 1`, kind, sha).Scan(&reason, &actor))
+	return reason, actor
+}
+
+// TestPageActionsOnProductionAndTests: a production run's page re-runs
+// its deploy and rolls back to it, and a test run's page re-runs one
+// stage, as the check runs' Re-run and "Roll back to this" do, each run
+// requested by the person who pressed.
+func TestPageActionsOnProductionAndTests(t *testing.T) {
+	e := startWith(t, demo.StackOptions{SignIn: true})
+	e.must(e.gh.SetPermission(demo.Repo, "writer", "write"))
+	first := e.merge(map[string]string{"web/src/v.js": "1\n"})
+	e.idle()
+	second := e.merge(map[string]string{"web/src/v.js": "2\n"})
+	sha := e.pushBranch("feature/stages", "Change", map[string]string{"web/src/s.js": "s\n"})
+	e.idle()
+	expectAll(t, e.liveEverywhere(), second)
+
+	page := e.runPage("production", second)
+	writer := e.signIn(page, "writer")
+	token := writer.csrf(page)
+	_, body := writer.get(e.runPage("production", first))
+	if !strings.Contains(body, `id="do-rerun"`) || !strings.Contains(body, `id="do-rollback"`) {
+		t.Errorf("a successful production run's page lacks Re-run or Roll back:\n%s", body)
+	}
+	if status, body := writer.press(page, "rerun", token); status != http.StatusOK {
+		t.Fatalf("Re-run: %d %s", status, body)
+	}
+	e.idle()
+	if _, conclusion, _, n := e.productionCheck(second); n != 2 || conclusion != "success" {
+		t.Errorf("after Re-run from the page: %d production check runs on %s, the newest %q; want 2, success (%s)", n, second[:7], conclusion, e.failedSteps())
+	}
+	if reason, actor := e.newestRun("production", second); reason != "rerun" || actor != "writer" {
+		t.Errorf("the re-run's run: reason %q, requested by %q; want rerun by writer", reason, actor)
+	}
+
+	if status, body := writer.press(e.runPage("production", first), "rollback", token); status != http.StatusOK {
+		t.Fatalf("Roll back: %d %s", status, body)
+	}
+	e.idle()
+	expectAll(t, e.liveEverywhere(), first)
+	if reason, actor := e.newestRun("production", first); reason != "rollback" || actor != "writer" {
+		t.Errorf("the rollback's run: reason %q, requested by %q; want rollback by writer", reason, actor)
+	}
+
+	tests := e.runPage("test", sha)
+	_, body = writer.get(tests)
+	if !strings.Contains(body, `id="do-rerun-unit"`) || strings.Contains(body, `id="do-rerun-setup:`) {
+		t.Errorf("the test run's page should offer a re-run of each stage, and of no setup step:\n%s", body)
+	}
+	if status, body := writer.press(tests, "rerun", token, "stage", "nosuch"); status != http.StatusBadRequest || !strings.Contains(body, `stage "nosuch"`) {
+		t.Errorf("a re-run of a stage the run does not have: %d %s, want 400", status, body)
+	}
+	if status, body := writer.press(tests, "rerun", token, "stage", "unit"); status != http.StatusOK {
+		t.Fatalf("Re-run unit: %d %s", status, body)
+	}
+	e.idle()
+	got := e.stageChecks(sha)
+	if len(got["unit"]) != 2 || len(got["static"]) != 1 || got["unit"][1] != "success" {
+		t.Errorf("after re-running unit from the page: %v, want unit twice, static once", got)
+	}
+	if reason, actor := e.newestRun("test", sha); reason != "rerun" || actor != "writer" {
+		t.Errorf("the stage re-run's run: reason %q, requested by %q; want rerun by writer", reason, actor)
+	}
+}
