@@ -19,8 +19,8 @@ import (
 	"github.com/revelations-studio/deploybot/internal/demo"
 )
 
-// browser is one person's headless Chromium on the bot's pages.
-type browser struct {
+// chromium is a headless Chromium on the bot's pages, signed in as one person at a time.
+type chromium struct {
 	t   *testing.T
 	ctx context.Context
 	e   *env
@@ -29,7 +29,7 @@ type browser struct {
 // signIn opens url as nobody, which sends the browser to the simulated
 // GitHub's authorize page; it signs in there as login and follows GitHub
 // back to url. It returns the status the bot answered url with.
-func (b *browser) signIn(url, login string) int64 {
+func (b *chromium) signIn(url, login string) int64 {
 	b.t.Helper()
 	_, err := chromedp.Call(b.ctx, network.ClearBrowserCookies, cdp.Empty{})
 	b.must(err)
@@ -49,21 +49,21 @@ func (b *browser) signIn(url, login string) int64 {
 
 // waitFor waits until the page's JavaScript expression is true: the page
 // changes by itself (its live stream), no reload.
-func (b *browser) waitFor(what, expr string) {
+func (b *chromium) waitFor(what, expr string) {
 	b.t.Helper()
 	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(0))); err != nil {
 		b.t.Fatalf("the page never showed %s: %v", what, err)
 	}
 }
 
-func (b *browser) text(id string) string {
+func (b *chromium) text(id string) string {
 	b.t.Helper()
 	s, err := chromedp.Run(b.ctx, chromedp.TextContent(chromedp.ID(id)))
 	b.must(err)
 	return s
 }
 
-func (b *browser) must(err error) {
+func (b *chromium) must(err error) {
 	b.t.Helper()
 	if err != nil {
 		b.t.Fatal(err)
@@ -78,7 +78,7 @@ func (b *browser) must(err error) {
 // page go to the test's artifacts (go test -artifacts).
 func TestWebInABrowser(t *testing.T) {
 	e := startWithin(t, demo.StackOptions{SignIn: true}, 3*time.Minute)
-	b := &browser{t: t, ctx: browsertest.New(t, 150*time.Second), e: e}
+	b := &chromium{t: t, ctx: browsertest.New(t, 150*time.Second), e: e}
 	e.must(e.gh.SetPermission(demo.Repo, "writer", "write"))
 	e.must(e.gh.SetPermission(demo.Repo, "reader", "read"))
 

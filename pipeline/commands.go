@@ -36,6 +36,7 @@ type requests struct {
 func (q *requests) register(workers *river.Workers) {
 	addWorker(workers, deployTimeout, q.command)
 	addWorker(workers, deployTimeout, q.checkRunAction)
+	addWorker(workers, deployTimeout, q.pageAction) // the web pages' buttons (page_actions.go)
 }
 
 func (q *requests) command(ctx context.Context, job *river.Job[intent.CommentCommand]) error {

@@ -46,7 +46,7 @@ func JobKinds() []string {
 		intent.PreviewRequested{}.Kind(), intent.PreviewDrafted{}.Kind(), intent.PreviewClosed{}.Kind(),
 		intent.CommentCommand{}.Kind(), intent.CheckRunAction{}.Kind(), intent.CheckSuiteRequested{}.Kind(),
 		intent.ProductionPush{}.Kind(), intent.TestRequested{}.Kind(), intent.BranchDeleted{}.Kind(),
-		intent.InstallationChanged{}.Kind(),
+		intent.InstallationChanged{}.Kind(), intent.PageAction{}.Kind(),
 		testRunArgs{}.Kind(), sweepArgs{}.Kind(), previewSweepArgs{}.Kind(), productionRollbackArgs{}.Kind(),
 	}
 }

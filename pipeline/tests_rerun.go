@@ -110,6 +110,13 @@ func (t *testRuns) testRerun(ctx context.Context, repo Repo, m intent.Meta, sha,
 		}
 		key = headBranch
 	}
+	return t.rerunOf(ctx, repo, m, key, sha)
+}
+
+// rerunOf is a re-run of sha on the branch (or fork pull request) key of
+// an earlier test run.
+func (t *testRuns) rerunOf(ctx context.Context, repo Repo, m intent.Meta, key, sha string) (testRequest, bool, error) {
+	repoName := m.Repo.FullName()
 	req := testRequest{meta: m, key: key, branch: key, sha: sha, reason: reasonRerun}
 	if n, ok := strings.CutPrefix(key, forkKeyPrefix); ok {
 		number, err := strconv.Atoi(n)

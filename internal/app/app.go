@@ -184,12 +184,12 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 
 	st = state.New(pool)
 	deps := pipelineDeps(cfg, opts, pool, creator, m)
-	pages, hub, err := newPages(cfg, opts, pool)
+	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger, SweepEvery: opts.SweepEvery, Pipelines: deps, RetryPolicy: opts.RetryPolicy}
+	queue, err := pipeline.NewQueue(pool, qopts)
 	if err != nil {
 		return fail(err)
 	}
-	qopts := pipeline.QueueOptions{Workers: cfg.Jobs.Workers, Logger: logger, SweepEvery: opts.SweepEvery, Pipelines: deps, RetryPolicy: opts.RetryPolicy}
-	queue, err := pipeline.NewQueue(pool, qopts)
+	pages, hub, err := newPages(cfg, opts, pool, pipeline.NewPageActions(pool, queue))
 	if err != nil {
 		return fail(err)
 	}
@@ -243,8 +243,9 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 // sign in with GitHub and see the repositories GitHub lets them read
 // (internal/login); without it, whoever reaches public_url reads every
 // run's log (secrets masked), for the demo or behind an authenticating
-// proxy.
-func newPages(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*web.Handler, *web.Hub, error) {
+// proxy. Only signed-in viewers get actions' buttons (actions): without
+// sign-in nobody is known, so nobody may act.
+func newPages(cfg *config.Config, opts Options, pool *pgxpool.Pool, actions web.Actions) (*web.Handler, *web.Hub, error) {
 	if cfg.Server.PublicURL == "" || opts.InsertOnly {
 		return nil, nil, nil
 	}
@@ -270,6 +271,7 @@ func newPages(cfg *config.Config, opts Options, pool *pgxpool.Pool) (*web.Handle
 		Reader:        web.StateReader(state.New(pool)),
 		Hub:           hub,
 		Login:         signIn,
+		Actions:       actions,
 		GitHubURL:     github.WebURL(cfg.GitHub.V3APIURL),
 		PreviewScheme: scheme,
 		Logger:        opts.Logger,

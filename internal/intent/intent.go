@@ -119,6 +119,34 @@ type CheckRunAction struct {
 	PRs        []int  `json:"prs,omitempty"`
 }
 
+// PageAction is a signed-in person pressing one of the web pages' buttons
+// on a run's page (internal/web). Meta.Event is "page", Meta.Action the
+// button (one of the Page* names), Meta.Sender the person's GitHub login;
+// InstallationID and Repo are what the bot last heard of the repository.
+// The worker authorizes Sender exactly like a PR command's author, and
+// reads the commit, branch and check run to act on from the run itself.
+type PageAction struct {
+	Meta
+	// ID is the request's row in page_actions, where its outcome is shown.
+	ID int64 `json:"id"`
+	// RunID is the run whose page the button was on.
+	RunID int64 `json:"run_id"`
+	PR    int   `json:"pr,omitempty"`
+	// Stage is the test stage to re-run ("" all of them).
+	Stage string `json:"stage,omitempty"`
+}
+
+// The buttons of the run pages: each does what the matching PR command or
+// check-run button does.
+const (
+	PageRedeploy = "redeploy"          // preview: /redeploy
+	PageResetDB  = "redeploy-reset-db" // preview: /redeploy --reset-db
+	PageDeploy   = "deploy"            // preview: /deploy <the page's SHA>, approving a fork's commit
+	PageDestroy  = "destroy"           // preview: /destroy
+	PageRerun    = "rerun"             // test run: a stage (or all); production: deploy the commit again
+	PageRollback = "rollback"          // production: "Roll back to this"
+)
+
 // CheckSuiteRequested asks for the checks of a commit to run (Action
 // "requested", sent by GitHub on a push) or run again ("rerequested").
 type CheckSuiteRequested struct {
@@ -175,6 +203,7 @@ func (PreviewClosed) Kind() string       { return "preview_closed" }
 func (CommentCommand) Kind() string      { return "comment_command" }
 func (CheckRunAction) Kind() string      { return "check_run_action" }
 func (CheckSuiteRequested) Kind() string { return "check_suite_requested" }
+func (PageAction) Kind() string          { return "page_action" }
 func (ProductionPush) Kind() string      { return "production_push" }
 func (TestRequested) Kind() string       { return "test_requested" }
 
@@ -208,6 +237,8 @@ func PRNumber(in Intent) int {
 	case PreviewClosed:
 		return in.PR.Number
 	case CommentCommand:
+		return in.PR
+	case PageAction:
 		return in.PR
 	case CheckRunAction:
 		if len(in.PRs) == 1 {

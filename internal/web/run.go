@@ -33,6 +33,10 @@ type runView struct {
 	Steps  []stepView
 	LastID int64 // the last log chunk shown: the stream goes on after it
 
+	// Actions are the page's buttons and recent requests (nil: the pages
+	// take no actions).
+	Actions *actionsView
+
 	logBytes int
 }
 
@@ -67,6 +71,11 @@ func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.Viewer = Viewer(r.Context())
+	asked, _ := strconv.ParseInt(r.URL.Query().Get("action"), 10, 64)
+	if v.Actions, err = h.runActions(r.Context(), d, asked); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	var buf bytes.Buffer
 	buf.Grow(v.logBytes + v.logBytes/8 + 32<<10) // a page is mostly its log, a little escaped
 	if err := h.pages.ExecuteTemplate(&buf, "run.html", v); err != nil {

@@ -108,6 +108,9 @@ type Options struct {
 	// Login, when set, signs viewers in with GitHub before any page
 	// (signin.go); nil serves the pages to whoever reaches them.
 	Login *login.Service
+	// Actions, when set with Login, gives runs' pages their buttons
+	// (actions.go); nil: the pages only show.
+	Actions Actions
 	// GitHubURL is where the pages link pull requests, commits and check
 	// runs (github.WebURL; default https://github.com).
 	GitHubURL string
@@ -176,6 +179,7 @@ func (h *Handler) routes(mux *http.ServeMux) {
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
 	mux.HandleFunc("GET /runs/{id}", h.runPage)
 	mux.HandleFunc("GET /runs/{id}/events", h.runEvents)
+	mux.HandleFunc("POST /runs/{id}/actions/{action}", h.runAction)
 	if h.opts.Login != nil {
 		h.opts.Login.Register(mux)
 	}

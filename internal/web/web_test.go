@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/internal/pgtest"
 	"github.com/revelations-studio/deploybot/internal/web"
 	"github.com/revelations-studio/deploybot/pipeline/state"
@@ -289,5 +290,48 @@ func TestRunEvents(t *testing.T) {
 	}
 	if strings.Join(texts, "") != "last line\n" {
 		t.Fatalf("after Last-Event-ID %d the stream sent %q, want only the last line", more[0], texts)
+	}
+}
+
+// requests records what the pages ask (web.Actions).
+type requests struct{ asked []intent.PageAction }
+
+func (r *requests) Request(_ context.Context, a intent.PageAction) (int64, error) {
+	r.asked = append(r.asked, a)
+	return int64(len(r.asked)), nil
+}
+
+func (r *requests) Recent(context.Context, int64, int) ([]state.PageAction, error) { return nil, nil }
+
+// TestActionsNeedSignIn: pages without sign-in know nobody, so they show
+// no button and refuse every action, naming what is missing.
+func TestActionsNeedSignIn(t *testing.T) {
+	pool := pgtest.NewDatabase(t)
+	st := state.New(pool)
+	asked := &requests{}
+	h, err := web.New(web.Options{Reader: web.StateReader(st), Actions: asked, Logger: zerolog.Nop(), PollEvery: time.Hour})
+	must(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	run, err := st.Runs.Start(t.Context(), state.Run{Kind: "preview", Repo: "acme/shop", PR: 12, HeadSHA: "0123456789abcdef0123456789abcdef01234567", Reason: "pull_request.opened"})
+	must(t, err)
+	page := srv.URL + "/runs/" + strconv.FormatInt(run, 10)
+
+	resp, err := http.Get(page)
+	must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), `id="do-`) {
+		t.Errorf("the page without sign-in: %d, with buttons: %v", resp.StatusCode, strings.Contains(string(body), `id="do-`))
+	}
+	resp, err = http.PostForm(page+"/actions/redeploy", url.Values{"csrf": {"x"}})
+	must(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "github.app.client_id") {
+		t.Errorf("an action without sign-in: %d %s, want 403 naming github.app.client_id", resp.StatusCode, body)
+	}
+	if len(asked.asked) != 0 {
+		t.Errorf("an action without sign-in was queued: %v", asked.asked)
 	}
 }

@@ -28,6 +28,7 @@ type Store struct {
 	Tests      Tests
 	Checks     Checks
 	Jobs       Jobs
+	Pages      PageActions
 
 	pool *pgxpool.Pool
 }
@@ -45,6 +46,7 @@ func New(pool *pgxpool.Pool) *Store {
 		Tests:      Tests{pool},
 		Checks:     Checks{pool},
 		Jobs:       Jobs{pool},
+		Pages:      PageActions{pool},
 		pool:       pool,
 	}
 }
