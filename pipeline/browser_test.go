@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -56,6 +57,14 @@ func (b *chromium) waitFor(what, expr string) {
 	}
 }
 
+// press clicks the run page's button for action and waits for the page it
+// leads back to.
+func (b *chromium) press(action string) {
+	b.t.Helper()
+	_, err := chromedp.Run(b.ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.ID("do-"+action))))
+	b.must(err)
+}
+
 func (b *chromium) text(id string) string {
 	b.t.Helper()
 	s, err := chromedp.Run(b.ctx, chromedp.TextContent(chromedp.ID(id)))
@@ -73,9 +82,11 @@ func (b *chromium) must(err error) {
 // TestWebInABrowser uses the web pages as people do, in headless Chromium,
 // signed in through the simulated GitHub's sign-in page: a writer watches
 // a preview's run page fill in while the run goes on, without reloading; a
-// reader sees it too; once the repository is private, an outsider gets
-// 404 for its runs while the writer still sees them. Screenshots of the
-// page go to the test's artifacts (go test -artifacts).
+// reader sees it too. The writer's Redeploy starts a run requested by
+// them; the reader's is refused on the page and starts nothing. Once the
+// repository is private, an outsider gets 404 for its runs while the
+// writer still sees them. Screenshots of the page go to the test's
+// artifacts (go test -artifacts).
 func TestWebInABrowser(t *testing.T) {
 	e := startWithin(t, demo.StackOptions{SignIn: true}, 3*time.Minute)
 	b := &chromium{t: t, ctx: browsertest.New(t, 150*time.Second), e: e}
@@ -128,8 +139,55 @@ func TestWebInABrowser(t *testing.T) {
 		t.Error("the finished page lacks the beginning of the migration's log")
 	}
 
+	// The writer presses Redeploy: a new run, requested by them (its
+	// migration waits on the fifo again).
+	b.press("redeploy")
+	said := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0) // returns once the migration reads
+		if err == nil {
+			_, err = f.WriteString("again\n")
+			err = errors.Join(err, f.Close())
+		}
+		said <- err
+	}()
+	select {
+	case err := <-said:
+		e.must(err)
+	case <-e.ctx.Done():
+		t.Fatal("the redeploy's migration never ran")
+	}
+	e.idle()
+	redeploys := func() (n int, newest int64) {
+		t.Helper()
+		e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT count(*), coalesce(max(id), 0) FROM runs
+			WHERE kind = 'preview' AND pr_number = $1 AND reason = 'page.redeploy' AND actor = 'writer'`, pr).Scan(&n, &newest))
+		return n, newest
+	}
+	n, redeploy := redeploys()
+	if n != 1 {
+		t.Fatalf("the writer's Redeploy started %d runs requested by them, want 1", n)
+	}
+	b.must(chromedp.Do(b.ctx, chromedp.Reload()))
+	if got := b.text("actions"); !strings.Contains(got, "done") || !strings.Contains(got, "run "+strconv.FormatInt(redeploy, 10)) {
+		t.Errorf("the page's requests do not show the redeploy done, with its run %d:\n%s", redeploy, got)
+	}
+
+	// A reader sees the page and its buttons, but GitHub gives them no
+	// right to deploy: the page says refused, and nothing runs.
 	if status := b.signIn(runPage, "reader"); status != 200 {
 		t.Errorf("a reader of the public repository gets %d for its run's page", status)
+	}
+	b.press("redeploy")
+	e.idle()
+	b.must(chromedp.Do(b.ctx, chromedp.Reload()))
+	if got := b.text("actions"); !strings.Contains(got, "reader") || !strings.Contains(got, "refused") {
+		t.Errorf("the page does not show the reader's redeploy refused:\n%s", got)
+	}
+	var all int
+	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT count(*) FROM runs WHERE kind = 'preview' AND pr_number = $1 AND reason LIKE 'page.%'`, pr).Scan(&all))
+	if all != 1 {
+		t.Errorf("%d runs were started from the page, want the writer's 1", all)
 	}
 
 	e.must(e.gh.SetPrivate(demo.Repo, true))
