@@ -23,6 +23,7 @@ func setupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&opts.ConfigPath, "config", "config.yml", "the config file to write (never over an existing one)")
 	fs.StringVar(&opts.KeyFile, "key-file", "", "where to write the App's private key (default: github-app.pem beside the config)")
 	fs.StringVar(&opts.SecretFile, "secret-file", "", "where to write the webhook secret (default: github-webhook-secret beside the config)")
+	fs.StringVar(&opts.MasterKeyFile, "master-key-file", "", "where to write a new master_key, 32 random bytes (default: master-key beside the config)")
 	fs.StringVar(&opts.ClientSecretFile, "client-secret-file", "", "where to write the App's OAuth client secret, for signing in to the web interface (default: github-client-secret beside the config)")
 	fs.BoolVar(&opts.Force, "force", false, "replace an existing key file or secret file")
 	addr := fs.String("addr", "127.0.0.1:0", "where the setup page listens; the browser that registers the App must reach it")

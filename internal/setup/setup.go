@@ -37,6 +37,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/revelations-studio/deploybot/internal/config"
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/login"
 	"github.com/revelations-studio/deploybot/internal/server"
@@ -77,7 +78,11 @@ type Options struct {
 	// the web interface signs people in (default: github-client-secret
 	// beside the config file).
 	ClientSecretFile string
-	Force            bool
+	// MasterKeyFile receives a new master_key: 32 random bytes, hex (default
+	// master-key beside the config file). It derives the per-PR generated
+	// secrets and seals the sign-in sessions' tokens.
+	MasterKeyFile string
+	Force         bool
 	// Client makes the conversion request (default: 30 s timeout).
 	Client *http.Client
 	// Out receives what the person should do and what was written.
@@ -98,6 +103,8 @@ type App struct {
 	// its secret is in ClientSecretFile.
 	ClientID         string
 	ClientSecretFile string
+	// MasterKeyFile holds the config's master_key, made by setup.
+	MasterKeyFile string
 }
 
 // Registration is one run of the manifest flow.
@@ -167,6 +174,9 @@ func New(opts Options) (*Registration, error) {
 	if opts.ClientSecretFile == "" {
 		opts.ClientSecretFile = filepath.Join(cfgDir, "github-client-secret")
 	}
+	if opts.MasterKeyFile == "" {
+		opts.MasterKeyFile = filepath.Join(cfgDir, "master-key")
+	}
 	if opts.SecretFile == "" {
 		opts.SecretFile = filepath.Join(cfgDir, "github-webhook-secret")
 	}
@@ -176,13 +186,13 @@ func New(opts Options) (*Registration, error) {
 		return nil, fmt.Errorf("setup: %s already exists; setup writes a new config and never overwrites one (move it away, or pass --config NEW.yml)", opts.ConfigPath)
 	}
 	if !opts.Force {
-		for _, f := range []struct{ flag, path string }{{"--key-file", opts.KeyFile}, {"--secret-file", opts.SecretFile}, {"--client-secret-file", opts.ClientSecretFile}} {
+		for _, f := range []struct{ flag, path string }{{"--key-file", opts.KeyFile}, {"--secret-file", opts.SecretFile}, {"--client-secret-file", opts.ClientSecretFile}, {"--master-key-file", opts.MasterKeyFile}} {
 			if _, err := os.Lstat(f.path); err == nil {
 				return nil, fmt.Errorf("setup: %s (%s) already exists; pass --force to replace it", f.path, f.flag)
 			}
 		}
 	}
-	for _, dir := range []string{cfgDir, filepath.Dir(opts.KeyFile), filepath.Dir(opts.SecretFile), filepath.Dir(opts.ClientSecretFile)} {
+	for _, dir := range []string{cfgDir, filepath.Dir(opts.KeyFile), filepath.Dir(opts.SecretFile), filepath.Dir(opts.ClientSecretFile), filepath.Dir(opts.MasterKeyFile)} {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("setup: directory %s does not exist", dir)
 		}
@@ -286,8 +296,9 @@ func (r *Registration) Run(ctx context.Context, ln net.Listener) (*App, error) {
 	a := res.app
 	secrets := "the webhook secret to " + a.SecretFile
 	if a.ClientSecretFile != "" {
-		secrets += " and the sign-in client's secret to " + a.ClientSecretFile
+		secrets += ", the sign-in client's secret to " + a.ClientSecretFile
 	}
+	secrets += " and a new master key to " + a.MasterKeyFile
 	fmt.Fprintf(r.opts.Out, "\nRegistered the GitHub App %s (App ID %d): %s\nWrote %s, the private key to %s and %s (each readable by you only).\n\nNext:\n  1. Install the App on the repositories it deploys: %s\n  2. Map each repository to its Cloudflare account under repositories: in %s (config.example.yml documents every key).\n  3. Start the bot: bot serve --config %s\n",
 		a.Slug, a.ID, a.HTMLURL, a.ConfigPath, a.KeyFile, secrets, a.InstallURL, a.ConfigPath, a.ConfigPath)
 	return a, nil
@@ -405,14 +416,15 @@ func (r *Registration) complete(ctx context.Context, code string) (*App, error) 
 		return nil, fmt.Errorf("setup: %w", err)
 	}
 	app := &App{
-		ID:         reg.ID,
-		Slug:       reg.Slug,
-		HTMLURL:    reg.HTMLURL,
-		InstallURL: strings.TrimSuffix(reg.HTMLURL, "/") + "/installations/new",
-		ConfigPath: r.opts.ConfigPath,
-		KeyFile:    r.opts.KeyFile,
-		SecretFile: r.opts.SecretFile,
-		ClientID:   reg.ClientID,
+		ID:            reg.ID,
+		Slug:          reg.Slug,
+		HTMLURL:       reg.HTMLURL,
+		InstallURL:    strings.TrimSuffix(reg.HTMLURL, "/") + "/installations/new",
+		ConfigPath:    r.opts.ConfigPath,
+		KeyFile:       r.opts.KeyFile,
+		SecretFile:    r.opts.SecretFile,
+		ClientID:      reg.ClientID,
+		MasterKeyFile: r.opts.MasterKeyFile,
 	}
 	if reg.ClientSecret != "" {
 		app.ClientSecretFile = r.opts.ClientSecretFile
@@ -433,6 +445,13 @@ func (r *Registration) complete(ctx context.Context, code string) (*App, error) 
 		if err := writePrivate(app.ClientSecretFile, []byte(reg.ClientSecret+"\n"), r.opts.Force); err != nil {
 			return nil, lost("its client secret could not be written", err)
 		}
+	}
+	key := make([]byte, config.MinMasterKeyBytes)
+	if _, err := rand.Read(key); err != nil {
+		return nil, lost("no master key could be made", err)
+	}
+	if err := writePrivate(app.MasterKeyFile, []byte(hex.EncodeToString(key)+"\n"), r.opts.Force); err != nil {
+		return nil, lost("its master key could not be written", err)
 	}
 	body, err := r.configFile(app)
 	if err != nil {
@@ -482,6 +501,7 @@ func (r *Registration) configFile(app *App) ([]byte, error) {
 			} `yaml:"app"`
 			WebURL string `yaml:"web_url"`
 		} `yaml:"github"`
+		MasterKey fileRef `yaml:"master_key"`
 	}
 	doc.Server.PublicURL = r.opts.PublicURL
 	doc.GitHub.V3APIURL = r.apiURL
@@ -490,6 +510,11 @@ func (r *Registration) configFile(app *App) ([]byte, error) {
 	doc.GitHub.App.WebhookSecret = fileRef{File: secretFile}
 	doc.GitHub.App.PrivateKey = fileRef{File: keyFile}
 	doc.GitHub.WebURL = r.webURL
+	masterKeyFile, err := filepath.Abs(app.MasterKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	doc.MasterKey = fileRef{File: masterKeyFile}
 	if app.ClientSecretFile != "" && app.ClientID != "" {
 		clientSecretFile, err := filepath.Abs(app.ClientSecretFile)
 		if err != nil {

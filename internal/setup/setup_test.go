@@ -179,7 +179,7 @@ func TestSetupRegistersAnAppTheBotCanRun(t *testing.T) {
 		t.Fatalf("setup: %v\n%s", err, f.out)
 	}
 
-	for _, p := range []string{app.ConfigPath, app.KeyFile, app.SecretFile, app.ClientSecretFile} {
+	for _, p := range []string{app.ConfigPath, app.KeyFile, app.SecretFile, app.ClientSecretFile, app.MasterKeyFile} {
 		if m := mode(t, p); m != 0o600 {
 			t.Errorf("%s has mode %v, want 0600", p, m)
 		}
@@ -380,8 +380,8 @@ func TestGitHubEnterpriseServer(t *testing.T) {
 				t.Errorf("API %s, want %s", f.reg.APIURL(), tc.api)
 			}
 			dir := t.TempDir()
-			app := &App{ID: 7, Slug: "deploybot", HTMLURL: "https://x/apps/deploybot", KeyFile: filepath.Join(dir, "k.pem"), SecretFile: filepath.Join(dir, "s")}
-			for _, p := range []string{app.KeyFile, app.SecretFile} {
+			app := &App{ID: 7, Slug: "deploybot", HTMLURL: "https://x/apps/deploybot", KeyFile: filepath.Join(dir, "k.pem"), SecretFile: filepath.Join(dir, "s"), MasterKeyFile: filepath.Join(dir, "m")}
+			for _, p := range []string{app.KeyFile, app.SecretFile, app.MasterKeyFile} {
 				if err := os.WriteFile(p, []byte("x\n"), 0o600); err != nil {
 					t.Fatal(err)
 				}
