@@ -19,6 +19,7 @@ const logPage = 2000
 
 // runView is what the run page shows.
 type runView struct {
+	Base     string // the site's root, relative to the page
 	Run      state.Detail
 	Title    string
 	Viewer   *login.User // who is signed in (nil without sign-in)
@@ -66,7 +67,7 @@ func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	v.Viewer = Viewer(r.Context())
+	v.Viewer, v.Base = Viewer(r.Context()), "../"
 	var buf bytes.Buffer
 	buf.Grow(v.logBytes + v.logBytes/8 + 32<<10) // a page is mostly its log, a little escaped
 	if err := h.pages.ExecuteTemplate(&buf, "run.html", v); err != nil {
