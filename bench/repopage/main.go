@@ -317,8 +317,8 @@ func queries(ctx context.Context, pool *pgxpool.Pool) {
 			_, err := state.New(pool).Runs.FailedSince(ctx, time.Now().Add(-24*time.Hour), 100)
 			return err
 		},
-		"Alive": func() error { _, err := state.New(pool).Previews.Alive(ctx); return err },
-		"OpenPreviews": func() error { _, err := r.OpenPreviews(ctx, "acme/repo-1"); return err },
+		"Alive":           func() error { _, err := state.New(pool).Previews.Alive(ctx); return err },
+		"OpenPreviews":    func() error { _, err := r.OpenPreviews(ctx, "acme/repo-1"); return err },
 		"ProductionQueue": func() error { _, err := r.ProductionQueue(ctx, "acme/repo-1"); return err },
 	} {
 		var l []time.Duration
