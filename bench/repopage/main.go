@@ -12,7 +12,7 @@
 // repositories.
 //
 // Baseline, in the same run: the same pages without the indexes migration
-// 00013 adds (what they are for).
+// 00014 adds (what they are for).
 //
 //	go run ./bench/repopage
 //	go run ./bench/repopage -runs 20000 -requests 200
@@ -147,7 +147,7 @@ func run(runs, requests int) error {
 	}
 	fmt.Fprintln(os.Stderr, "measured without them")
 
-	fmt.Printf("| page (%d runs stored) | size | p50 | p99 | without 00013's indexes: p50 | p99 |\n| --- | ---: | ---: | ---: | ---: | ---: |\n", runs)
+	fmt.Printf("| page (%d runs stored) | size | p50 | p99 | without 00014's indexes: p50 | p99 |\n| --- | ---: | ---: | ---: | ---: | ---: |\n", runs)
 	for i, p := range pages {
 		fmt.Printf("| %s | %.0f KiB | %s | %s | %s | %s |\n", p.name, float64(with.size[i])/1024,
 			ms(pct(with.lat[i], 50)), ms(pct(with.lat[i], 99)), ms(pct(without.lat[i], 50)), ms(pct(without.lat[i], 99)))

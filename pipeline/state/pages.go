@@ -13,7 +13,7 @@ import (
 
 // What the web pages list: a repository's runs, previews, production
 // queue and lock, and the operator's failures. Each query is served by an
-// index (migration 00013), so a page costs the same with 100,000 runs
+// index (migration 00014), so a page costs the same with 100,000 runs
 // stored as with ten (bench/runpage).
 
 // Listed is a run as a list of runs shows it.
