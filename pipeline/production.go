@@ -51,7 +51,7 @@ func (p *production) deploy(ctx context.Context, job *river.Job[intent.Productio
 	repoName := m.Repo.FullName()
 	logger := jobLogger(ctx, p.deps.Logger).With().Str("repo", repoName).Str("sha", short(in.After)).Logger()
 
-	lock, err := p.deps.State.Lock(ctx, "deploybot:production:"+repoName)
+	lock, err := p.deps.State.Lock(ctx, state.ProductionLock(repoName))
 	if err != nil {
 		return snoozeIfLocked(err)
 	}

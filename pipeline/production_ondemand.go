@@ -12,6 +12,7 @@ import (
 	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/internal/repoconfig"
+	"github.com/revelations-studio/deploybot/pipeline/state"
 	"github.com/revelations-studio/deploybot/templates"
 )
 
@@ -68,7 +69,7 @@ func (p *production) rollback(ctx context.Context, job *river.Job[productionRoll
 	a := job.Args
 	repoName := a.Meta.Repo.FullName()
 	logger := jobLogger(ctx, p.deps.Logger).With().Str("repo", repoName).Str("sha", short(a.SHA)).Logger()
-	lock, err := p.deps.State.Lock(ctx, "deploybot:production:"+repoName)
+	lock, err := p.deps.State.Lock(ctx, state.ProductionLock(repoName))
 	if err != nil {
 		return snoozeIfLocked(err)
 	}

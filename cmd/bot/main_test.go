@@ -141,6 +141,13 @@ func TestServeBecomesReadyAndStopsOnSignal(t *testing.T) {
 	if status, body := get(page); status != http.StatusOK || !strings.Contains(body, `<dd id="run-repo">acme/shop</dd>`) {
 		t.Fatalf("the run's page: %d\n%s", status, body)
 	}
+	// The overview and the repository's page, served by the same handler.
+	if status, body := get("http://" + addr + "/"); status != http.StatusOK || !strings.Contains(body, `<a href="repos/acme/shop">acme/shop</a>`) || !strings.Contains(body, `<section id="budget">`) {
+		t.Errorf("the overview: %d\n%s", status, body)
+	}
+	if status, body := get("http://" + addr + "/repos/acme/shop"); status != http.StatusOK || !strings.Contains(body, fmt.Sprintf(`data-run-id="%d"`, run)) {
+		t.Errorf("the repository's page: %d\n%s", status, body)
+	}
 	stream, err := http.Get(page + "/events")
 	if err != nil {
 		t.Fatal(err)

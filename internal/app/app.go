@@ -143,7 +143,11 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	var st *state.Store
 	m := newMetrics(func() *state.Store { return st }, logger)
 	limits := rateLimits(cfg.GitHub.Budget, opts.GitHubWrites)
-	limits.OnQuota = m.GitHubQuota
+	seen := newQuotas(time.Now)
+	limits.OnQuota = func(installation int64, resource string, remaining, limit int) {
+		m.GitHubQuota(installation, resource, remaining, limit)
+		seen.record(installation, resource, remaining, limit)
+	}
 	creator, err := github.NewClientCreator(github.Config{
 		V3APIURL:   cfg.GitHub.V3APIURL,
 		V4APIURL:   cfg.GitHub.V4APIURL,
@@ -189,7 +193,11 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
-	pages, hub, err := newPages(cfg, opts, pool, pipeline.NewPageActions(pool, queue))
+	// The pages' background work (River UI's) ends with Stop.
+	pagesCtx, stopPagesCtx := context.WithCancel(context.WithoutCancel(ctx))
+	failBefore := fail
+	fail = func(err error) (*App, error) { stopPagesCtx(); return failBefore(err) }
+	pages, hub, err := newPages(pagesCtx, cfg, opts, pool, queue, seen.rows, pipeline.NewPageActions(pool, queue))
 	if err != nil {
 		return fail(err)
 	}
@@ -215,9 +223,10 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		go func() { live.Run(liveCtx); close(done) }()
 		stopLiveness = func() { cancel(); <-done }
 	}
-	stopPages := func() {}
+	stopPages := stopPagesCtx
 	if pages != nil {
-		stopPages = listenRuns(ctx, pool, hub)
+		stopListen := listenRuns(ctx, pool, hub)
+		stopPages = func() { stopListen(); stopPagesCtx() }
 	}
 	sopts := server.Options{
 		WebhookSecret: cfg.GitHub.App.WebhookSecret.Value(),
@@ -245,7 +254,11 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 // run's log (secrets masked), for the demo or behind an authenticating
 // proxy. Only signed-in viewers get actions' buttons (actions): without
 // sign-in nobody is known, so nobody may act.
-func newPages(cfg *config.Config, opts Options, pool *pgxpool.Pool, actions web.Actions) (*web.Handler, *web.Hub, error) {
+//
+// Signed-in admins also get River UI over queue, under /river/, whose
+// background services run until ctx ends; the overview shows the GitHub
+// rate limits budget reports.
+func newPages(ctx context.Context, cfg *config.Config, opts Options, pool *pgxpool.Pool, queue *river.Client[pgx.Tx], budget func() []web.BudgetRow, actions web.Actions) (*web.Handler, *web.Hub, error) {
 	if cfg.Server.PublicURL == "" || opts.InsertOnly {
 		return nil, nil, nil
 	}
@@ -255,8 +268,12 @@ func newPages(cfg *config.Config, opts Options, pool *pgxpool.Pool, actions web.
 		scheme = cfg.HealthCheck.Scheme
 	}
 	var signIn *login.Service
+	var riverUI http.Handler
 	if cfg.GitHub.App.ClientID != "" {
 		var err error
+		if riverUI, err = web.NewRiverUI(ctx, queue, opts.Logger); err != nil {
+			return nil, nil, err
+		}
 		signIn, err = login.New(pool, login.Options{
 			WebURL: cfg.GitHub.WebURL, APIURL: cfg.GitHub.V3APIURL,
 			ClientID: cfg.GitHub.App.ClientID, ClientSecret: cfg.GitHub.App.ClientSecret.Value(),
@@ -272,6 +289,8 @@ func newPages(cfg *config.Config, opts Options, pool *pgxpool.Pool, actions web.
 		Hub:           hub,
 		Login:         signIn,
 		Actions:       actions,
+		River:         riverUI,
+		Budget:        budget,
 		GitHubURL:     github.WebURL(cfg.GitHub.V3APIURL),
 		PreviewScheme: scheme,
 		Logger:        opts.Logger,

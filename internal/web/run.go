@@ -19,6 +19,7 @@ const logPage = 2000
 
 // runView is what the run page shows.
 type runView struct {
+	Base     string // the site's root, relative to the page
 	Run      state.Detail
 	Title    string
 	Viewer   *login.User // who is signed in (nil without sign-in)
@@ -70,7 +71,7 @@ func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	v.Viewer = Viewer(r.Context())
+	v.Viewer, v.Base = Viewer(r.Context()), "../"
 	asked, _ := strconv.ParseInt(r.URL.Query().Get("action"), 10, 64)
 	if v.Actions, err = h.runActions(r.Context(), d, asked); err != nil {
 		h.fail(w, r, err)

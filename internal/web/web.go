@@ -54,6 +54,8 @@ type Reader interface {
 	Tails(ctx context.Context, run int64, steps []string) (map[string]string, error)
 	// Preview returns pull request pr's preview as stored.
 	Preview(ctx context.Context, repo string, pr int) (state.Preview, bool, error)
+	// What the repository page and the overview read (repo.go).
+	ListReader
 }
 
 // StateReader reads the pages' data from the pipelines' state.
@@ -121,6 +123,12 @@ type Options struct {
 	// says nothing, and keeps the connection open (default 10 s).
 	PollEvery time.Duration
 	Logger    zerolog.Logger
+	// Budget, when set, says what GitHub last reported of each
+	// installation's rate limit, for the overview (overview.go).
+	Budget func() []BudgetRow
+	// River, when set, is River's operator UI (riverui.go), served to
+	// signed-in admins under /river/.
+	River http.Handler
 	// Now is the clock (default time.Now): a running run's duration.
 	Now func() time.Time
 }
@@ -180,6 +188,12 @@ func (h *Handler) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /runs/{id}", h.runPage)
 	mux.HandleFunc("GET /runs/{id}/events", h.runEvents)
 	mux.HandleFunc("POST /runs/{id}/actions/{action}", h.runAction)
+	mux.HandleFunc("GET /repos/{owner}/{name}", h.repoPage)
+	mux.HandleFunc("GET /{$}", h.overview)
+	if h.opts.River != nil {
+		mux.Handle("/river/", h.adminOnly(h.opts.River))
+		mux.Handle("/river", h.adminOnly(h.opts.River))
+	}
 	if h.opts.Login != nil {
 		h.opts.Login.Register(mux)
 	}
