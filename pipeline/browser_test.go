@@ -190,11 +190,24 @@ func TestWebInABrowser(t *testing.T) {
 		t.Errorf("%d runs were started from the page, want the writer's 1", all)
 	}
 
+	repoPage := e.s.BotURL + "/repos/" + demo.Repo
 	e.must(e.gh.SetPrivate(demo.Repo, true))
 	if status := b.signIn(runPage, "outsider"); status != 404 {
 		t.Errorf("an outsider gets %d for a private repository's run, want 404", status)
 	}
+	if resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(repoPage)); err != nil || resp.Status != 404 {
+		t.Errorf("an outsider's view of the private repository's page: %v, %v; want 404", resp, err)
+	}
 	if status := b.signIn(runPage, "writer"); status != 200 {
 		t.Errorf("the writer gets %d for the private repository's run, want 200", status)
 	}
+	resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(repoPage))
+	b.must(err)
+	if resp.Status != 200 {
+		t.Fatalf("the writer gets %d for the repository's page", resp.Status)
+	}
+	if rows := b.text("runs"); !strings.Contains(rows, "page.redeploy") {
+		t.Errorf("the repository's runs do not list the redeploy:\n%s", rows)
+	}
+	browsertest.Screenshot(t, b.ctx, "repository-page.png")
 }
