@@ -2,8 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"errors"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -97,20 +95,7 @@ func TestWebInABrowser(t *testing.T) {
 	e.must(syscall.Mkfifo(fifo, 0o666))
 	pr, _ := e.open("feature/browser", map[string]string{"scripts/migrate.sh": runPageMigrate(fifo)}, false)
 	e.event(pr, "opened")
-	opened := make(chan *os.File, 1)
-	go func() {
-		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-		if err != nil {
-			t.Error(err)
-		}
-		opened <- f
-	}()
-	var say *os.File
-	select {
-	case say = <-opened:
-	case <-e.ctx.Done():
-		t.Fatal("the migration never waited for the test")
-	}
+	say := e.waitOnFifo(fifo)
 	var run int64
 	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT id FROM runs WHERE kind = 'preview' AND pr_number = $1`, pr).Scan(&run))
 	runPage := e.s.BotURL + "/runs/" + strconv.FormatInt(run, 10)
@@ -142,21 +127,10 @@ func TestWebInABrowser(t *testing.T) {
 	// The writer presses Redeploy: a new run, requested by them (its
 	// migration waits on the fifo again).
 	b.press("redeploy")
-	said := make(chan error, 1)
-	go func() {
-		f, err := os.OpenFile(fifo, os.O_WRONLY, 0) // returns once the migration reads
-		if err == nil {
-			_, err = f.WriteString("again\n")
-			err = errors.Join(err, f.Close())
-		}
-		said <- err
-	}()
-	select {
-	case err := <-said:
-		e.must(err)
-	case <-e.ctx.Done():
-		t.Fatal("the redeploy's migration never ran")
-	}
+	again := e.waitOnFifo(fifo)
+	_, err = again.WriteString("again\n")
+	e.must(err)
+	e.must(again.Close())
 	e.idle()
 	redeploys := func() (n int, newest int64) {
 		t.Helper()

@@ -47,21 +47,7 @@ func TestRunPage(t *testing.T) {
 	pr, sha := e.open("feature/page", map[string]string{"scripts/migrate.sh": runPageMigrate(fifo)}, false)
 	e.event(pr, "opened")
 
-	// Opening the fifo returns once the migration waits on it, mid-step.
-	opened := make(chan *os.File, 1)
-	go func() {
-		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-		if err != nil {
-			t.Error(err)
-		}
-		opened <- f
-	}()
-	var say *os.File
-	select {
-	case say = <-opened:
-	case <-e.ctx.Done():
-		t.Fatal("the migration never waited for the test")
-	}
+	say := e.waitOnFifo(fifo)
 	var run int64
 	e.must(e.s.App.Pool.QueryRow(e.ctx, `SELECT id FROM runs WHERE kind = 'preview' AND pr_number = $1`, pr).Scan(&run))
 	page := e.s.BotURL + "/runs/" + strconv.FormatInt(run, 10)
@@ -199,4 +185,25 @@ func (e *env) get(url string) string {
 		e.t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
 	}
 	return string(b)
+}
+
+// waitOnFifo returns fifo opened for writing, once a migration
+// (runPageMigrate) waits on it, mid-step: opening it returns only then.
+func (e *env) waitOnFifo(fifo string) *os.File {
+	e.t.Helper()
+	opened := make(chan *os.File, 1)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			e.t.Error(err)
+		}
+		opened <- f
+	}()
+	select {
+	case f := <-opened:
+		return f
+	case <-e.ctx.Done():
+		e.t.Fatal("the migration never waited for the test")
+		return nil
+	}
 }

@@ -110,13 +110,7 @@ func (s *Server) getPermission(r *http.Request) reply {
 	}
 	u := s.userObject(user)
 	u["role_name"] = role
-	u["permissions"] = map[string]any{
-		"admin":    role == "admin",
-		"maintain": role == "admin" || role == "maintain",
-		"push":     coarse(role) == "admin" || coarse(role) == "write",
-		"triage":   role != "read",
-		"pull":     true,
-	}
+	u["permissions"] = rolePermissions(role)
 	return ok(map[string]any{"permission": coarse(role), "role_name": role, "user": u})
 }
 
@@ -335,4 +329,17 @@ func tarball(top string, c *commit) []byte {
 	_ = tw.Close()
 	_ = gz.Close()
 	return buf.Bytes()
+}
+
+// rolePermissions are the "permissions" flags GitHub gives a role (a
+// collaborator's, or a user token's on a repository): each role has the
+// rights of those below it.
+func rolePermissions(role string) map[string]any {
+	return map[string]any{
+		"admin":    role == "admin",
+		"maintain": role == "admin" || role == "maintain",
+		"push":     coarse(role) == "admin" || coarse(role) == "write",
+		"triage":   role != "read",
+		"pull":     true,
+	}
 }

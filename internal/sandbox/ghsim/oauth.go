@@ -338,12 +338,6 @@ func (s *Server) getRepo(r *http.Request) reply {
 		}
 		role = "read"
 	}
-	m["permissions"] = map[string]any{
-		"admin":    role == "admin",
-		"maintain": role == "admin" || role == "maintain",
-		"push":     coarse(role) == "admin" || coarse(role) == "write",
-		"triage":   role != "read",
-		"pull":     true,
-	}
+	m["permissions"] = rolePermissions(role)
 	return ok(m)
 }
