@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/revelations-studio/deploybot/internal/commands"
+	"github.com/revelations-studio/deploybot/internal/github"
 	"github.com/revelations-studio/deploybot/internal/intent"
 	"github.com/revelations-studio/deploybot/pipeline/state"
 )
@@ -83,6 +85,24 @@ const (
 
 // pageAction is the page_action job.
 func (q *requests) pageAction(ctx context.Context, job *river.Job[intent.PageAction]) error {
+	err := q.pageActionAttempt(ctx, job)
+	if err == nil {
+		return nil
+	}
+	// The last attempt, or an error no retry mends (the job ends now: see
+	// the worker middleware), must not leave the page saying "running".
+	_, permanent := github.Permanent(err)
+	if permanent || job.Attempt >= job.MaxAttempts {
+		msg := "could not be carried out: GitHub or the bot's database kept failing (the bot's log says why)"
+		if ferr := q.deps.State.Pages.Finish(context.WithoutCancel(ctx), job.Args.ID, pageFailed, msg, 0); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+	}
+	return err
+}
+
+// pageActionAttempt is one attempt at a page action.
+func (q *requests) pageActionAttempt(ctx context.Context, job *river.Job[intent.PageAction]) error {
 	in := job.Args
 	m := in.Meta
 	repoName := m.Repo.FullName()

@@ -204,8 +204,18 @@ func (CommentCommand) Kind() string      { return "comment_command" }
 func (CheckRunAction) Kind() string      { return "check_run_action" }
 func (CheckSuiteRequested) Kind() string { return "check_suite_requested" }
 func (PageAction) Kind() string          { return "page_action" }
-func (ProductionPush) Kind() string      { return "production_push" }
-func (TestRequested) Kind() string       { return "test_requested" }
+
+// PageActionAttempts bounds a page action's tries: a person waits on the
+// page, so an action that keeps failing is shown failed within minutes
+// (River's backoff: 1 s, 16 s, 81 s, 256 s) rather than retried for days.
+const PageActionAttempts = 5
+
+// InsertOpts bounds the action's attempts (PageActionAttempts).
+func (PageAction) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: PageActionAttempts}
+}
+func (ProductionPush) Kind() string { return "production_push" }
+func (TestRequested) Kind() string  { return "test_requested" }
 
 // InsertOpts puts test runs on their own queue (QueueTests).
 func (TestRequested) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueTests} }
