@@ -28,7 +28,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -66,12 +65,7 @@ type page struct {
 func run(runs, requests int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "deploybot-bench-repopage-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	admin, cluster, stop, err := pgcluster.Server(ctx, os.Getenv("DATABASE_URL"), filepath.Join(dir, "pg"))
+	admin, cluster, stop, err := pgcluster.Server(ctx, os.Getenv("DATABASE_URL"), "")
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -67,12 +66,7 @@ func main() {
 func run(runs, measured, big, requests, lines int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "deploybot-bench-runpage-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	admin, cluster, stop, err := pgcluster.Server(ctx, os.Getenv("DATABASE_URL"), filepath.Join(dir, "pg"))
+	admin, cluster, stop, err := pgcluster.Server(ctx, os.Getenv("DATABASE_URL"), "")
 	if err != nil {
 		return err
 	}

@@ -719,20 +719,31 @@ func (o *owner) reach(dataDir string) error {
 
 // Server is a PostgreSQL server to work on: given, a superuser URL, when it
 // is set (the cluster is then nil), else a private throwaway cluster under
-// dataDir. stop shuts down what Server started (nothing for given). The
-// demo, the sandbox and the benchmarks all start this way.
+// dataDir (empty: a temporary directory, removed by stop). stop shuts down
+// what Server started (nothing for given). The demo, the sandbox and the
+// benchmarks all start this way.
 func Server(ctx context.Context, given, dataDir string) (adminURL string, cluster *Cluster, stop func(), err error) {
 	if given != "" {
 		return given, nil, func() {}, nil
 	}
+	removeDir := func() {}
+	if dataDir == "" {
+		tmp, err := os.MkdirTemp("", "deploybot-pg-")
+		if err != nil {
+			return "", nil, nil, err
+		}
+		dataDir, removeDir = filepath.Join(tmp, "pg"), func() { _ = os.RemoveAll(tmp) }
+	}
 	cluster, err = Start(ctx, Options{DataDir: dataDir, Ephemeral: true})
 	if err != nil {
+		removeDir()
 		return "", nil, nil, err
 	}
 	stop = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = cluster.Stop(ctx)
+		removeDir()
 	}
 	return cluster.URL("postgres"), cluster, stop, nil
 }
